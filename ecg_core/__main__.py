@@ -1,0 +1,141 @@
+"""Command line: python -m ecg_core <command> ... (see --help of each command)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cmd_build_dataset(a: argparse.Namespace) -> int:
+    from ecg_core import dataset
+
+    ds = dataset.build(a.mitdb, a.vfdb, a.representation, cap_per_class=a.cap_per_class, seed=a.seed,
+                       progress=_err if a.verbose else None)
+    out = Path(a.out)
+    path = dataset.save(ds, out / "dataset.npz" if out.suffix != ".npz" else out)
+    print(f"wrote {path} ({len(ds)} images, {ds.meta['representation']}, built in {ds.meta['build_seconds']} s)")
+    print(dataset.count_table(ds, a.seed).to_string())
+    return 0
+
+
+def cmd_export_samples(a: argparse.Namespace) -> int:
+    from ecg_core import dataset
+
+    manifest = dataset.export_samples(dataset.load(a.dataset), a.out, per_class=a.per_class, seed=a.seed)
+    print(f"wrote {len(manifest)} images and manifest.csv to {a.out}")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from ecg_core import train
+
+    train.main(a)
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from ecg_core import evaluate
+
+    evaluate.main(a)
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from ecg_core import predict
+
+    return predict.cli(a)
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from ecg_core import bench
+
+    return bench.main(a)
+
+
+def cmd_classify_record(a: argparse.Namespace) -> int:
+    from ecg_core import record_mode
+
+    return record_mode.cli(a)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ecg_core", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build-dataset", help="MIT-BIH (+ vfdb) records -> image dataset cache")
+    b.add_argument("--mitdb", default="../shared/data/mitdb")
+    b.add_argument("--vfdb", default="../shared/data/vfdb")
+    b.add_argument("--out", required=True, help="output directory (dataset.npz) or .npz path")
+    b.add_argument("--representation", choices=("waveform", "spectral"), default="waveform")
+    b.add_argument("--cap-per-class", type=int, default=None)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--verbose", action="store_true")
+    b.set_defaults(func=cmd_build_dataset)
+
+    e = sub.add_parser("export-samples", help="write real test-split images per class with a manifest")
+    e.add_argument("--dataset", required=True)
+    e.add_argument("--out", default="sample_images")
+    e.add_argument("--per-class", type=int, default=6)
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(func=cmd_export_samples)
+
+    t = sub.add_parser("train", help="train one architecture on a dataset split")
+    t.add_argument("--arch", required=True)
+    t.add_argument("--dataset", required=True)
+    t.add_argument("--split", choices=("beatwise", "recordwise"), required=True)
+    t.add_argument("--out", default="models", help="directory for <name>.keras + <name>.json")
+    t.add_argument("--name", default=None)
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--cap-per-class", type=int, default=None, help="cap TRAIN windows per class")
+    t.add_argument("--patience", type=int, default=5)
+    t.add_argument("--no-augment", action="store_true")
+    t.add_argument("--steps-per-epoch", type=int, default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train)
+
+    v = sub.add_parser("evaluate", help="evaluate a model on a split's test part -> JSON")
+    v.add_argument("--model", required=True)
+    v.add_argument("--dataset", required=True)
+    v.add_argument("--split", choices=("beatwise", "recordwise"), required=True)
+    v.add_argument("--out", required=True)
+    v.add_argument("--seed", type=int, default=0)
+    v.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="classify image files/folders, CSV to stdout")
+    pr.add_argument("paths", nargs="+")
+    pr.add_argument("--model", default=None)
+    pr.add_argument("--batch-size", type=int, default=256)
+    pr.set_defaults(func=cmd_predict)
+
+    bn = sub.add_parser("bench", help="speed / memory benchmark table")
+    bn.add_argument("--model", default=None)
+    bn.add_argument("--quick", action="store_true")
+    bn.add_argument("--mitdb", default="../shared/data/mitdb")
+    bn.set_defaults(func=cmd_bench)
+
+    cr = sub.add_parser("classify-record", help="classify every beat of a WFDB record or CSV signal")
+    cr.add_argument("path")
+    cr.add_argument("--model", default=None)
+    cr.add_argument("--out", required=True)
+    cr.add_argument("--episodes", default=None)
+    cr.add_argument("--fs", type=float, default=None, help="sampling rate of a CSV without time column")
+    cr.add_argument("--units", choices=("mV", "adc"), default="mV")
+    cr.add_argument("--adc-gain", type=float, default=200.0)
+    cr.set_defaults(func=cmd_classify_record)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Build, cache and split the image dataset; export sample images.
+
+Every image is traceable to (database, record, sample index at the record's own rate).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecg_core.beats import Beats, episode_windows, labelled_beats, rhythm_episodes
+from ecg_core.classes import CLASS_KEYS
+from ecg_core.imaging import encode_png, normalise_batch
+from ecg_core.render import render
+from ecg_core.settings import PREPROCESSING_VERSION, WORKING_FS
+from ecg_core.signals import RecordError, read_record
+
+# de Chazal et al. 2004 inter-patient protocol; paced records 102 104 107 217 excluded.
+PACED_RECORDS = ("102", "104", "107", "217")
+DS1 = ("101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230").split()
+DS2 = ("100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234").split()
+VFDB_TRAIN = "418 420 421 422 423 425 427 430 602 605 607".split()
+VFDB_TEST = "424 428 429 609 610 611 612 614 615".split()
+DATABASES = ("mitdb", "vfdb")
+SPLITS = ("beatwise", "recordwise")
+
+
+@dataclass
+class Dataset:
+    """Images with labels and provenance; `meta` records how it was built."""
+
+    images: np.ndarray  # uint8 (n, 128, 128), normalised exactly as the app normalises uploads
+    labels: np.ndarray  # int8 class index
+    database: np.ndarray  # int8 index into DATABASES
+    record: np.ndarray  # str record id
+    sample: np.ndarray  # int64 sample index at the record's own sampling rate
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.labels.size)
+
+    def subset(self, idx: np.ndarray) -> Dataset:
+        return Dataset(self.images[idx], self.labels[idx], self.database[idx], self.record[idx],
+                       self.sample[idx], dict(self.meta))
+
+    @property
+    def groups(self) -> np.ndarray:
+        """'db/record' strings: the patient grouping used by record-wise splits."""
+        return np.char.add(np.char.add(np.array(DATABASES)[self.database], "/"), self.record.astype(str))
+
+
+def record_ids(directory: str | Path) -> list[str]:
+    """Record names of a WFDB directory (its RECORDS file, else every .hea)."""
+    d = Path(directory)
+    listing = d / "RECORDS"
+    if listing.exists():
+        return [r.strip() for r in listing.read_text().split() if r.strip()]
+    return sorted(p.stem for p in d.glob("*.hea"))
+
+
+def record_beats(record_path: str | Path, database: str) -> tuple[Beats, float]:
+    """All labelled windows of one record: annotated beats (mitdb) and VF/VFL episode windows."""
+    rec = read_record(record_path)
+    ann = rec.annotations
+    assert ann is not None
+    parts = []
+    if database == "mitdb":
+        parts.append(labelled_beats(rec.signal, ann.sample, ann.symbol))
+    parts.append(episode_windows(rec.signal, rhythm_episodes(ann.sample, ann.aux_note, rec.signal.size)))
+    beats = Beats(np.concatenate([p.windows for p in parts]), np.concatenate([p.centres for p in parts]),
+                  np.concatenate([p.labels for p in parts]))
+    return beats, rec.original_fs
+
+
+def build(mitdb: str | Path | None, vfdb: str | Path | None, representation: str,
+          records: dict[str, Iterable[str]] | None = None,
+          cap_per_class: int | None = None, seed: int = 0,
+          progress: Callable[[str], None] | None = None) -> Dataset:
+    """Read the databases, cut windows, render and normalise them. Paced mitdb records are skipped."""
+    t0 = time.perf_counter()
+    sources = {"mitdb": mitdb, "vfdb": vfdb}
+    chunks = []
+    for db_index, db in enumerate(DATABASES):
+        directory = sources[db]
+        if directory is None:
+            continue
+        ids = list(records[db]) if records and db in records else record_ids(directory)
+        for rid in ids:
+            if db == "mitdb" and rid in PACED_RECORDS:
+                continue
+            beats, fs = record_beats(Path(directory) / rid, db)
+            if len(beats) == 0:
+                continue
+            images = normalise_batch(render(beats.windows, representation), representation)
+            own_rate = np.round(beats.centres * (fs / WORKING_FS)).astype(np.int64)
+            chunks.append((images, beats.labels, np.full(len(beats), db_index, np.int8),
+                           np.full(len(beats), rid), own_rate))
+            if progress:
+                progress(f"{db}/{rid}: {len(beats)} windows")
+    if not chunks:
+        raise RecordError("no records found: check the --mitdb / --vfdb directories")
+    ds = Dataset(*(np.concatenate([c[i] for c in chunks]) for i in range(5)))
+    if cap_per_class:
+        ds = ds.subset(cap_indices(ds.labels, cap_per_class, seed))
+    ds.meta = {
+        "representation": representation,
+        "preprocessing_version": PREPROCESSING_VERSION,
+        "classes": list(CLASS_KEYS),
+        "cap_per_class": cap_per_class,
+        "seed": seed,
+        "paced_records_excluded": list(PACED_RECORDS),
+        "sources": {k: str(v) for k, v in sources.items() if v is not None},
+        "n": len(ds),
+        "build_seconds": round(time.perf_counter() - t0, 1),
+    }
+    return ds
+
+
+def cap_indices(labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """At most `cap` random indices per class (sorted), reproducible from the seed."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for k in np.unique(labels):
+        idx = np.flatnonzero(labels == k)
+        keep.append(idx if idx.size <= cap else rng.choice(idx, cap, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def save(ds: Dataset, path: str | Path) -> Path:
+    """Write the compact cache: one .npz with arrays and the metadata as JSON."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, images=ds.images, labels=ds.labels, database=ds.database,
+             record=ds.record.astype("U8"), sample=ds.sample, meta=json.dumps(ds.meta))
+    return path
+
+
+def load(path: str | Path) -> Dataset:
+    """Read a cache written by `save`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "dataset.npz"
+    with np.load(path, allow_pickle=False) as z:
+        return Dataset(z["images"], z["labels"], z["database"], z["record"], z["sample"],
+                       json.loads(str(z["meta"])))
+
+
+# ---------------------------------------------------------------- splits
+
+def split_indices(ds: Dataset, kind: str, seed: int = 0, test_size: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices of a named split.
+
+    beatwise: stratified random split over windows (patients appear on both sides: leaks).
+    recordwise: mitdb DS1/DS2 and the fixed vfdb lists (no patient on both sides).
+    """
+    if kind == "beatwise":
+        from sklearn.model_selection import train_test_split
+
+        idx = np.arange(len(ds))
+        train, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=ds.labels)
+        return np.sort(train), np.sort(test)
+    if kind == "recordwise":
+        train_groups = {f"mitdb/{r}" for r in DS1} | {f"vfdb/{r}" for r in VFDB_TRAIN}
+        test_groups = {f"mitdb/{r}" for r in DS2} | {f"vfdb/{r}" for r in VFDB_TEST}
+        g = ds.groups
+        return np.flatnonzero(np.isin(g, list(train_groups))), np.flatnonzero(np.isin(g, list(test_groups)))
+    raise ValueError(f"unknown split {kind!r}; use one of {SPLITS}")
+
+
+def grouped_folds(ds: Dataset, idx: np.ndarray, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Grouped K-fold by record over the given indices (model selection inside a train split)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [(idx[a], idx[b]) for a, b in folds.split(idx, ds.labels[idx], ds.groups[idx])]
+
+
+def validation_split(ds: Dataset, train_idx: np.ndarray, kind: str, seed: int = 0,
+                     fraction: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """Carve a validation part out of TRAIN indices: whole records for recordwise, windows for beatwise."""
+    if kind == "recordwise":
+        folds = grouped_folds(ds, train_idx, k=max(2, int(round(1 / fraction))), seed=seed)
+        return folds[0]
+    from sklearn.model_selection import train_test_split
+
+    fit, val = train_test_split(train_idx, test_size=fraction, random_state=seed, stratify=ds.labels[train_idx])
+    return np.sort(fit), np.sort(val)
+
+
+def count_table(ds: Dataset, seed: int = 0) -> pd.DataFrame:
+    """Per-class counts of every split part (rows) x class (columns)."""
+    rows = {"all": ds.labels}
+    for kind in SPLITS:
+        train, test = split_indices(ds, kind, seed)
+        rows[f"{kind} train"] = ds.labels[train]
+        rows[f"{kind} test"] = ds.labels[test]
+    table = pd.DataFrame({name: np.bincount(lab, minlength=len(CLASS_KEYS)) for name, lab in rows.items()},
+                         index=list(CLASS_KEYS)).T
+    table["total"] = table.sum(axis=1)
+    return table
+
+
+# ---------------------------------------------------------------- samples
+
+def export_samples(ds: Dataset, out_dir: str | Path, per_class: int = 6, seed: int = 0,
+                   split: str = "recordwise") -> pd.DataFrame:
+    """Write real test-split images per class to out_dir/<key>/ with manifest.csv; returns the manifest."""
+    out_dir = Path(out_dir)
+    _, test = split_indices(ds, split, seed)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, key in enumerate(CLASS_KEYS):
+        idx = test[ds.labels[test] == k]
+        # spread the picks over records so a class is not shown by one patient only
+        order = rng.permutation(idx)
+        picks, seen = [], {}
+        for i in order:
+            g = ds.groups[i]
+            if seen.get(g, 0) < max(1, per_class // 3):
+                picks.append(i)
+                seen[g] = seen.get(g, 0) + 1
+            if len(picks) == per_class:
+                break
+        (out_dir / key).mkdir(parents=True, exist_ok=True)
+        for i in sorted(picks):
+            db, rec, smp = DATABASES[ds.database[i]], str(ds.record[i]), int(ds.sample[i])
+            name = f"{key}/{db}_{rec}_{smp}.png"
+            (out_dir / name).write_bytes(encode_png(ds.images[i]))
+            fs = 360 if db == "mitdb" else 250
+            rows.append({"file": name, "label": key, "database": db, "record": rec, "sample": smp,
+                         "time_s": round(smp / fs, 3), "split": f"{split} test"})
+    manifest = pd.DataFrame(rows)
+    manifest.to_csv(out_dir / "manifest.csv", index=False)
+    return manifest

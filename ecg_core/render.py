@@ -1,0 +1,66 @@
+"""Signal window -> 128x128 uint8 image. Each representation is one function over a batch."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy import signal as sps
+
+from ecg_core.settings import IMAGE_MARGIN, IMAGE_SIZE, WORKING_FS
+
+_SHIFT = 4  # OpenCV sub-pixel bits: coordinates are multiplied by 2**_SHIFT
+SPECTRAL_NPERSEG = 64  # 178 ms analysis window
+SPECTRAL_HOP = 4
+SPECTRAL_NFFT = 256
+SPECTRAL_MAX_HZ = 45.0
+
+
+def _trace_points(windows: np.ndarray, size: int, margin: int) -> np.ndarray:
+    """Pixel coordinates (n, w, 2) in OpenCV fixed point: time left->right, amplitude bottom->top."""
+    w = np.asarray(windows, dtype=np.float32)
+    lo = w.min(axis=1, keepdims=True)
+    span = np.maximum(w.max(axis=1, keepdims=True) - lo, 1e-6)
+    inner = size - 1 - 2 * margin
+    y = margin + (1.0 - (w - lo) / span) * inner
+    x = np.broadcast_to(np.linspace(margin, margin + inner, w.shape[1], dtype=np.float32), w.shape)
+    pts = np.stack([x, y], axis=-1) * (1 << _SHIFT)
+    return np.round(pts).astype(np.int32)
+
+
+def render_waveform(windows: np.ndarray, size: int = IMAGE_SIZE, margin: int = IMAGE_MARGIN,
+                    thickness: int = 1) -> np.ndarray:
+    """Anti-aliased white trace on black, amplitude min-max scaled to the image: (n, size, size) uint8."""
+    windows = np.atleast_2d(windows)
+    pts = _trace_points(windows, size, margin)
+    out = np.zeros((len(pts), size, size), dtype=np.uint8)
+    for img, p in zip(out, pts):
+        cv2.polylines(img, [p], False, 255, thickness, cv2.LINE_AA, _SHIFT)
+    return out
+
+
+def render_spectral(windows: np.ndarray, size: int = IMAGE_SIZE, fs: int = WORKING_FS) -> np.ndarray:
+    """Log-magnitude STFT (0-45 Hz, low frequencies at the bottom), min-max scaled: (n, size, size) uint8."""
+    windows = np.atleast_2d(np.asarray(windows, dtype=np.float32))
+    freqs, _, z = sps.stft(windows, fs=fs, nperseg=SPECTRAL_NPERSEG,
+                           noverlap=SPECTRAL_NPERSEG - SPECTRAL_HOP, nfft=SPECTRAL_NFFT,
+                           boundary="even", padded=False, axis=-1)
+    mag = np.log1p(np.abs(z[:, freqs <= SPECTRAL_MAX_HZ, :]) * 100.0)
+    lo = mag.min(axis=(1, 2), keepdims=True)
+    hi = mag.max(axis=(1, 2), keepdims=True)
+    scaled = ((mag - lo) / np.maximum(hi - lo, 1e-9) * 255.0).astype(np.float32)
+    out = np.empty((len(windows), size, size), dtype=np.uint8)
+    for i, m in enumerate(scaled):
+        out[i] = np.clip(cv2.resize(m[::-1], (size, size), interpolation=cv2.INTER_LINEAR), 0, 255)
+    return out
+
+
+RENDERERS = {"waveform": render_waveform, "spectral": render_spectral}
+
+
+def render(windows: np.ndarray, representation: str) -> np.ndarray:
+    """Render windows in the named representation."""
+    try:
+        fn = RENDERERS[representation]
+    except KeyError:
+        raise ValueError(f"unknown representation {representation!r}; use one of {sorted(RENDERERS)}") from None
+    return fn(windows)

@@ -1,0 +1,27 @@
+"""Preprocessing constants shared by signal processing, rendering, training and the app.
+
+Changing anything here changes what models see: bump PREPROCESSING_VERSION so that models trained
+with the old settings are refused instead of silently mis-predicting.
+"""
+
+from __future__ import annotations
+
+PREPROCESSING_VERSION = "1"
+
+WORKING_FS = 360  # Hz; every signal is resampled to this rate before beats are cut
+BANDPASS_HZ = (0.5, 40.0)  # baseline wander and high-frequency noise removal
+
+# Beat window around the R peak: 1.0 s before shows the preceding beat (prematurity, P wave),
+# 0.6 s after shows the QRS, ST segment and T wave.
+WINDOW_BEFORE_S = 1.0
+WINDOW_AFTER_S = 0.6
+WINDOW_BEFORE = int(round(WINDOW_BEFORE_S * WORKING_FS))
+WINDOW_AFTER = int(round(WINDOW_AFTER_S * WORKING_FS))
+WINDOW_LEN = WINDOW_BEFORE + WINDOW_AFTER
+
+VF_WINDOW_STEP_S = 0.5  # windows cut from VF/VFL episodes every half second
+
+IMAGE_SIZE = 128  # square images, pixels
+IMAGE_MARGIN = 4  # pixels between the trace's bounding box and the image edge
+
+REPRESENTATIONS: tuple[str, ...] = ("waveform", "spectral")

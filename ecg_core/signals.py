@@ -1,0 +1,171 @@
+"""Reading ECG records (WFDB), choosing the lead, resampling, filtering and R-peak detection."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import wfdb
+from scipy import signal as sps
+
+from ecg_core.settings import BANDPASS_HZ, WORKING_FS
+
+log = logging.getLogger(__name__)
+
+PREFERRED_LEAD = "MLII"
+
+
+class RecordError(ValueError):
+    """A record cannot be read or used; the message names the file and the problem."""
+
+
+@dataclass
+class Annotations:
+    """Annotations of one record, sample indices at the working rate."""
+
+    sample: np.ndarray
+    symbol: np.ndarray
+    aux_note: np.ndarray
+
+
+@dataclass
+class Recording:
+    """One lead of a record, resampled to the working rate and band-pass filtered."""
+
+    path: str
+    signal: np.ndarray  # float32, millivolts, filtered
+    fs: int
+    lead: str
+    lead_fallback: bool
+    original_fs: float
+    annotations: Annotations | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def record_id(self) -> str:
+        return Path(self.path).name
+
+
+def choose_lead(sig_names: list[str], preferred: str = PREFERRED_LEAD) -> tuple[int, bool]:
+    """Index of the preferred lead by name, else 0; and whether it fell back."""
+    names = [str(n).strip().upper() for n in sig_names]
+    if preferred.upper() in names:
+        return names.index(preferred.upper()), False
+    return 0, True
+
+
+def resample(x: np.ndarray, fs_in: float, fs_out: int = WORKING_FS) -> np.ndarray:
+    """Polyphase resampling (anti-aliased) from fs_in to fs_out."""
+    if abs(fs_in - fs_out) < 1e-9:
+        return np.asarray(x, dtype=np.float32)
+    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+    y = sps.resample_poly(np.asarray(x, dtype=np.float64), ratio.numerator, ratio.denominator)
+    return y.astype(np.float32)
+
+
+def rescale_samples(samples: np.ndarray, fs_in: float, fs_out: int = WORKING_FS) -> np.ndarray:
+    """Sample indices at fs_in -> the nearest indices at fs_out."""
+    return np.round(np.asarray(samples, dtype=np.float64) * (fs_out / fs_in)).astype(np.int64)
+
+
+def bandpass(x: np.ndarray, fs: int = WORKING_FS, band: tuple[float, float] = BANDPASS_HZ) -> np.ndarray:
+    """Zero-phase Butterworth band-pass: removes baseline wander and high-frequency noise."""
+    sos = sps.butter(2, band, btype="bandpass", fs=fs, output="sos")
+    x = np.nan_to_num(np.asarray(x, dtype=np.float64))
+    if x.size <= 3 * 2 * sos.shape[0]:
+        raise RecordError(f"signal too short to filter ({x.size} samples)")
+    return sps.sosfiltfilt(sos, x).astype(np.float32)
+
+
+def prepare_signal(x: np.ndarray, fs_in: float) -> np.ndarray:
+    """Raw millivolt signal at any rate -> the working-rate, filtered signal every beat is cut from."""
+    return bandpass(resample(x, fs_in), WORKING_FS)
+
+
+def _clean_aux(notes: list[str] | None, n: int) -> np.ndarray:
+    if notes is None:
+        return np.array([""] * n, dtype=object)
+    return np.array([str(a).replace("\x00", "").strip() for a in notes], dtype=object)
+
+
+def read_annotations(record_path: str | Path, fs_in: float, extension: str = "atr") -> Annotations:
+    """Read a WFDB annotation file, sample indices rescaled to the working rate."""
+    path = Path(record_path)
+    ann_file = path.with_name(f"{path.name}.{extension}")
+    if not ann_file.exists():
+        raise RecordError(f"{ann_file}: annotation file not found")
+    try:
+        ann = wfdb.rdann(str(path), extension)
+    except Exception as exc:  # wfdb raises many types on corrupt input
+        raise RecordError(f"{ann_file}: cannot read annotations ({exc})") from exc
+    return Annotations(
+        sample=rescale_samples(ann.sample, fs_in),
+        symbol=np.array(ann.symbol, dtype=object),
+        aux_note=_clean_aux(ann.aux_note, len(ann.sample)),
+    )
+
+
+def read_record(
+    record_path: str | Path,
+    *,
+    with_annotations: bool = True,
+    preferred_lead: str = PREFERRED_LEAD,
+) -> Recording:
+    """Read a WFDB record (path without extension), pick the lead, resample and filter it."""
+    path = Path(record_path)
+    for ext in ("hea", "dat"):
+        f = path.with_name(f"{path.name}.{ext}")
+        if not f.exists():
+            raise RecordError(f"{f}: record file not found")
+    try:
+        rec = wfdb.rdrecord(str(path))
+    except Exception as exc:
+        raise RecordError(f"{path}.hea/.dat: cannot read record ({exc})") from exc
+    if rec.p_signal is None or rec.p_signal.ndim != 2 or rec.p_signal.shape[1] == 0:
+        raise RecordError(f"{path}.dat: record holds no signal")
+    idx, fallback = choose_lead(list(rec.sig_name or []), preferred_lead)
+    raw = rec.p_signal[:, idx]
+    finite = np.isfinite(raw)
+    if finite.mean() < 0.5 or np.nanstd(raw) < 1e-6:
+        raise RecordError(f"{path}.dat: lead {rec.sig_name[idx]!r} has no usable signal")
+    notes: list[str] = []
+    if fallback:
+        msg = f"{path.name}: no {preferred_lead} lead, using lead 0 ({rec.sig_name[0]})"
+        log.info(msg)
+        notes.append(msg)
+    recording = Recording(
+        path=str(path),
+        signal=prepare_signal(raw, rec.fs),
+        fs=WORKING_FS,
+        lead=str(rec.sig_name[idx]),
+        lead_fallback=fallback,
+        original_fs=float(rec.fs),
+        notes=notes,
+    )
+    if with_annotations:
+        recording.annotations = read_annotations(path, rec.fs)
+    return recording
+
+
+def detect_r_peaks(x: np.ndarray, fs: int = WORKING_FS) -> np.ndarray:
+    """R-peak sample indices of a filtered signal: wfdb's XQRS, then snapped to the local extremum."""
+    if x.size < 2 * fs:
+        return np.zeros(0, dtype=np.int64)
+    xqrs = wfdb.processing.XQRS(sig=np.asarray(x, dtype=np.float64), fs=fs)
+    xqrs.detect(verbose=False)
+    peaks = np.asarray(xqrs.qrs_inds, dtype=np.int64)
+    if peaks.size == 0:
+        return peaks
+    radius = int(0.05 * fs)
+    return snap_to_extremum(x, peaks, radius)
+
+
+def snap_to_extremum(x: np.ndarray, peaks: np.ndarray, radius: int) -> np.ndarray:
+    """Move each peak to the largest absolute deflection within +-radius samples."""
+    offsets = np.arange(-radius, radius + 1)
+    idx = np.clip(peaks[:, None] + offsets[None, :], 0, x.size - 1)
+    best = np.argmax(np.abs(x[idx]), axis=1)
+    return np.unique(idx[np.arange(idx.shape[0]), best])
