@@ -106,6 +106,8 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--split", choices=("beatwise", "recordwise"), required=True)
     v.add_argument("--out", required=True)
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--max-per-class", type=int, default=None,
+                   help="evaluate on a seeded per-class subsample of the test part (slow models)")
     v.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("predict", help="classify image files/folders, CSV to stdout")

@@ -181,12 +181,14 @@ def grouped_folds(ds: Dataset, idx: np.ndarray, k: int = 5, seed: int = 0) -> li
     return [(idx[a], idx[b]) for a, b in folds.split(idx, ds.labels[idx], ds.groups[idx])]
 
 
-def validation_split(ds: Dataset, train_idx: np.ndarray, kind: str, seed: int = 0,
+def validation_split(ds: Dataset, train_idx: np.ndarray, seed: int = 0,
                      fraction: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
-    """Carve a validation part out of TRAIN indices: whole records for recordwise, windows for beatwise."""
-    if kind == "recordwise":
-        folds = grouped_folds(ds, train_idx, k=max(2, int(round(1 / fraction))), seed=seed)
-        return folds[0]
+    """Carve a stratified validation part out of TRAIN windows (never the test split).
+
+    Windows, not whole records: DS1 holds only two LBBB and three RBBB patients, and holding one out
+    for validation would remove a third to a half of a class's patients from training. The price is an
+    optimistic (intra-patient) validation score; `grouped_folds` serves record-wise model selection.
+    """
     from sklearn.model_selection import train_test_split
 
     fit, val = train_test_split(train_idx, test_size=fraction, random_state=seed, stratify=ds.labels[train_idx])
@@ -219,10 +221,11 @@ def export_samples(ds: Dataset, out_dir: str | Path, per_class: int = 6, seed: i
         idx = test[ds.labels[test] == k]
         # spread the picks over records so a class is not shown by one patient only
         order = rng.permutation(idx)
+        per_record = -(-per_class // max(1, len(set(ds.groups[idx].tolist()))))
         picks, seen = [], {}
         for i in order:
             g = ds.groups[i]
-            if seen.get(g, 0) < max(1, per_class // 3):
+            if seen.get(g, 0) < per_record:
                 picks.append(i)
                 seen[g] = seen.get(g, 0) + 1
             if len(picks) == per_class:

@@ -1,0 +1,144 @@
+"""Model builders, one function per family, all with the functional API.
+
+Every model ends in a Dense layer named "logits" followed by a softmax named "probabilities", so that
+Grad-CAM can differentiate the class score before the softmax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from keras import layers
+
+from ecg_core.classes import CLASS_KEYS
+from ecg_core.settings import IMAGE_SIZE
+
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
+N_CLASSES = len(CLASS_KEYS)
+
+
+def _head(x, name: str):
+    return layers.Dense(N_CLASSES, name="logits")(x)
+
+
+def _finish(inputs, logits, name: str) -> keras.Model:
+    probs = layers.Activation("softmax", name="probabilities")(logits)
+    return keras.Model(inputs, probs, name=name)
+
+
+def shallow_cnn() -> keras.Model:
+    """Seed report: one 32-filter convolution, max pooling, dense softmax."""
+    inp = keras.Input(INPUT_SHAPE, name="image")
+    x = layers.Conv2D(32, 3, activation="relu", name="conv1")(inp)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    return _finish(inp, _head(x, "shallow"), "shallow_cnn")
+
+
+def deep_cnn() -> keras.Model:
+    """Seed report: conv 32/64/128 each with max pooling, dense 256, dropout 0.5."""
+    inp = keras.Input(INPUT_SHAPE, name="image")
+    x = inp
+    for i, f in enumerate((32, 64, 128), 1):
+        x = layers.Conv2D(f, 3, activation="relu", name=f"conv{i}")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(256, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    return _finish(inp, _head(x, "deep"), "deep_cnn")
+
+
+def _cnn_sequence(inp):
+    """Conv 32/64 with pooling, then the image columns (time) as a sequence of feature vectors."""
+    x = inp
+    for i, f in enumerate((32, 64), 1):
+        x = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Permute((2, 1, 3))(x)  # (time=width, height, channels)
+    return layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
+
+
+def cnn_lstm() -> keras.Model:
+    """Seed report: CNN 32/64 feeding an LSTM(64) that reads the image left to right (time)."""
+    inp = keras.Input(INPUT_SHAPE, name="image")
+    x = layers.LSTM(64)(_cnn_sequence(inp))
+    return _finish(inp, _head(x, "lstm"), "cnn_lstm")
+
+
+def cnn_gru_attention() -> keras.Model:
+    """Seed report: CNN 32/64, GRU(64) over time, additive attention pooling over its states."""
+    inp = keras.Input(INPUT_SHAPE, name="image")
+    h = layers.GRU(64, return_sequences=True)(_cnn_sequence(inp))
+    scores = layers.Dense(1, activation="tanh")(h)
+    weights = layers.Softmax(axis=1, name="attention")(scores)
+    x = layers.Dot(axes=1)([weights, h])
+    x = layers.Flatten()(x)
+    return _finish(inp, _head(x, "gru"), "cnn_gru_attention")
+
+
+def _conv_bn(x, filters: int, kernel: int, stride: int, name: str):
+    x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def ecgnet() -> keras.Model:
+    """Ours, small and fast: a 4x4/4 patch stem, three conv+BN blocks, global average pooling (~114 k params).
+
+    The strided patch stem cuts the 128x128 image to 32x32 feature maps at once, which keeps the FLOPs
+    low; BN momentum 0.9 keeps the saved moving statistics close to the weights.
+    """
+    inp = keras.Input(INPUT_SHAPE, name="image")
+    x = _conv_bn(inp, 24, 4, 4, "conv1")
+    x = _conv_bn(x, 48, 3, 2, "conv2")
+    x = _conv_bn(x, 64, 3, 1, "conv3")
+    x = _conv_bn(x, 128, 3, 2, "conv4")
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.3)(x)
+    return _finish(inp, _head(x, "ecgnet"), "ecgnet")
+
+
+def ecgnet_wide() -> keras.Model:
+    """Ours, larger: 5x5/2 stem and four strided conv+BN blocks at full resolution (~4x the FLOPs)."""
+    inp = keras.Input(INPUT_SHAPE, name="image")
+    x = _conv_bn(inp, 16, 5, 2, "conv1")
+    x = _conv_bn(x, 32, 3, 2, "conv2")
+    x = _conv_bn(x, 64, 3, 2, "conv3")
+    x = _conv_bn(x, 128, 3, 2, "conv4")
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.3)(x)
+    return _finish(inp, _head(x, "ecgnet_wide"), "ecgnet_wide")
+
+
+ARCHITECTURES: dict[str, Callable[[], keras.Model]] = {
+    "shallow_cnn": shallow_cnn,
+    "deep_cnn": deep_cnn,
+    "cnn_lstm": cnn_lstm,
+    "cnn_gru_attention": cnn_gru_attention,
+    "ecgnet": ecgnet,
+    "ecgnet_wide": ecgnet_wide,
+}
+SEED_ARCHITECTURES = ("shallow_cnn", "deep_cnn", "cnn_lstm", "cnn_gru_attention")
+
+
+def build(name: str) -> keras.Model:
+    """A fresh, uncompiled model of the named architecture."""
+    try:
+        return ARCHITECTURES[name]()
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; use one of {sorted(ARCHITECTURES)}") from None
+
+
+def last_conv_layer(model: keras.Model) -> str:
+    """Name of the last convolutional feature map: the last Conv2D, or the BN/ReLU/pooling right after it."""
+    conv_like = (layers.Conv2D, layers.SeparableConv2D, layers.DepthwiseConv2D)
+    follow = (layers.BatchNormalization, layers.ReLU, layers.Activation, layers.MaxPooling2D)
+    names = [layer.name for layer in model.layers]
+    idx = [i for i, layer in enumerate(model.layers) if isinstance(layer, conv_like)]
+    if not idx:
+        raise ValueError(f"model {model.name} has no convolutional layer")
+    i = idx[-1]
+    while i + 1 < len(model.layers) and isinstance(model.layers[i + 1], follow):
+        i += 1
+    return names[i]

@@ -1,0 +1,135 @@
+"""Metrics and stored evaluation results: python -m ecg_core evaluate --model PATH --dataset DIR ..."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ecg_core import dataset
+from ecg_core.classes import CLASS_KEYS
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-class confidence, equal-width bins."""
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def metrics(probs: np.ndarray, y: np.ndarray) -> dict:
+    """Accuracy, macro F1, per-class P/R/F1/support, confusion matrix, one-vs-rest AUC, ECE."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+    labels = list(range(len(CLASS_KEYS)))
+    pred = probs.argmax(axis=1)
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    present = s > 0
+    per_class = {}
+    for i, key in enumerate(CLASS_KEYS):
+        auc = None
+        if 0 < s[i] < len(y):
+            auc = float(roc_auc_score(y == i, probs[:, i]))
+        per_class[key] = {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                          "support": int(s[i]), "roc_auc": auc}
+    aucs = [v["roc_auc"] for v in per_class.values() if v["roc_auc"] is not None]
+    return {
+        "n": int(len(y)),
+        "accuracy": float(np.mean(pred == y)),
+        "macro_f1": float(np.mean(f[present])) if present.any() else 0.0,
+        "macro_f1_classes": [k for k, m in zip(CLASS_KEYS, present) if m],
+        "per_class": per_class,
+        "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
+        "macro_roc_auc": float(np.mean(aucs)) if aucs else None,
+        "ece": expected_calibration_error(probs, y),
+    }
+
+
+def single_image_latency_ms(clf, image: np.ndarray, repeats: int = 50) -> float:
+    """Median wall time of one compiled single-image prediction."""
+    clf.predict_proba(image[None])
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        clf.predict_proba(image[None])
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e3)
+
+
+def evaluate(model_path: str | Path, dataset_path: str | Path, split: str, seed: int = 0,
+             max_per_class: int | None = None, command: str | None = None) -> dict:
+    """Evaluate a model on the test part of a split; returns the result dict (JSON-ready)."""
+    from ecg_core import predict
+
+    info = predict.info_from_path(model_path)
+    clf = predict.Classifier(info)
+    ds = dataset.load(dataset_path)
+    if ds.meta.get("representation") != info.representation:
+        raise ValueError(f"model uses {info.representation} images, dataset holds {ds.meta.get('representation')}")
+    _, test = dataset.split_indices(ds, split, seed)
+    protocol = f"{split} test part, all windows"
+    if max_per_class:
+        test = test[dataset.cap_indices(ds.labels[test], max_per_class, seed)]
+        protocol = f"{split} test part, random subsample of at most {max_per_class} windows per class (seed {seed})"
+    t0 = time.perf_counter()
+    probs = clf.predict_proba(ds.images[test])
+    seconds = time.perf_counter() - t0
+    y = ds.labels[test].astype(int)
+    result = {
+        "model": info.name,
+        "architecture": info.card.get("architecture"),
+        "representation": info.representation,
+        "trained_on": info.card.get("split"),
+        "split": split,
+        "protocol": protocol,
+        "test_records": sorted(set(ds.groups[test].tolist())),
+        "params": int(clf.model.count_params()),
+        "file_bytes": int(Path(model_path).stat().st_size),
+        "latency_ms_single": single_image_latency_ms(clf, ds.images[test[0]]),
+        "throughput_images_per_s": float(len(test) / max(seconds, 1e-9)),
+        "metrics": metrics(probs, y),
+        "command": command or "python -m ecg_core " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "dataset": ds.meta,
+        "evaluated_at": time.strftime("%Y-%m-%d"),
+    }
+    return result
+
+
+def update_card(model_path: str | Path, result: dict) -> None:
+    """Copy the headline test numbers into the model card (the app's model picker shows them)."""
+    card_path = Path(model_path).with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    m = result["metrics"]
+    card.setdefault("metrics", {})
+    card["metrics"].update({
+        f"{result['split']}_macro_f1": round(m["macro_f1"], 4),
+        f"{result['split']}_accuracy": round(m["accuracy"], 4),
+        f"{result['split']}_recall": {k: round(v["recall"], 4) for k, v in m["per_class"].items()},
+        f"{result['split']}_protocol": result["protocol"],
+        "latency_ms_single": round(result["latency_ms_single"], 2),
+    })
+    card_path.write_text(json.dumps(card, indent=2))
+
+
+def main(a: argparse.Namespace) -> None:
+    result = evaluate(a.model, a.dataset, a.split, a.seed, getattr(a, "max_per_class", None))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    if result["trained_on"] == result["split"]:
+        update_card(a.model, result)
+    m = result["metrics"]
+    print(f"{result['model']} on {result['protocol']}: accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}")
+    print("  " + "  ".join(f"{k}: F1 {v['f1']:.3f} R {v['recall']:.3f} (n={v['support']})"
+                           for k, v in m["per_class"].items()))

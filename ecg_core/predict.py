@@ -1,0 +1,198 @@
+"""Model registry (self-describing models in models/) and batch prediction."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ecg_core.classes import CLASS_KEYS
+from ecg_core.imaging import ImageInputError, load_image, to_model_input
+from ecg_core.settings import IMAGE_SIZE, PREPROCESSING_VERSION
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+PREDICT_BATCH = 256
+
+
+class ModelError(RuntimeError):
+    """A model cannot be used; the message says why and how to restore it."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model file with its card (the JSON beside it)."""
+
+    path: Path
+    card: dict = field(hash=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", self.path.stem))
+
+    @property
+    def representation(self) -> str:
+        return str(self.card.get("representation", "waveform"))
+
+    @property
+    def is_default(self) -> bool:
+        return bool(self.card.get("default", False))
+
+    @property
+    def low_confidence_threshold(self) -> float:
+        return float(self.card.get("low_confidence_threshold", 0.5))
+
+    def metric(self, key: str, default: float | None = None) -> float | None:
+        return self.card.get("metrics", {}).get(key, default)
+
+
+def read_card(model_path: Path) -> dict:
+    """The card beside a model file, validated; ModelError if missing or unusable."""
+    card_path = model_path.with_suffix(".json")
+    if not card_path.exists():
+        raise ModelError(f"{card_path.name}: model card missing; every model in models/ needs one.")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{card_path.name}: model card is not valid JSON ({exc}).") from None
+    if list(card.get("classes", [])) != list(CLASS_KEYS):
+        raise ModelError(f"{card_path.name}: classes {card.get('classes')} differ from {list(CLASS_KEYS)}.")
+    if str(card.get("preprocessing_version")) != PREPROCESSING_VERSION:
+        raise ModelError(
+            f"{model_path.name} was trained with preprocessing version {card.get('preprocessing_version')!r}, "
+            f"this code uses {PREPROCESSING_VERSION!r}: retrain it or check out the matching code.")
+    return card
+
+
+def discover(models_dir: str | Path = MODELS_DIR) -> list[ModelInfo]:
+    """Every model with a usable card in models_dir, default first, then by name."""
+    found = []
+    for path in sorted(Path(models_dir).glob("*.keras")) + sorted(Path(models_dir).glob("*.h5")):
+        try:
+            found.append(ModelInfo(path, read_card(path)))
+        except ModelError:
+            continue
+    return sorted(found, key=lambda m: (not m.is_default, m.name))
+
+
+def default_model(models_dir: str | Path = MODELS_DIR) -> ModelInfo:
+    """The model whose card says "default": true."""
+    models = discover(models_dir)
+    if not models:
+        raise ModelError(f"No usable model in {models_dir}. Restore it with `git checkout -- models/` "
+                         "or retrain with `python -m ecg_core train` (see README).")
+    return models[0]
+
+
+class Classifier:
+    """A loaded model with a compiled, batch-first forward pass."""
+
+    def __init__(self, info: ModelInfo):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+        import tensorflow as tf
+
+        self.info = info
+        if not info.path.exists():
+            raise ModelError(f"{info.path.name} is missing. Restore it with `git checkout -- models/`.")
+        try:
+            self.model = keras.models.load_model(info.path, compile=False)
+        except Exception as exc:  # corrupt or foreign file
+            raise ModelError(f"{info.path.name} cannot be loaded ({type(exc).__name__}); the file may be "
+                             "corrupt. Restore it with `git checkout -- models/` or retrain it.") from None
+        shape = tuple(self.model.input_shape[1:])
+        if shape != (IMAGE_SIZE, IMAGE_SIZE, 1):
+            raise ModelError(f"{info.path.name} expects input {shape}, not {(IMAGE_SIZE, IMAGE_SIZE, 1)}.")
+        spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)
+        self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+        """uint8 images (n, 128, 128) -> probabilities (n, 6) in CLASS_KEYS order."""
+        x = to_model_input(images)
+        out = [self._forward(x[i: i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(CLASS_KEYS)), np.float32)
+
+    def predict_bytes(self, data: bytes) -> np.ndarray:
+        """Image file bytes -> probabilities (6,); ImageInputError for unusable input."""
+        return self.predict_proba(load_image(data, self.info.representation)[None])[0]
+
+
+def load(info: ModelInfo | None = None, models_dir: str | Path = MODELS_DIR) -> Classifier:
+    """Load a model (the default when none is given)."""
+    return Classifier(info or default_model(models_dir))
+
+
+def info_from_path(path: str | Path) -> ModelInfo:
+    p = Path(path)
+    return ModelInfo(p, read_card(p))
+
+
+# ---------------------------------------------------------------- files and folders
+
+def iter_image_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files as given, and image files found recursively in folders (sorted)."""
+    for p in map(Path, paths):
+        if p.is_dir():
+            yield from sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            yield p
+
+
+def predict_files(clf: Classifier, paths: Iterable[str | Path], batch_size: int = PREDICT_BATCH) -> Iterator[dict]:
+    """One row per file: predicted key, confidence and probabilities, or an error reason."""
+    pending: list[tuple[Path, np.ndarray]] = []
+
+    def flush() -> Iterator[dict]:
+        probs = clf.predict_proba(np.stack([im for _, im in pending]))
+        for (f, _), p in zip(pending, probs):
+            yield probability_row(str(f), p)
+        pending.clear()
+
+    for f in iter_image_files(paths):
+        try:
+            data = f.read_bytes()
+            pending.append((f, load_image(data, clf.info.representation)))
+        except ImageInputError as exc:
+            yield {"file": str(f), "error": str(exc)}
+        except OSError as exc:
+            yield {"file": str(f), "error": f"cannot read file ({exc.strerror or exc})"}
+        if len(pending) >= batch_size:
+            yield from flush()
+    if pending:
+        yield from flush()
+
+
+def probability_row(name: str, probs: np.ndarray) -> dict:
+    k = int(np.argmax(probs))
+    row = {"file": name, "predicted": CLASS_KEYS[k], "confidence": round(float(probs[k]), 4)}
+    row.update({key: round(float(v), 4) for key, v in zip(CLASS_KEYS, probs)})
+    return row
+
+
+CSV_COLUMNS = ["file", "predicted", "confidence", *CLASS_KEYS, "error"]
+
+
+def cli(a: argparse.Namespace) -> int:
+    try:
+        clf = load(info_from_path(a.model) if a.model else None)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, restval="")
+    writer.writeheader()
+    n_err = 0
+    for row in predict_files(clf, a.paths, a.batch_size):
+        n_err += "error" in row
+        writer.writerow(row)
+    return 0 if n_err == 0 else 1

@@ -1,0 +1,182 @@
+"""Training loop and model card: python -m ecg_core train --arch NAME --dataset DIR --split ..."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from ecg_core import architectures, dataset  # noqa: E402
+from ecg_core.augment import augment_batch  # noqa: E402
+from ecg_core.classes import CLASS_KEYS  # noqa: E402
+from ecg_core.imaging import to_model_input  # noqa: E402
+from ecg_core.settings import PREPROCESSING_VERSION  # noqa: E402
+
+
+def class_weights(labels: np.ndarray, power: float = 0.5) -> dict[int, float]:
+    """Inverse-frequency weights softened by `power` (0.5 = square root), mean weight per sample 1."""
+    counts = np.bincount(labels, minlength=len(CLASS_KEYS)).astype(float)
+    w = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1)) ** power, 0.0)
+    w = w / (w[labels].mean())
+    return {i: float(v) for i, v in enumerate(w)}
+
+
+def batches(images: np.ndarray, labels: np.ndarray, idx: np.ndarray, batch_size: int, seed: int,
+            augment: bool, representation: str, weights: dict[int, float] | None) -> tf.data.Dataset:
+    """Endless shuffled (x, y[, w]) batches gathered from the uint8 cache, augmented on the fly."""
+    rng = np.random.default_rng(seed)
+    w_table = np.array([weights[i] for i in range(len(CLASS_KEYS))], np.float32) if weights else None
+
+    def gather(i: np.ndarray):
+        x = to_model_input(images[i])
+        if augment:
+            x = augment_batch(x, rng, representation)
+        y = labels[i].astype(np.int32)
+        w = w_table[y] if w_table is not None else np.ones(len(i), np.float32)
+        return x, y, w
+
+    def load(i):
+        x, y, w = tf.numpy_function(gather, [i], [tf.float32, tf.int32, tf.float32])
+        x.set_shape([None, *architectures.INPUT_SHAPE])
+        y.set_shape([None])
+        w.set_shape([None])
+        return x, y, w
+
+    ds = tf.data.Dataset.from_tensor_slices(idx).repeat().shuffle(min(len(idx), 50_000), seed=seed)
+    return ds.batch(batch_size).map(load, num_parallel_calls=1).prefetch(2)
+
+
+class MacroF1(keras.callbacks.Callback):
+    """Validation macro F1 each epoch (logged as val_macro_f1) for early stopping and the log."""
+
+    def __init__(self, x_val: np.ndarray, y_val: np.ndarray):
+        super().__init__()
+        self.x_val, self.y_val = x_val, y_val
+
+    def on_epoch_end(self, epoch, logs=None):
+        from sklearn.metrics import f1_score
+
+        pred = np.argmax(self.model.predict(self.x_val, batch_size=512, verbose=0), axis=1)
+        f1 = f1_score(self.y_val, pred, average="macro", labels=np.unique(self.y_val))
+        if logs is not None:
+            logs["val_macro_f1"] = float(f1)
+        print(f"  epoch {epoch + 1}: val_macro_f1={f1:.4f} lr={float(self.model.optimizer.learning_rate):.2e}",
+              flush=True)
+
+
+def confidence_threshold(probs: np.ndarray, y: np.ndarray, target_accuracy: float = 0.8) -> float:
+    """Smallest top-probability t such that validation predictions with confidence >= t reach the
+    target accuracy in every bin above it; predictions below t are flagged low-confidence in the app."""
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    edges = np.arange(0.3, 1.0, 0.05)
+    threshold = 0.5
+    for lo in edges[::-1]:
+        m = (conf >= lo) & (conf < lo + 0.05)
+        if m.sum() >= 10 and correct[m].mean() < target_accuracy:
+            threshold = float(lo + 0.05)
+            break
+    return round(max(threshold, 0.5), 2)
+
+
+def save_without_optimizer(model: keras.Model, arch: str, path: Path) -> None:
+    """Save weights in a fresh, uncompiled copy of the architecture: no optimizer state on disk."""
+    clean = architectures.build(arch)
+    clean.set_weights(model.get_weights())
+    clean.save(path)
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Fit one model on a split's TRAIN part (validation carved from it), save .keras + card."""
+    keras.utils.set_random_seed(args.seed)
+    ds = dataset.load(args.dataset)
+    representation = ds.meta["representation"]
+    train_idx, _ = dataset.split_indices(ds, args.split, args.seed)
+    fit_idx, val_idx = dataset.validation_split(ds, train_idx, args.seed)
+    if args.cap_per_class:
+        fit_idx = fit_idx[dataset.cap_indices(ds.labels[fit_idx], args.cap_per_class, args.seed)]
+        val_idx = val_idx[dataset.cap_indices(ds.labels[val_idx], max(args.cap_per_class // 3, 200), args.seed)]
+    name = args.name or f"{args.arch}_{representation}_{args.split}"
+    print(f"[{name}] fit {len(fit_idx)} val {len(val_idx)} windows; fit per class "
+          f"{dict(zip(CLASS_KEYS, np.bincount(ds.labels[fit_idx], minlength=6).tolist()))}", flush=True)
+
+    model = architectures.build(args.arch)
+    model.compile(optimizer=keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    weights = class_weights(ds.labels[fit_idx])
+    steps = args.steps_per_epoch or max(1, len(fit_idx) // args.batch_size)
+    x_val, y_val = to_model_input(ds.images[val_idx]), ds.labels[val_idx].astype(np.int32)
+    callbacks = [
+        MacroF1(x_val, y_val),
+        keras.callbacks.EarlyStopping(monitor="val_macro_f1", mode="max", patience=args.patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=2, min_lr=1e-5),
+    ]
+    t0 = time.perf_counter()
+    history = model.fit(
+        batches(ds.images, ds.labels, fit_idx, args.batch_size, args.seed, not args.no_augment,
+                representation, weights),
+        steps_per_epoch=steps, epochs=args.epochs, validation_data=(x_val, y_val),
+        callbacks=callbacks, verbose=2)
+    seconds = time.perf_counter() - t0
+
+    val_probs = model.predict(x_val, batch_size=512, verbose=0)
+    check_idx = fit_idx[np.random.default_rng(args.seed).choice(len(fit_idx), min(2000, len(fit_idx)), replace=False)]
+    x_chk, y_chk = to_model_input(ds.images[check_idx]), ds.labels[check_idx]
+    acc_train_mode = float(np.mean(np.argmax(model(x_chk, training=True), axis=1) == y_chk))
+    acc_infer_mode = float(np.mean(np.argmax(model.predict(x_chk, verbose=0), axis=1) == y_chk))
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / f"{name}.keras"
+    save_without_optimizer(model, args.arch, model_path)
+    hist = {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}
+    card = {
+        "name": name,
+        "architecture": args.arch,
+        "classes": list(CLASS_KEYS),
+        "input_shape": list(architectures.INPUT_SHAPE),
+        "representation": representation,
+        "preprocessing_version": PREPROCESSING_VERSION,
+        "split": args.split,
+        "last_conv_layer": architectures.last_conv_layer(model),
+        "low_confidence_threshold": confidence_threshold(val_probs, y_val),
+        "params": int(model.count_params()),
+        "training": {
+            "command": "python -m ecg_core " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "fit_windows": int(len(fit_idx)),
+            "validation_windows": int(len(val_idx)),
+            "validation": "stratified 15 % of TRAIN windows (test split never used)",
+            "epochs_run": len(hist.get("loss", [])),
+            "best_val_macro_f1": max(hist.get("val_macro_f1", [0.0])),
+            "seconds": round(seconds, 1),
+            "augment": not args.no_augment,
+            "class_weights": {CLASS_KEYS[k]: round(v, 3) for k, v in weights.items()},
+            "cap_per_class": args.cap_per_class,
+            "seed": args.seed,
+            "train_mode_accuracy": round(acc_train_mode, 4),
+            "inference_mode_accuracy": round(acc_infer_mode, 4),
+            "history": hist,
+        },
+        "dataset": ds.meta,
+        "default": False,
+    }
+    (out / f"{name}.json").write_text(json.dumps(card, indent=2))
+    print(f"[{name}] saved {model_path} ({model_path.stat().st_size / 1e3:.0f} kB) in {seconds:.0f} s; "
+          f"train-mode acc {acc_train_mode:.3f} vs inference-mode {acc_infer_mode:.3f}", flush=True)
+    return model_path
+
+
+def main(args: argparse.Namespace) -> None:
+    train(args)
