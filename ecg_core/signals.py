@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import wfdb
+import wfdb.processing
 from scipy import signal as sps
 
 from ecg_core.settings import BANDPASS_HZ, WORKING_FS
