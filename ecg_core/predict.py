@@ -150,25 +150,28 @@ def iter_image_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def predict_files(clf: Classifier, paths: Iterable[str | Path], batch_size: int = PREDICT_BATCH) -> Iterator[dict]:
-    """One row per file: predicted key, confidence and probabilities, or an error reason."""
-    pending: list[tuple[Path, np.ndarray]] = []
+    """One row per file, in input order: predicted key, confidence and probabilities, or an error reason."""
+    pending: list[tuple[Path, np.ndarray | None, str]] = []
 
     def flush() -> Iterator[dict]:
-        probs = clf.predict_proba(np.stack([im for _, im in pending]))
-        for (f, _), p in zip(pending, probs):
-            yield probability_row(str(f), p)
+        images = [im for _, im, _ in pending if im is not None]
+        probs = iter(clf.predict_proba(np.stack(images)) if images else [])
+        for f, im, error in pending:
+            yield probability_row(str(f), next(probs)) if im is not None else {"file": str(f), "error": error}
         pending.clear()
 
+    n_images = 0
     for f in iter_image_files(paths):
         try:
-            data = f.read_bytes()
-            pending.append((f, load_image(data, clf.info.representation)))
+            pending.append((f, load_image(f.read_bytes(), clf.info.representation), ""))
+            n_images += 1
         except ImageInputError as exc:
-            yield {"file": str(f), "error": str(exc)}
+            pending.append((f, None, str(exc)))
         except OSError as exc:
-            yield {"file": str(f), "error": f"cannot read file ({exc.strerror or exc})"}
-        if len(pending) >= batch_size:
+            pending.append((f, None, f"cannot read file ({exc.strerror or exc})"))
+        if n_images >= batch_size:
             yield from flush()
+            n_images = 0
     if pending:
         yield from flush()
 

@@ -1,0 +1,160 @@
+"""Architectures, training and evaluation CLIs, prediction CLI, Grad-CAM, and the shipped model's guard."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecg_core import architectures, dataset, predict
+from ecg_core.classes import CLASS_KEYS
+from ecg_core.imaging import to_model_input
+from tests.conftest import ROOT
+
+keras = pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def tiny(excerpt_dataset):
+    ds = excerpt_dataset
+    idx = dataset.cap_indices(ds.labels, 8, seed=0)
+    return to_model_input(ds.images[idx]), ds.labels[idx].astype("int32")
+
+
+@pytest.mark.parametrize("name", sorted(architectures.ARCHITECTURES))
+def test_each_architecture_trains_a_step_and_reloads_identically(name, tiny, tmp_path):
+    from ecg_core.explain import GradCam
+
+    x, y = tiny
+    model = architectures.build(name)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    model.train_on_batch(x, y)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights())), "weights moved"
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path, compile=False)
+    np.testing.assert_allclose(model.predict(x, verbose=0), reloaded.predict(x, verbose=0), atol=1e-6)
+    assert model.output_shape == (None, len(CLASS_KEYS))
+    # Grad-CAM works on the saved-and-loaded model, as the app uses it
+    cam = GradCam(reloaded)
+    maps = cam.heatmaps(x[:3], [0, 1, 2])
+    assert maps.shape == (3, 128, 128) and np.isfinite(maps).all()
+    assert maps.min() >= 0 and maps.max() <= 1
+
+
+def test_last_conv_layer_is_a_spatial_feature_map():
+    for name in architectures.ARCHITECTURES:
+        m = architectures.build(name)
+        layer = m.get_layer(architectures.last_conv_layer(m))
+        assert len(layer.output.shape) == 4, name
+        assert "permute" not in layer.name and "reshape" not in layer.name
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        architectures.build("resnet9000")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ecg_core", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_cli_write_model_card_and_results(excerpt_dataset, tmp_path):
+    ds_path = dataset.save(excerpt_dataset, tmp_path / "ds" / "dataset.npz")
+    r = _run("train", "--arch", "ecgnet", "--dataset", str(ds_path.parent), "--split", "beatwise",
+             "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16", "--out", str(tmp_path / "m"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    card = json.loads((tmp_path / "m" / "ecgnet_waveform_beatwise.json").read_text())
+    for key in ("classes", "input_shape", "representation", "preprocessing_version", "split",
+                "last_conv_layer", "low_confidence_threshold", "training", "dataset"):
+        assert key in card
+    assert card["classes"] == list(CLASS_KEYS) and card["training"]["command"].startswith("python -m ecg_core train")
+    model_path = tmp_path / "m" / "ecgnet_waveform_beatwise.keras"
+    r = _run("evaluate", "--model", str(model_path), "--dataset", str(ds_path.parent), "--split", "beatwise",
+             "--out", str(tmp_path / "eval.json"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "eval.json").read_text())
+    m = res["metrics"]
+    assert set(m["per_class"]) == set(CLASS_KEYS)
+    assert np.array(m["confusion_matrix"]).sum() == m["n"] > 0
+    for key in ("accuracy", "macro_f1", "ece", "macro_roc_auc"):
+        assert 0 <= m[key] <= 1
+    assert res["params"] > 0 and res["file_bytes"] > 0 and res["latency_ms_single"] > 0
+    assert "evaluate" in res["command"] and res["split"] == "beatwise"
+    card = json.loads((tmp_path / "m" / "ecgnet_waveform_beatwise.json").read_text())
+    assert card["metrics"]["beatwise_macro_f1"] == pytest.approx(m["macro_f1"], abs=1e-4)
+
+
+def test_metrics_on_known_predictions():
+    from ecg_core.evaluate import expected_calibration_error, metrics
+
+    y = np.array([0, 0, 1, 1, 5])
+    probs = np.eye(6)[[0, 1, 1, 1, 5]] * 0.9 + 0.1 / 6
+    m = metrics(probs, y)
+    assert m["accuracy"] == pytest.approx(0.8)
+    assert m["per_class"]["N"]["recall"] == pytest.approx(0.5) and m["per_class"]["N"]["precision"] == 1.0
+    assert m["per_class"]["R"]["support"] == 0 and "R" not in m["macro_f1_classes"]
+    assert m["confusion_matrix"][0][1] == 1
+    assert expected_calibration_error(np.eye(6)[[0, 1]], np.array([0, 1])) == pytest.approx(0.0)
+
+
+# ---------------------------------------------------------------- the shipped default model
+
+def test_exactly_one_default_model_ships_with_card_and_results():
+    cards = [json.loads(p.read_text()) for p in (ROOT / "models").glob("*.json")]
+    assert sum(bool(c.get("default")) for c in cards) == 1
+    info = predict.default_model()
+    assert info.path.exists() and info.path.stat().st_size <= 1_000_000
+    total = sum(p.stat().st_size for p in (ROOT / "models").glob("*.keras"))
+    assert total <= 50_000_000
+
+
+def _predict_cli(*paths: str) -> tuple[int, list[dict]]:
+    r = _run("predict", *paths)
+    return r.returncode, list(csv.DictReader(io.StringIO(r.stdout)))
+
+
+def test_default_model_reproduces_recorded_sample_predictions():
+    """Regression guard: the shipped model still predicts what was recorded for the sample images."""
+    info = predict.default_model()
+    recorded_path = info.path.with_suffix(".samples.csv")
+    assert recorded_path.exists(), f"record with: python -m ecg_core predict sample_images > {recorded_path}"
+    recorded = {r["file"]: r for r in csv.DictReader(recorded_path.open())}
+    clf = predict.load(info)
+    rows = {Path(r["file"]).relative_to(ROOT).as_posix() if Path(r["file"]).is_absolute() else r["file"]: r
+            for r in predict.predict_files(clf, [ROOT / "sample_images"])}
+    rows = {k.split("sample_images/", 1)[-1]: v for k, v in rows.items()}
+    recorded = {k.split("sample_images/", 1)[-1]: v for k, v in recorded.items()}
+    assert set(rows) == set(recorded) and len(rows) >= 30
+    for f, row in rows.items():
+        assert row["predicted"] == recorded[f]["predicted"], f
+        for k in CLASS_KEYS:
+            assert row[k] == pytest.approx(float(recorded[f][k]), abs=2e-3), (f, k)
+
+
+def test_predict_cli_prints_csv_and_reports_unreadable_files(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image at all")
+    sample = next((ROOT / "sample_images" / "V").glob("*.png"))
+    code, rows = _predict_cli(str(sample), str(bad))
+    assert code == 1
+    assert list(rows[0])[:9] == ["file", "predicted", "confidence", *CLASS_KEYS]
+    good = rows[0]
+    assert good["predicted"] in CLASS_KEYS and not good["error"]
+    assert sum(float(good[k]) for k in CLASS_KEYS) == pytest.approx(1.0, abs=1e-3)
+    assert rows[1]["file"].endswith("broken.png") and rows[1]["error"] and not rows[1]["predicted"]
+
+
+def test_predict_cli_walks_folders_recursively():
+    code, rows = _predict_cli(str(ROOT / "sample_images"))
+    assert code == 0
+    assert len(rows) == len(list((ROOT / "sample_images").rglob("*.png")))
