@@ -1,0 +1,128 @@
+"""Speed and memory benchmark: python -m ecg_core bench [--model PATH] [--quick]
+
+Prints one table row per measurement with its target. Timings are wall-clock medians on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def _windows(n: int) -> np.ndarray:
+    from ecg_core import beats, signals
+
+    rec = signals.read_record(ROOT / "tests" / "data" / "mitdb" / "208")
+    b = beats.labelled_beats(rec.signal, rec.annotations.sample, rec.annotations.symbol)
+    reps = int(np.ceil(n / len(b)))
+    return np.tile(b.windows, (reps, 1))[:n]
+
+
+def bench_render(n: int) -> list[tuple[str, float, str, str]]:
+    import cv2
+
+    from ecg_core.render import render_spectral, render_waveform
+
+    cv2.setNumThreads(1)
+    w = _windows(n)
+    rows = []
+    for name, fn, target in (("render waveform (1 thread)", render_waveform, ">= 5000"),
+                             ("render spectral (1 thread)", render_spectral, "-")):
+        t = _median_time(lambda fn=fn: fn(w), 3)
+        rows.append((name, n / t, "images/s", target))
+    return rows
+
+
+def bench_model(model_path: str | None, quick: bool) -> list[tuple[str, float, str, str]]:
+    from ecg_core import predict
+    from ecg_core.explain import GradCam
+    from ecg_core.imaging import load_image, to_model_input
+
+    info = predict.info_from_path(model_path) if model_path else predict.default_model()
+    clf = predict.load(info)
+    sample = next(iter(sorted((ROOT / "sample_images").rglob("*.png"))))
+    data = sample.read_bytes()
+    img = load_image(data, info.representation)
+    repeats = 30 if quick else 200
+    single = _median_time(lambda: clf.predict_proba(img[None]), repeats)
+    batch = np.repeat(img[None], 256, axis=0)
+    t_batch = _median_time(lambda: clf.predict_proba(batch), 3 if quick else 10)
+    cam = GradCam(clf.model, info.card.get("last_conv_layer"))
+    x = to_model_input(img[None])
+
+    def classify_and_explain() -> None:
+        probs = clf.predict_proba(load_image(data, info.representation)[None])
+        cam.heatmaps(x, [int(np.argmax(probs[0]))])
+
+    t_cam = _median_time(classify_and_explain, repeats)
+    return [
+        (f"{info.name}: single-image predict p50", single * 1e3, "ms", "<= 5"),
+        (f"{info.name}: batch 256 throughput", 256 / t_batch, "images/s", ">= 2000"),
+        (f"{info.name}: decode + classify + Grad-CAM p50", t_cam * 1e3, "ms", "<= 10"),
+    ]
+
+
+def bench_cold_start() -> list[tuple[str, float, str, str]]:
+    """App start to first full render in a fresh process, after imports are cached (AppTest)."""
+    code = (
+        "import time, streamlit, tensorflow, keras, plotly, cv2, pandas\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        "t = time.perf_counter()\n"
+        "at = AppTest.from_file('streamlit_app.py', default_timeout=60).run()\n"
+        "assert not at.exception, at.exception\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        return [("app cold start to first render", float("nan"), "s", f"<= 4 (failed: {r.stderr.strip()[-200:]})")]
+    return [("app cold start to first render", float(r.stdout.strip().splitlines()[-1]), "s", "<= 4")]
+
+
+def bench_record(mitdb: str, model_path: str | None) -> list[tuple[str, float, str, str]]:
+    """A full 30-minute mitdb record from upload bytes to per-beat labels."""
+    try:
+        from ecg_core import record_mode
+    except ImportError:
+        return []
+    bench_fn = getattr(record_mode, "bench_full_record", None)
+    if bench_fn is None or not Path(mitdb, "100.dat").exists():
+        return []
+    seconds = bench_fn(mitdb)
+    return [("30-min mitdb record 100: bytes -> beat labels", float(seconds), "s", "<= 5")]
+
+
+def main(a: argparse.Namespace) -> int:
+    rows = bench_render(2000 if a.quick else 10000)
+    rows += bench_model(a.model, a.quick)
+    rows += bench_record(a.mitdb, a.model)
+    rows += bench_cold_start()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows.append(("peak memory of this benchmark process", peak_mb, "MB", "-"))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measurement':<{width}}  {'value':>10}  {'unit':<9} target")
+    print("-" * (width + 36))
+    for name, value, unit, target in rows:
+        print(f"{name:<{width}}  {value:>10.2f}  {unit:<9} {target}")
+    return 0
