@@ -129,7 +129,8 @@ def parser() -> argparse.ArgumentParser:
     cr.add_argument("--episodes", default=None)
     cr.add_argument("--fs", type=float, default=None, help="sampling rate of a CSV without time column")
     cr.add_argument("--units", choices=("mV", "adc"), default="mV")
-    cr.add_argument("--adc-gain", type=float, default=200.0)
+    cr.add_argument("--adc-gain", type=float, default=200.0, help="ADC units per mV (with --units adc)")
+    cr.add_argument("--adc-baseline", type=float, default=0.0, help="ADC value of 0 mV (with --units adc)")
     cr.set_defaults(func=cmd_classify_record)
     return p
 

@@ -8,7 +8,10 @@ margins, any size) to the training form; `to_model_input` makes the batch tensor
 from __future__ import annotations
 
 import io
-import warnings
+import struct
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -18,11 +21,24 @@ from ecg_core.settings import IMAGE_MARGIN, IMAGE_SIZE
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 25_000_000  # e.g. 5000 x 5000; larger images are refused before decoding
+MAX_SIDE = 20_000  # pixels on the longer side; refused before decoding
 MIN_SIDE = 16
+MAX_DECODED_SIDE = 1024  # decoded pictures are box-reduced to at most this many pixels per side
+MAX_FILES_PER_BATCH = 200  # files beyond this in one upload are not decoded (bounds CPU time per rerun)
+DISPLAY_NAME_MAX = 60  # characters of a file name shown to the user
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF")
 
 GRID_CONTRAST = 0.35  # pixels fainter than this (relative to the trace) are grid/background
 TRACE_CONTRAST = 0.5  # pixels at least this strong define the trace's bounding box
+
+# Everything Pillow's decoders are known to raise on malformed input (found by tests/test_fuzz_decode.py).
+_DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, AttributeError,
+                   ArithmeticError, MemoryError, RecursionError, struct.error)
+
+UNSUPPORTED = "This is not a supported image (PNG, JPEG, BMP, WebP, TIFF or GIF)."
+DAMAGED = "The image file is damaged or truncated and cannot be decoded."
+ANIMATED_NOTE = "Animated or multi-page image: only the first frame is used."
+ROTATED_NOTE = "Rotated upright according to the photo's orientation tag."
 
 
 class ImageInputError(ValueError):
@@ -30,47 +46,79 @@ class ImageInputError(ValueError):
 
 
 def decode_image(data: bytes) -> np.ndarray:
-    """Untrusted bytes -> grayscale float32 array in [0, 1] (first frame, EXIF orientation applied)."""
+    """Untrusted bytes -> grayscale float32 array in [0, 1] (first frame, EXIF orientation applied).
+
+    At most MAX_DECODED_SIDE pixels per side (larger pictures are box-reduced); any failure is an
+    ImageInputError whose message is one user-facing line.
+    """
+    return decode_image_with_notes(data)[0]
+
+
+def decode_image_with_notes(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Like decode_image, plus one-line notes on what was done (first frame used, rotated, reduced)."""
     if not data:
         raise ImageInputError("The file is empty (0 bytes).")
     if len(data) > MAX_FILE_BYTES:
-        raise ImageInputError(f"The file is too large ({len(data) / 1e6:.1f} MB; limit {MAX_FILE_BYTES // 2**20} MB).")
+        raise ImageInputError(
+            f"The file is too large ({len(data) / 2**20:.1f} MB; limit {MAX_FILE_BYTES // 2**20} MB).")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise ImageInputError(
-                    f"The image is too large ({w} x {h} pixels; limit {MAX_PIXELS // 1_000_000} megapixels).")
-            if min(w, h) < MIN_SIDE:
-                raise ImageInputError(f"The image is too small ({w} x {h} pixels; at least {MIN_SIDE} per side).")
-            img.seek(0)
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return _to_gray(img)
+        return _decode(bytes(data))
     except ImageInputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageInputError("This is not a supported image (PNG, JPEG, BMP, WebP, TIFF or GIF).") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,
-            MemoryError, ZeroDivisionError, struct_error()):
-        raise ImageInputError("The image file is damaged or truncated and cannot be decoded.") from None
+    except UnidentifiedImageError:
+        raise ImageInputError(_not_an_image_reason(data)) from None
+    except Image.DecompressionBombError:  # Pillow's own guard, for sizes far over ours
+        raise ImageInputError(f"The image is far too large (limit {MAX_PIXELS // 1_000_000} megapixels).") from None
+    except _DECODER_ERRORS:
+        raise ImageInputError(DAMAGED) from None
 
 
-def struct_error() -> type[Exception]:
-    import struct
-
-    return struct.error
+def _decode(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The Pillow part of decode_image; raises Pillow's own errors for the caller to translate."""
+    notes: list[str] = []
+    img = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+    w, h = img.size
+    if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
+        raise ImageInputError(f"The image is too large ({w} x {h} pixels; limit {MAX_PIXELS // 1_000_000} "
+                              f"megapixels and {MAX_SIDE} pixels per side).")
+    if min(w, h) < MIN_SIDE:
+        raise ImageInputError(f"The image is too small ({w} x {h} pixels; at least {MIN_SIDE} per side).")
+    try:
+        animated = bool(getattr(img, "is_animated", False))
+    except _DECODER_ERRORS:  # a damaged later frame does not spoil the first
+        animated = False
+    if animated:
+        notes.append(ANIMATED_NOTE)
+        img.seek(0)
+    if img.format == "JPEG":  # decode large JPEGs at a reduced DCT scale: faster and less memory
+        img.draft(img.mode, (MAX_DECODED_SIDE, MAX_DECODED_SIDE))
+    img.load()
+    try:
+        if img.getexif().get(0x0112) in (2, 3, 4, 5, 6, 7, 8):
+            img = ImageOps.exif_transpose(img)
+            notes.append(ROTATED_NOTE)
+    except _DECODER_ERRORS:  # malformed EXIF: keep the picture as stored
+        pass
+    gray = _to_gray(img)
+    if max(gray.shape) > MAX_DECODED_SIDE:
+        scale = MAX_DECODED_SIDE / max(gray.shape)
+        size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    gray = np.clip(np.nan_to_num(gray, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0).astype(np.float32)
+    return np.ascontiguousarray(gray), tuple(notes)
 
 
 def _to_gray(img: Image.Image) -> np.ndarray:
     """Any PIL mode -> grayscale float32 [0, 1]; transparency is flattened onto a contrasting ground."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(img, dtype=np.float32)
+    if img.mode.startswith("I;16"):
+        return np.asarray(img, dtype=np.float32) / 65535.0
+    if img.mode in ("I", "F"):  # 32-bit integer or float samples: scale the finite range to [0, 1]
+        a = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         lo, hi = float(a.min()), float(a.max())
-        return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-    if img.mode in ("P", "PA", "LA", "RGBA", "La") or "transparency" in img.info:
+        return ((a - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros(a.shape, np.float32)
+    if img.mode == "LAB":
+        return np.asarray(img.getchannel("L"), dtype=np.float32) / 255.0
+    if img.mode in ("P", "PA", "LA", "RGBA", "RGBa", "La", "1") or "transparency" in img.info:
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         alpha = rgba[..., 3]
         lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -78,6 +126,104 @@ def _to_gray(img: Image.Image) -> np.ndarray:
         ground = 1.0 if (opaque.any() and lum[opaque].mean() < 0.5) else 0.0
         return (lum * alpha + ground * (1.0 - alpha)).astype(np.float32)
     return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+_IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+
+
+def _not_an_image_reason(data: bytes) -> str:
+    """One line naming what an unreadable upload looks like (damaged image, SVG, web page, PDF, archive, text)."""
+    head = data[:2048]
+    if head.startswith(_IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return DAMAGED
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return "SVG drawings are not supported: export the ECG as a PNG or JPEG image."
+    if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text[:512]:
+        return "This is a web page (HTML), not an image: save the picture itself as PNG or JPEG."
+    if head.startswith(b"%PDF"):
+        return "PDF documents are not supported: export the ECG as a PNG or JPEG image."
+    if head.startswith(b"%!PS"):
+        return "PostScript files are not supported: export the ECG as a PNG or JPEG image."
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!")):
+        return "This is a compressed archive, not an image: extract it and upload the images."
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"hevc", b"mif1", b"msf1", b"avif", b"avis"):
+        return "HEIC and AVIF photos are not supported: convert the photo to JPEG or PNG."
+    if _looks_like_text(head):
+        return "This is a text file, not an image."
+    if head.startswith(b"BM"):
+        return DAMAGED
+    return UNSUPPORTED
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """UTF-8 (possibly cut mid-character at the end) without NULs, and almost all printable."""
+    if b"\x00" in head:
+        return False
+    for cut in range(4):
+        try:
+            text = head[: len(head) - cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        return False
+    printable = sum(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
+    return printable >= 0.95 * max(1, len(text))
+
+
+# ---------------------------------------------------------------- file names and batches
+
+def display_name(name: str, max_len: int = DISPLAY_NAME_MAX) -> str:
+    """A user-supplied file name made safe to show: no folders, no control or invisible characters, short.
+
+    File names are only ever displayed, never used as paths.
+    """
+    text = unicodedata.normalize("NFC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
+    text = "".join(" " if unicodedata.category(ch) in ("Zl", "Zp") or ch.isspace() else ch
+                   for ch in text if not unicodedata.category(ch).startswith("C") or ch in "\t\n\r")
+    text = " ".join(text.split())
+    if text in ("", ".", ".."):
+        return "unnamed file"
+    if len(text) > max_len:
+        stem, dot, ext = text.rpartition(".")
+        ext = dot + ext if dot and stem and len(ext) <= 8 else ""
+        text = text[: max(1, max_len - len(ext) - 1)].rstrip() + "\u2026" + ext
+    return text
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """One uploaded file: its display name and either the decoded picture (with notes) or the reason it failed."""
+
+    name: str
+    gray: np.ndarray | None = field(default=None, repr=False, compare=False)
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def decode_batch(files: Sequence[tuple[str, bytes]], max_files: int = MAX_FILES_PER_BATCH) -> list[DecodeResult]:
+    """(file name, bytes) pairs -> one DecodeResult each, in order; a bad file never affects the others.
+
+    Files beyond max_files are not decoded: they get an error telling the user to upload them separately.
+    """
+    results = []
+    for i, (name, data) in enumerate(files):
+        shown = display_name(name)
+        if i >= max_files:
+            results.append(DecodeResult(shown, error=f"Not processed: at most {max_files} files at a time "
+                                                     f"(this upload has {len(files)}); upload the rest separately."))
+            continue
+        try:
+            gray, notes = decode_image_with_notes(data)
+            results.append(DecodeResult(shown, gray, None, notes))
+        except ImageInputError as exc:
+            results.append(DecodeResult(shown, error=str(exc)))
+    return results
 
 
 def contrast_map(gray: np.ndarray) -> np.ndarray:
@@ -95,8 +241,26 @@ def contrast_map(gray: np.ndarray) -> np.ndarray:
     return np.clip(c / top, 0.0, 1.0)
 
 
+def in_training_form(gray: np.ndarray, size: int = IMAGE_SIZE, margin: int = IMAGE_MARGIN) -> bool:
+    """True for a size x size picture on a black frame whose trace touches all four inner edges:
+    what `normalise_waveform` outputs (and what the dataset and sample images hold)."""
+    g = np.asarray(gray)
+    if g.shape != (size, size) or margin <= 0:
+        return False
+    ink = g > 0
+    inner = ink[margin:-margin, margin:-margin]
+    frame_clear = ink.sum() == inner.sum()
+    return bool(frame_clear and inner[0].any() and inner[-1].any() and inner[:, 0].any() and inner[:, -1].any())
+
+
 def normalise_waveform(gray: np.ndarray, size: int = IMAGE_SIZE, margin: int = IMAGE_MARGIN) -> np.ndarray:
-    """Grayscale ECG picture -> training form: white trace on black, cropped to the trace, size x size."""
+    """Grayscale ECG picture -> training form: white trace on black, cropped to the trace, size x size.
+
+    A picture already in training form is returned unchanged, so normalising is idempotent and a saved
+    sample image classifies exactly as the array it was saved from.
+    """
+    if in_training_form(gray, size, margin):
+        return np.clip(np.asarray(gray, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     c = contrast_map(gray)
     c = np.where(c >= GRID_CONTRAST, (c - GRID_CONTRAST) / (1.0 - GRID_CONTRAST), 0.0).astype(np.float32)
     ys, xs = np.nonzero(c >= (TRACE_CONTRAST - GRID_CONTRAST) / (1.0 - GRID_CONTRAST))

@@ -1,0 +1,532 @@
+"""Signal mode: classify every beat of a whole recording, find ventricular fibrillation episodes, compare.
+
+Pipeline (the same preprocessing as training, end to end):
+  SignalInput (any rate, mV) -> signals.prepare_signal (360 Hz, band-pass)
+  -> R peaks: Pan-Tompkins (`pan_tompkins`, ~0.1 s per 30 min; wfdb's XQRS via signals.detect_r_peaks is
+     an option, ~45x slower because of a per-sample Python loop, and less sensitive on MIT-BIH)
+  -> beat windows (1.0 s before, 0.6 s after) -> render -> imaging.normalise_batch -> Classifier.predict_proba
+  -> VF scan: 1.6 s windows every 0.5 s, classified by the same model, where beats cannot be detected
+     (gaps > 1.5 s), around beats the model gives >= 30 % VF, and in very fast runs (RR < 0.3 s); the whole
+     signal with vf_scan="full" (about doubles the work on a 30-min record). Runs of VF windows less than
+     1 s apart are joined; episodes shorter than 2 s are dropped as isolated false alarms.
+  -> beats inside a VF episode are kept and reported as VF (`in_vf_episode` is True): the detector picks
+     the flutter/fibrillation waves as "beats", and MIT-BIH annotates these waves as '!' beats of the VF
+     class, so keeping them lines the table up with reference annotations. Their probabilities are those of
+     the nearest VF scan window. Heart rate is computed from the beats outside VF episodes.
+  -> with reference annotations: detection sensitivity / positive predictivity (all beat symbols,
+     150 ms), per-class agreement and confusion matrix (the six classes).
+
+Sample indices in the output are at the recording's own rate; times are in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecg_core import signals
+from ecg_core.beats import cut_windows, inside_bounds, rhythm_episodes
+from ecg_core.classes import CLASS_INDEX, CLASS_KEYS, SYMBOL_TO_KEY, VF_RHYTHMS
+from ecg_core.imaging import normalise_batch
+from ecg_core.render import render
+from ecg_core.settings import VF_WINDOW_STEP_S, WINDOW_AFTER_S, WINDOW_BEFORE_S, WORKING_FS
+from ecg_core.signal_io import SignalInput, SignalInputError, read_path
+
+Progress = Callable[[float, str], None]
+
+CHUNK = 512  # beats rendered, normalised and predicted per step (bounds memory for 24-hour recordings)
+MATCH_TOLERANCE_S = 0.15
+VF_GAP_S = 1.5  # a longer interval between detected beats is scanned for VF
+VF_FAST_RR_S = 0.3  # beats closer than this (> 200 /min) are scanned for VF / flutter
+VF_CONTEXT_S = 2.0  # scanned on each side of a suspicious beat
+VF_SUSPECT_PROB = 0.3  # a beat with at least this VF probability makes its surroundings scanned
+MIN_VF_WINDOWS = 4  # VF windows (every 0.5 s) an episode must span: at least 2 s
+VF_MERGE_GAP_S = 1.0  # VF runs closer than this are one episode
+BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?!")  # MIT-BIH beat annotation codes
+BEAT_COLUMNS = ["sample", "time_s", "predicted", "confidence", *CLASS_KEYS]
+EPISODE_COLUMNS = ["start_s", "end_s"]
+
+
+# ---------------------------------------------------------------- R peaks
+
+def pan_tompkins(x: np.ndarray, fs: int = WORKING_FS, band: tuple[float, float] = (5.0, 15.0),
+                 integration_s: float = 0.15, refractory_s: float = 0.2, t_wave_s: float = 0.36,
+                 snap_s: float = 0.05) -> np.ndarray:
+    """R peaks of a prepared signal with the Pan-Tompkins decision rules (Pan & Tompkins 1985, IEEE TBME 32:230).
+
+    QRS enhancement is vectorised (zero-phase 5-15 Hz band-pass, derivative, squaring, 150 ms moving
+    integration, scipy.signal.find_peaks with a 200 ms refractory period); the adaptive signal/noise
+    thresholds, search-back after 1.66 mean RR and T-wave rejection (< 360 ms after a beat with less than
+    half its slope) run over the candidate peaks only. Peaks are then snapped to the largest deflection
+    within 50 ms, as ecg_core.signals.detect_r_peaks does.
+    """
+    from scipy import signal as sps
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < 2 * fs:
+        return np.zeros(0, dtype=np.int64)
+    f = sps.sosfiltfilt(sps.butter(2, band, btype="bandpass", fs=fs, output="sos"), x)
+    d = np.gradient(f)
+    mwi = uniform_filter1d(d * d, max(1, int(round(integration_s * fs))))
+    refractory, t_wave = int(round(refractory_s * fs)), int(round(t_wave_s * fs))
+    cand, _ = sps.find_peaks(mwi, distance=max(1, refractory))
+    if cand.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    amp = mwi[cand]
+    slope = maximum_filter1d(np.abs(d), 2 * int(round(0.075 * fs)) + 1)[cand]
+    first = mwi[: 2 * fs]
+    spk, npk = 0.25 * float(first.max()), 0.5 * float(first.mean())
+    rr_avg = 0.8 * fs
+    beats: list[int] = []
+    last, last_slope = -(10**9), 0.0
+    i = 0
+    while i < cand.size:
+        t = int(cand[i])
+        thr1 = npk + 0.25 * (spk - npk)
+        if beats and t - last > 1.66 * rr_avg:  # search back for a beat missed since the last one
+            lo = int(np.searchsorted(cand, last + refractory))
+            if i > lo:
+                j = lo + int(np.argmax(amp[lo:i]))
+                if amp[j] > 0.5 * thr1 and not (cand[j] - last < t_wave and slope[j] < 0.5 * last_slope):
+                    beats.append(j)
+                    spk = 0.25 * amp[j] + 0.75 * spk
+                    rr_avg = 0.875 * rr_avg + 0.125 * (cand[j] - last)
+                    last, last_slope = int(cand[j]), float(slope[j])
+                    continue  # judge candidate i again, against the beat just found
+        if amp[i] > thr1 and t - last >= refractory and not (t - last < t_wave and slope[i] < 0.5 * last_slope):
+            if beats:
+                rr_avg = 0.875 * rr_avg + 0.125 * (t - last)
+            beats.append(i)
+            spk = 0.125 * amp[i] + 0.875 * spk
+            last, last_slope = t, float(slope[i])
+        else:
+            npk = 0.125 * amp[i] + 0.875 * npk
+        i += 1
+    peaks = cand[np.array(beats, dtype=np.int64)]
+    return signals.snap_to_extremum(x, peaks, int(round(snap_s * fs))) if peaks.size else peaks.astype(np.int64)
+
+
+def detect_beats(x: np.ndarray, fs: int = WORKING_FS, method: str = "pan-tompkins") -> np.ndarray:
+    """R peaks of a prepared signal: 'pan-tompkins' (default, fast) or 'xqrs' (ecg_core.signals.detect_r_peaks).
+
+    On all 48 MIT-BIH records (MLII, 150 ms): Pan-Tompkins Se 0.9952 / +P 0.9961 in ~0.13 s per 30 min;
+    wfdb's XQRS Se 0.9913 / +P 0.9966 in ~6 s per 30 min (its local-peak search is a per-sample Python loop).
+    """
+    if method == "pan-tompkins":
+        return pan_tompkins(x, fs)
+    if method == "xqrs":
+        return signals.detect_r_peaks(x, fs)
+    raise ValueError(f"unknown beat detector {method!r}; use 'pan-tompkins' or 'xqrs'")
+
+
+# ---------------------------------------------------------------- classification
+
+def model_images(x: np.ndarray, centres: np.ndarray, representation: str) -> np.ndarray:
+    """Model-input images (uint8, n x 128 x 128) of windows centred at `centres`, made exactly as in training."""
+    return normalise_batch(render(cut_windows(x, centres), representation), representation)
+
+
+def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable[[int], None] | None = None,
+                     chunk: int = CHUNK) -> np.ndarray:
+    """Probabilities (n, 6) of the windows centred at `centres`, chunk by chunk.
+
+    A worker thread makes the next chunk's images while the model predicts the current one (TensorFlow
+    releases the GIL), which overlaps the two costs on a multi-core machine.
+    """
+    rep = clf.info.representation
+    out = np.zeros((centres.size, len(CLASS_KEYS)), dtype=np.float32)
+    starts = list(range(0, centres.size, chunk))
+    if not starts:
+        return out
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(model_images, x, centres[: chunk], rep)
+        for k, i in enumerate(starts):
+            images = pending.result()
+            if k + 1 < len(starts):
+                nxt = starts[k + 1]
+                pending = pool.submit(model_images, x, centres[nxt: nxt + chunk], rep)
+            out[i: i + len(images)] = clf.predict_proba(images)
+            if progress is not None:
+                progress(i + len(images))
+    return out
+
+
+def beat_image(x: np.ndarray, centre: int, representation: str) -> np.ndarray:
+    """The model-input image (uint8, 128x128) of one beat, made exactly as for classification."""
+    return model_images(x, np.array([centre], dtype=np.int64), representation)[0]
+
+
+# ---------------------------------------------------------------- ventricular fibrillation
+
+def _scan_ranges(peaks: np.ndarray, probs: np.ndarray, n: int, fs: int = WORKING_FS) -> list[tuple[int, int]]:
+    """Working-rate sample ranges worth scanning for VF: beat gaps, VF-like beats, very fast runs."""
+    ranges: list[tuple[int, int]] = []
+    gap, ctx = int(VF_GAP_S * fs), int(VF_CONTEXT_S * fs)
+    bounds = np.concatenate([[0], peaks, [n]])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b - a > gap:
+            ranges.append((int(a), int(b)))
+    if peaks.size:
+        suspect = probs[:, CLASS_INDEX["VF"]] >= VF_SUSPECT_PROB if probs.size else np.zeros(peaks.size, bool)
+        rr = np.diff(peaks)
+        fast = np.zeros(peaks.size, dtype=bool)
+        fast[1:] |= rr < VF_FAST_RR_S * fs
+        fast[:-1] |= rr < VF_FAST_RR_S * fs
+        for c in peaks[suspect | fast]:
+            ranges.append((int(c) - ctx, int(c) + ctx))
+    return _merge(ranges)
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[list[int]] = []
+    for a, b in sorted(ranges):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return [(a, b) for a, b in merged]
+
+
+def scan_centres(ranges: list[tuple[int, int]], n: int, step_s: float = VF_WINDOW_STEP_S,
+                 fs: int = WORKING_FS) -> np.ndarray:
+    """Window centres on a global grid (every step_s) inside the ranges, whole windows inside the signal."""
+    step = int(round(step_s * fs))
+    if not ranges:
+        return np.zeros(0, dtype=np.int64)
+    parts = [np.arange((a // step) * step, b + 1, step) for a, b in ranges]
+    c = np.unique(np.concatenate(parts)).astype(np.int64)
+    return c[inside_bounds(c, n)]
+
+
+def vf_episodes(centres: np.ndarray, probs: np.ndarray, min_windows: int = MIN_VF_WINDOWS,
+                max_gap_s: float = VF_MERGE_GAP_S, step_s: float = VF_WINDOW_STEP_S,
+                fs: int = WORKING_FS) -> list[tuple[int, int]]:
+    """(start, end) working-rate samples of VF episodes from scan windows classified VF.
+
+    A window (1.0 s before, 0.6 s after its centre) stands for the step_s around its midpoint, so a run of
+    k consecutive VF windows lasts k * step_s. Runs less than max_gap_s apart are joined (a window or two
+    of the episode called otherwise); episodes shorter than min_windows * step_s are dropped.
+    """
+    step = int(round(step_s * fs))
+    is_vf = probs.argmax(axis=1) == CLASS_INDEX["VF"] if probs.size else np.zeros(0, bool)
+    vf = np.sort(centres[is_vf])
+    if vf.size == 0:
+        return []
+    shift = int(round((WINDOW_AFTER_S - WINDOW_BEFORE_S) / 2 * fs))  # window midpoint relative to its centre
+    breaks = np.flatnonzero(np.diff(vf) != step)
+    runs = [[int(vf[s]) + shift - step // 2, int(vf[e]) + shift + step - step // 2]
+            for s, e in zip(np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [vf.size - 1]]))]
+    joined = [runs[0]]
+    for a, b in runs[1:]:
+        if a - joined[-1][1] <= max_gap_s * fs:
+            joined[-1][1] = b
+        else:
+            joined.append([a, b])
+    return [(a, b) for a, b in joined if b - a >= min_windows * step]
+
+
+# ---------------------------------------------------------------- comparison with reference annotations
+
+def match_beats(ref: np.ndarray, det: np.ndarray, tolerance: int) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one matches (closest first) within `tolerance` samples: (ref indices, det indices)."""
+    ref, det = np.asarray(ref, np.int64), np.asarray(det, np.int64)
+    if ref.size == 0 or det.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(ref, kind="stable")
+    rs = ref[order]
+    pos = np.searchsorted(rs, det)
+    pairs = []
+    for k in (pos - 1, pos):
+        ok = (k >= 0) & (k < rs.size)
+        d_idx = np.flatnonzero(ok)
+        r_idx = k[ok]
+        dist = np.abs(rs[r_idx] - det[d_idx])
+        keep = dist <= tolerance
+        pairs.append(np.stack([dist[keep], order[r_idx[keep]], d_idx[keep]], axis=1))
+    cand = np.concatenate(pairs)
+    cand = cand[np.lexsort((cand[:, 2], cand[:, 1], cand[:, 0]))]
+    used_r, used_d, mr, md = set(), set(), [], []
+    for _, r, d in cand.tolist():
+        if r not in used_r and d not in used_d:
+            used_r.add(r)
+            used_d.add(d)
+            mr.append(r)
+            md.append(d)
+    return np.array(mr, np.int64), np.array(md, np.int64)
+
+
+@dataclass
+class Comparison:
+    """Agreement with reference annotations."""
+
+    n_reference_beats: int
+    n_detected: int
+    n_matched: int
+    sensitivity: float | None
+    positive_predictivity: float | None
+    per_class: pd.DataFrame  # index class key: reference, agree, agreement, predicted, precision
+    confusion: pd.DataFrame  # rows reference class, columns predicted class
+    agreement: float | None  # over matched beats of the six classes
+    reference_vf_s: float  # seconds of reference VF/VFL rhythm
+    detected_vf_overlap_s: float  # seconds of it covered by detected episodes
+
+
+def compare(reference, fs: float, peaks_own: np.ndarray, beats: pd.DataFrame,
+            episodes: list[tuple[float, float]], n_samples: int,
+            tolerance_s: float = MATCH_TOLERANCE_S) -> Comparison:
+    """Detected peaks and classified beats vs reference annotations (all at the recording's own rate)."""
+    tol = int(round(tolerance_s * fs))
+    sym = np.asarray(reference.symbol, dtype=object)
+    samp = np.asarray(reference.sample, dtype=np.int64)
+    is_beat = np.array([s in BEAT_SYMBOLS for s in sym], dtype=bool)
+    ref_beats = samp[is_beat]
+    mr, md = match_beats(ref_beats, peaks_own, tol)
+    se = mr.size / ref_beats.size if ref_beats.size else None
+    ppv = md.size / peaks_own.size if (peaks_own.size and ref_beats.size) else None
+
+    keys = np.array([SYMBOL_TO_KEY.get(s) for s in sym], dtype=object)
+    six = np.array([k is not None for k in keys], dtype=bool)
+    r_six = np.flatnonzero(six)
+    mr6, mb = match_beats(samp[r_six], beats["sample"].to_numpy(np.int64), tol)
+    ref_k = keys[r_six][mr6].astype(str)
+    pred_k = beats["predicted"].to_numpy(dtype=str)[mb]
+    confusion = pd.crosstab(pd.Categorical(ref_k, categories=CLASS_KEYS), pd.Categorical(pred_k, categories=CLASS_KEYS),
+                            dropna=False).rename_axis(index="reference", columns="predicted")
+    diag = np.diag(confusion.to_numpy())
+    n_ref = confusion.sum(axis=1).to_numpy()
+    n_pred = confusion.sum(axis=0).to_numpy()
+    per_class = pd.DataFrame({
+        "reference": n_ref, "agree": diag,
+        "agreement": np.where(n_ref > 0, diag / np.maximum(n_ref, 1), np.nan),
+        "predicted": n_pred,
+        "precision": np.where(n_pred > 0, diag / np.maximum(n_pred, 1), np.nan),
+    }, index=pd.Index(CLASS_KEYS, name="class"))
+    total = int(n_ref.sum())
+    ref_ep = rhythm_episodes(samp, np.asarray(reference.aux_note, dtype=object), n_samples, VF_RHYTHMS)
+    ref_vf = sum(b - a for a, b in ref_ep) / fs
+    overlap = 0.0
+    for a, b in ref_ep:
+        for s, e in episodes:
+            overlap += max(0.0, min(b / fs, e) - max(a / fs, s))
+    return Comparison(int(ref_beats.size), int(peaks_own.size), int(mr.size), se, ppv, per_class, confusion,
+                      float(diag.sum() / total) if total else None, float(ref_vf), float(overlap))
+
+
+# ---------------------------------------------------------------- the whole record
+
+@dataclass
+class RecordResult:
+    """Everything signal mode shows: per-beat table, VF episodes, the prepared signal, comparison."""
+
+    name: str
+    lead: str
+    fs: float  # the recording's own rate
+    n_samples: int  # at the own rate
+    model: str
+    representation: str
+    x: np.ndarray  # prepared signal at WORKING_FS (what windows are cut from)
+    centres: np.ndarray  # working-rate R peaks of the beats in `beats` (same order)
+    beats: pd.DataFrame  # BEAT_COLUMNS + in_vf_episode
+    episodes: pd.DataFrame  # start_s, end_s, duration_s
+    peaks_own: np.ndarray  # every detected R peak (own rate), also those too close to the edges to classify
+    comparison: Comparison | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.fs
+
+    def image(self, i: int) -> np.ndarray:
+        """Model-input image of beat i (row i of `beats`)."""
+        return beat_image(self.x, int(self.centres[i]), self.representation)
+
+    def probabilities(self, i: int) -> np.ndarray:
+        return self.beats.loc[self.beats.index[i], list(CLASS_KEYS)].to_numpy(dtype=np.float32)
+
+
+def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_scan: str = "auto",
+                    detector: str = "pan-tompkins") -> RecordResult:
+    """Classify every beat of a recording and find VF episodes.
+
+    vf_scan: 'auto' scans gaps between beats, VF-like beats and very fast runs; 'full' the whole signal.
+    progress(fraction, message) is called as the work goes on.
+    """
+    report = progress or (lambda f, m: None)
+    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+    report(0.0, "Filtering and resampling to 360 Hz")
+    x = signals.prepare_signal(sig.signal, sig.fs)
+    n = x.size
+    t1 = time.perf_counter()
+    seconds["prepare"] = t1 - t0
+    report(0.05, "Detecting beats")
+    peaks = detect_beats(x, method=detector)
+    t2 = time.perf_counter()
+    seconds["detect"] = t2 - t1
+    centres = peaks[inside_bounds(peaks, n)]
+    report(0.15, f"Classifying {centres.size} beats")
+
+    def beat_progress(done: int) -> None:
+        report(0.15 + 0.7 * done / max(centres.size, 1), f"Classified {done} of {centres.size} beats")
+
+    probs = classify_windows(x, centres, clf, beat_progress)
+    t3 = time.perf_counter()
+    seconds["classify"] = t3 - t2
+    report(0.85, "Scanning for ventricular fibrillation")
+    if vf_scan == "full":
+        ranges = [(0, n)]
+    elif vf_scan == "auto":
+        ranges = _scan_ranges(centres, probs, n)
+    else:
+        raise ValueError(f"vf_scan must be 'auto' or 'full', not {vf_scan!r}")
+    scan = scan_centres(ranges, n)
+    scan_probs = classify_windows(x, scan, clf)
+    episodes = vf_episodes(scan, scan_probs)
+    seconds["vf_scan"] = time.perf_counter() - t3
+
+    in_vf = np.zeros(centres.size, dtype=bool)
+    for a, b in episodes:
+        in_vf |= (centres >= a) & (centres < b)
+    if in_vf.any():
+        vf_centres = scan[scan_probs.argmax(axis=1) == CLASS_INDEX["VF"]]
+        vf_probs = scan_probs[scan_probs.argmax(axis=1) == CLASS_INDEX["VF"]]
+        nearest = np.abs(centres[in_vf][:, None] - vf_centres[None, :]).argmin(axis=1)
+        probs = probs.copy()
+        probs[in_vf] = vf_probs[nearest]
+
+    own = np.clip(signals.rescale_samples(centres, WORKING_FS, sig.fs), 0, sig.signal.size - 1)
+    k = probs.argmax(axis=1) if probs.size else np.zeros(0, dtype=int)
+    beats = pd.DataFrame({
+        "sample": own,
+        "time_s": np.round(own / sig.fs, 4),
+        "predicted": np.array(CLASS_KEYS, dtype=object)[k],
+        "confidence": np.round(probs[np.arange(k.size), k], 4),
+        **{key: np.round(probs[:, j], 4) for j, key in enumerate(CLASS_KEYS)},
+        "in_vf_episode": in_vf,
+    })
+    ep = pd.DataFrame([(max(a, 0) / WORKING_FS, min(b, n) / WORKING_FS) for a, b in episodes],
+                      columns=EPISODE_COLUMNS, dtype=float).round(2)
+    ep["duration_s"] = (ep["end_s"] - ep["start_s"]).round(2)
+    peaks_own = np.clip(signals.rescale_samples(peaks, WORKING_FS, sig.fs), 0, sig.signal.size - 1)
+    notes = list(sig.notes)
+    edge = peaks.size - centres.size
+    if edge:
+        notes.append(f"{edge} beat(s) within {WINDOW_BEFORE_S:g} s of the start or {WINDOW_AFTER_S:g} s of the end "
+                     "could not be classified (their window would leave the recording).")
+    result = RecordResult(sig.name, sig.lead, sig.fs, sig.signal.size, clf.name, clf.info.representation, x,
+                          centres, beats, ep, peaks_own, None, notes, seconds)
+    if sig.reference is not None:
+        report(0.98, "Comparing with the reference annotations")
+        result.comparison = compare(sig.reference, sig.fs, peaks_own, beats,
+                                    list(ep[["start_s", "end_s"]].itertuples(index=False, name=None)), sig.signal.size)
+    seconds["total"] = time.perf_counter() - t0
+    report(1.0, f"Done: {len(beats)} beats, {len(ep)} VF episode(s)")
+    return result
+
+
+# ---------------------------------------------------------------- summaries and outputs
+
+def summary(result: RecordResult) -> dict:
+    """Headline numbers: heart rate, beats per class (count and %), VF episodes."""
+    b = result.beats[~result.beats["in_vf_episode"]]
+    counts = result.beats["predicted"].value_counts().reindex(list(CLASS_KEYS), fill_value=0)
+    total = int(counts.sum())
+    rr = np.diff(b["sample"].to_numpy()) / result.fs
+    rr = rr[(rr > 0.2) & (rr < 3.0)]
+    ep = result.episodes
+    return {
+        "duration_s": round(result.duration_s, 1),
+        "beats": total,
+        "heart_rate_bpm": round(60.0 / float(np.median(rr)), 1) if rr.size else None,
+        "counts": {k: int(v) for k, v in counts.items()},
+        "percent": {k: round(100.0 * v / total, 2) if total else 0.0 for k, v in counts.items()},
+        "vf_episodes": int(len(ep)),
+        "vf_total_s": round(float(ep["duration_s"].sum()), 1) if len(ep) else 0.0,
+        "longest_vf_s": round(float(ep["duration_s"].max()), 1) if len(ep) else 0.0,
+    }
+
+
+def beats_csv(result: RecordResult) -> bytes:
+    """The per-beat table as CSV bytes (sample at the recording's own rate)."""
+    return result.beats[BEAT_COLUMNS].to_csv(index=False).encode()
+
+
+def episodes_csv(result: RecordResult) -> bytes:
+    return result.episodes[EPISODE_COLUMNS].to_csv(index=False).encode()
+
+
+# ---------------------------------------------------------------- CLI and benchmark
+
+def cli(a: argparse.Namespace) -> int:
+    """python -m ecg_core classify-record PATH [--model M] --out beats.csv [--episodes episodes.csv]."""
+    from ecg_core.predict import ModelError, info_from_path, load
+
+    def err(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    last = [-1]
+
+    def progress(frac: float, msg: str) -> None:
+        step = int(frac * 10)
+        if step != last[0] or not msg.startswith("Classified"):  # every stage, and beats every 10 %
+            last[0] = step
+            err(f"[{frac:4.0%}] {msg}")
+
+    try:
+        sig = read_path(a.path, fs=a.fs, units=a.units, adc_gain=a.adc_gain,
+                        adc_baseline=getattr(a, "adc_baseline", 0.0))
+    except (SignalInputError, OSError) as exc:
+        err(f"error: {exc}")
+        return 2
+    try:
+        clf = load(info_from_path(a.model) if a.model else None)
+    except ModelError as exc:
+        err(f"error: {exc}")
+        return 2
+    err(f"{sig.name}: {sig.duration_s:.1f} s at {sig.fs:g} Hz, lead {sig.lead}; model {clf.name}")
+    result = classify_signal(sig, clf, progress)
+    Path(a.out).write_bytes(beats_csv(result))
+    if a.episodes:
+        Path(a.episodes).write_bytes(episodes_csv(result))
+    s = summary(result)
+    err(f"wrote {a.out} ({s['beats']} beats)" + (f" and {a.episodes} ({s['vf_episodes']} VF episodes)"
+                                                   if a.episodes else ""))
+    for note in result.notes:
+        err(f"note: {note}")
+    if result.comparison is not None:
+        c = result.comparison
+        err(f"reference: detection Se {_fmt(c.sensitivity)}, +P {_fmt(c.positive_predictivity)}; "
+            f"class agreement {_fmt(c.agreement)}; VF {c.reference_vf_s:.1f} s, "
+            f"{c.detected_vf_overlap_s:.1f} s of it inside detected episodes")
+    return 0
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def bench_full_record(mitdb_dir: str | Path, record: str = "100", clf=None, repeats: int = 1) -> float:
+    """Seconds from a record's file bytes in memory to per-beat labels (model loaded beforehand; best of repeats)."""
+    from ecg_core.predict import load
+    from ecg_core.signal_io import read_wfdb_bytes
+
+    base = Path(mitdb_dir)
+    files = {f.name: f.read_bytes() for f in base.glob(f"{record}.*") if f.suffix in (".hea", ".dat")}
+    clf = clf or load()
+    clf.predict_proba(np.zeros((1, 128, 128), np.uint8))  # build the graph outside the timing
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        classify_signal(read_wfdb_bytes(files), clf)
+        best = min(best, time.perf_counter() - t)
+    return best

@@ -1,0 +1,104 @@
+"""About: data provenance and licences, how images are made, intended use and limits, how to retrain."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from ecg_core import figures
+from ecg_core.classes import CLASS_BY_KEY, CLASSES
+from ecg_core.predict import ModelError
+from ecg_core.settings import IMAGE_SIZE, PREPROCESSING_VERSION, WINDOW_AFTER_S, WINDOW_BEFORE_S
+from ui import components, state
+
+EXAMPLE_RECORD = state.ROOT / "tests" / "data" / "mitdb" / "208"
+
+
+@st.cache_data(show_spinner="Rendering an example beat...")
+def example_beat(path: str) -> figures.PipelineExample:
+    try:
+        return figures.pipeline_example(path, "V")
+    except ValueError:
+        return figures.pipeline_example(path)
+
+
+st.title("About this dashboard")
+st.markdown(components.NOT_A_DEVICE)
+
+st.header("Data and licences")
+st.markdown("""
+Every training and test beat comes from two public PhysioNet databases, used under the
+**Open Data Commons Attribution License v1.0 (ODC-By 1.0)**:
+
+- **MIT-BIH Arrhythmia Database** (mitdb 1.0.0): 48 half-hour two-lead ambulatory recordings, 360 Hz,
+  with beat labels by two cardiologists. https://physionet.org/content/mitdb/1.0.0/ (DOI 10.13026/C2F305).
+  *Moody GB, Mark RG. The impact of the MIT-BIH Arrhythmia Database. IEEE Eng in Med and Biol 20(3):45-50 (2001).*
+- **MIT-BIH Malignant Ventricular Ectopy Database** (vfdb 1.0.0): 35-minute recordings at 250 Hz with rhythm
+  annotations, the source of the ventricular flutter/fibrillation windows.
+  https://physionet.org/content/vfdb/1.0.0/ . *Greenwald SD. The development and analysis of a ventricular
+  fibrillation detector. M.S. thesis, MIT Dept. of Electrical Engineering and Computer Science, 1986.*
+- Both via PhysioNet: *Goldberger AL et al. PhysioBank, PhysioToolkit, and PhysioNet: components of a new
+  research resource for complex physiologic signals. Circulation 101(23):e215-e220 (2000).*
+
+The paced records 102, 104, 107 and 217 are left out. The bundled sample images are real beats of test-split
+patients; `sample_images/manifest.csv` names the record and sample of each.
+""")
+
+st.header("How a beat becomes an image")
+st.markdown(f"""
+1. **Read** one lead (MLII where present), resample to 360 Hz.
+2. **Filter**: zero-phase band-pass removes baseline wander and high-frequency noise.
+3. **Window**: cut {WINDOW_BEFORE_S:g} s before the annotated R peak (shows the preceding beat: prematurity,
+   P wave) to {WINDOW_AFTER_S:g} s after it (QRS, ST segment, T wave). VF/flutter episodes are cut every 0.5 s.
+4. **Render** the window as an anti-aliased white trace on black, {IMAGE_SIZE} x {IMAGE_SIZE} pixels, then
+   **normalise** it with the same function that prepares your uploads (polarity, grid removal, crop, resize).
+   Preprocessing version: `{PREPROCESSING_VERSION}` (a model trained with another version is refused).
+""")
+if (EXAMPLE_RECORD.with_suffix(".dat")).exists():
+    ex = example_beat(str(EXAMPLE_RECORD))
+    st.plotly_chart(figures.pipeline_figure(ex), key="about_pipeline", config={"displayModeBar": False})
+    st.caption(f"One real {CLASS_BY_KEY[ex.label].name.lower()} beat of MIT-BIH record {ex.record} at "
+               f"{ex.r_peak_s:.2f} s (committed test excerpt): raw lead, filtered lead with the beat window shaded, "
+               "the window around the R peak (dotted), and the image the model sees.")
+else:
+    st.caption("The test excerpt (tests/data/mitdb) is not present, so the example beat cannot be drawn.")
+
+st.header("Intended use and limitations")
+st.markdown(f"""
+- **Teaching and research only.** It is not a medical device, has no regulatory clearance, and must not be
+  used to diagnose, triage or treat anyone.
+- **{len(CLASSES)} classes only:** {", ".join(f"{c.name} ({c.key})" for c in CLASSES)}. Anything else
+  (paced beats, fusion or escape beats, atrial fibrillation, artefacts...) is forced into one of them.
+- **Single-lead, single-beat images** of the form above. Twelve-lead printouts, rhythm strips with several
+  beats or photos of monitors are outside what the models saw.
+- **Few patients for some classes.** The record-wise training records (DS1) hold only two patients with left
+  and three with right bundle branch block, so those classes generalise poorly to new patients; the
+  Class guide shows the selected model's recall per class.
+- **Two databases from the 1970s-80s** (ambulatory Holter recordings); other devices and populations differ.
+- Scores on the **beat-wise** split overstate real performance: the same patients are on both sides.
+""")
+
+st.header("Reproduce and retrain")
+st.markdown("Everything the app shows can be regenerated from the command line (`python -m ecg_core --help`):")
+st.code("""# 1. build the image dataset (reads the PhysioNet records)
+python -m ecg_core build-dataset --mitdb ../shared/data/mitdb --vfdb ../shared/data/vfdb --out data/waveform
+# 2. train one architecture on a split (writes models/<name>.keras + its model card <name>.json)
+python -m ecg_core train --arch ecgnet --dataset data/waveform --split recordwise --out models
+# 3. evaluate it on the held-out test patients (stored result the comparison page reads)
+python -m ecg_core evaluate --model models/<name>.keras --dataset data/waveform --split recordwise \\
+    --out models/results/<name>__recordwise.json
+# 4. classify image files or folders (CSV to stdout), and benchmark speed and memory
+python -m ecg_core predict sample_images/V
+python -m ecg_core bench""", language="bash")
+st.markdown("A new model dropped into `models/` with its card appears in the sidebar without code changes; "
+            "set `\"default\": true` in one card to preselect it.")
+
+try:
+    info = state.current_model_info()
+except ModelError:
+    info = None
+if info is not None:
+    with st.expander(f"Model card of `{info.name}`"):
+        st.code(json.dumps({k: v for k, v in info.card.items() if k != "training"}, indent=2), language="json")
+        st.caption("Training command: `" + str(info.card.get("training", {}).get("command", "?")) + "`")

@@ -1,0 +1,64 @@
+"""Class guide: what each of the six classes means, real examples, and where the model is weak."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ecg_core import figures
+from ecg_core.classes import CLASSES
+from ecg_core.predict import ModelError
+from ecg_core.results import class_recall
+from ui import components, state
+
+WEAK_RECALL = 0.5
+SAMPLES_SHOWN = 6
+
+st.title("Class guide")
+st.markdown("The six beat classes the models tell apart, how a cardiologist recognises them on a lead-II-like "
+            "ECG, why they matter, and real beats from MIT-BIH test patients (never used for training).")
+
+try:
+    info = state.current_model_info()
+except ModelError:
+    info = None
+recall = class_recall(info.card, state.stored_results()) if info else None
+if recall:
+    protocol = info.card.get("metrics", {}).get("recordwise_protocol", "record-wise test split")
+    st.subheader(f"How often `{info.name}` finds each class in new patients")
+    st.plotly_chart(figures.recall_bars(recall), key="guide_recall", config={"displayModeBar": False})
+    st.caption(f"Recall = share of the beats of a class that the model labels correctly, measured on patients "
+               f"it never saw in training ({protocol}). Bars below {WEAK_RECALL:.0%} mark classes where the "
+               "model misses most beats: do not trust it there.")
+else:
+    st.info("The selected model has no record-wise evaluation yet, so its per-class recall cannot be shown.")
+
+manifest = state.sample_manifest()
+tabs = st.tabs([f"{c.name} ({c.key})" for c in CLASSES])
+for cls, tab in zip(CLASSES, tabs):
+    with tab:
+        st.markdown(f"### {components.class_badge(cls.key)} &nbsp;{cls.name}", unsafe_allow_html=True)
+        text, numbers = st.columns([3, 1])
+        with text:
+            st.markdown(f"**What it is.** {cls.description}")
+            st.markdown("**ECG criteria**\n" + "\n".join(f"- {c}" for c in cls.criteria))
+            st.markdown(f"**Clinical significance.** {cls.significance}")
+            st.caption("MIT-BIH annotation symbol(s): " + ", ".join(f"`{s}`" for s in cls.symbols))
+        with numbers:
+            if recall and cls.key in recall:
+                r = recall[cls.key]
+                st.metric(f"Recall of {info.name}", f"{r:.0%}", help="Share of this class's beats in unseen "
+                          "patients that the model labels correctly (record-wise test split).")
+                if r < WEAK_RECALL:
+                    st.warning(f"Weak spot: the model misses {1 - r:.0%} of {cls.name.lower()} beats in new "
+                               "patients.", icon=":material/warning:")
+        rows = manifest[manifest["label"] == cls.key].head(SAMPLES_SHOWN)
+        if len(rows):
+            st.markdown("**Real examples** (white trace on black: the form the model sees)")
+            cols = st.columns(SAMPLES_SHOWN)
+            for col, (_, row) in zip(cols, rows.iterrows()):
+                col.image(str(state.SAMPLES_DIR / row["file"]), caption=state.sample_source(row), width="stretch")
+            st.caption("Each image spans 1 s before the R peak (for VF: the window centre) to 0.6 s after it. "
+                       "Captions give the PhysioNet database and record (ODC-By 1.0) and the time from the "
+                       "record's start.")
+        else:
+            st.caption("No bundled sample images for this class.")

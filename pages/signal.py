@@ -1,0 +1,199 @@
+"""Signal page: upload a whole recording (WFDB, CSV or EDF); every beat classified, VF episodes found."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ecg_core import figures, record_figures, record_mode
+from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS, CLASS_NAMES
+from ecg_core.settings import WORKING_FS
+from ecg_core.signal_io import DEFAULT_ADC_GAIN, MAX_FS, MIN_FS, SignalInputError, read_upload
+from ui import components, state
+
+UPLOAD_TYPES = ["hea", "dat", "atr", "csv", "txt", "tsv", "edf"]
+RESULT_KEY = "signal_result"
+BEAT_KEY = "signal_beat"
+START_KEY = "signal_start"
+STRIP_KEY = "signal_strip"
+LENGTH_KEY = "signal_length"
+CLICK_KEY = "signal_last_click"
+JUMP_KEY = "signal_jump_class"
+NO_JUMP_KEY = "signal_jump_none"
+
+
+def show_beat(i: int) -> None:
+    """Select beat i (0-based); move the strip window to it when it lies outside (widget callbacks only)."""
+    res: record_mode.RecordResult = st.session_state[RESULT_KEY][1]
+    st.session_state[BEAT_KEY] = i + 1
+    t = float(res.centres[i]) / WORKING_FS
+    start, length = float(st.session_state.get(START_KEY, 0.0)), float(st.session_state.get(LENGTH_KEY, 20))
+    if not start <= t < start + length:
+        st.session_state[START_KEY] = float(max(0, min(int(t - length / 2), int(res.duration_s - length))))
+
+
+def jump_to_next_of_class() -> None:
+    res: record_mode.RecordResult = st.session_state[RESULT_KEY][1]
+    key = st.session_state[JUMP_KEY]
+    rows = np.flatnonzero(res.beats["predicted"].to_numpy() == key)
+    if rows.size == 0:
+        st.session_state[NO_JUMP_KEY] = f"No beat was classified {CLASS_NAMES[key]}."
+        return
+    current = int(st.session_state.get(BEAT_KEY, 1)) - 1
+    later = rows[rows > current]
+    show_beat(int(later[0] if later.size else rows[0]))
+
+
+def clicked_beat() -> int | None:
+    """Row of the beat marker selected on the rhythm strip (Plotly selection event), if any."""
+    try:
+        points = st.session_state[STRIP_KEY]["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    for p in points:
+        c = p.get("customdata")
+        c = c[0] if isinstance(c, list | tuple) and c else c
+        if isinstance(c, int | float):
+            return int(c)
+    return None
+
+
+info = components.model_or_stop()
+st.title("Classify a whole recording")
+st.markdown(
+    "Upload a single-lead recording: every beat is found, cut and classified exactly like the training beats, "
+    "and ventricular fibrillation is searched for with windows every 0.5 s. Files stay in memory for this "
+    "session only; nothing is written to disk.")
+
+uploaded = st.file_uploader(
+    "WFDB record (.hea + .dat, optionally .atr reference annotations), or one CSV or EDF file",
+    type=UPLOAD_TYPES, accept_multiple_files=True, key="signal_upload",
+    help="WFDB: select the header, the signal file and (optionally) the .atr file together. "
+    "CSV: one column of samples, or time (s) and value columns; an optional header row.")
+with st.expander("CSV options (sampling rate and units)", expanded=False):
+    c1, c2, c3, c4 = st.columns(4)
+    fs_in = c1.number_input("Sampling rate (Hz)", min_value=0.0, max_value=MAX_FS, value=0.0, step=1.0,
+                            key="signal_fs", help=f"{MIN_FS:g}-{MAX_FS:g} Hz. Leave 0 when the CSV has a time column.")
+    units = c2.radio("Units", ["mV", "adc"], key="signal_units", horizontal=True,
+                     format_func=lambda u: "millivolts" if u == "mV" else "ADC units")
+    gain = c3.number_input("ADC gain (units per mV)", min_value=0.001, value=DEFAULT_ADC_GAIN, key="signal_gain",
+                           disabled=units != "adc")
+    baseline = c4.number_input("ADC baseline", value=0.0, key="signal_baseline", disabled=units != "adc")
+
+files = {f.name: f.getvalue() for f in uploaded or []}
+if not files:
+    st.info("Upload a recording above. To try one, take a record of the MIT-BIH Arrhythmia Database "
+            "(e.g. `208.hea`, `208.dat` and `208.atr`).", icon=":material/upload:")
+    st.stop()
+
+clf = state.classifier_for(info)
+h = hashlib.sha256()
+for name in sorted(files):
+    h.update(name.encode() + hashlib.sha256(files[name]).digest())
+digest = (h.hexdigest(), fs_in, units, gain, baseline, str(info.path))
+cached = st.session_state.get(RESULT_KEY)
+if cached and cached[0] == digest:
+    result: record_mode.RecordResult = cached[1]
+else:
+    try:
+        sig = read_upload(files, fs=fs_in or None, units=units, adc_gain=gain, adc_baseline=baseline)
+    except SignalInputError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+    bar = st.progress(0.0, text="Reading the recording")
+    result = record_mode.classify_signal(sig, clf, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+    bar.empty()
+    st.session_state[RESULT_KEY] = (digest, result)
+    st.session_state[BEAT_KEY] = 1
+    st.session_state[START_KEY] = 0.0
+
+summary = record_mode.summary(result)
+st.caption(f"`{result.name}` · lead {result.lead} · {result.fs:g} Hz · {summary['duration_s']:.0f} s · "
+           f"model `{result.model}` · classified in {result.seconds.get('total', 0):.1f} s")
+for note in result.notes:
+    st.caption(f":material/info: {note}")
+
+m = st.columns(5)
+m[0].metric("Beats", f"{summary['beats']:,}")
+m[1].metric("Heart rate (median)", f"{summary['heart_rate_bpm']:.0f} /min" if summary["heart_rate_bpm"] else "n/a")
+m[2].metric("PVC burden", f"{summary['percent']['V']:.1f} %")
+m[3].metric("VF episodes", summary["vf_episodes"])
+m[4].metric("Longest VF episode", f"{summary['longest_vf_s']:.1f} s")
+counts = pd.DataFrame({"class": [f"{CLASS_NAMES[k]} ({k})" for k in CLASS_KEYS],
+                       "beats": [summary["counts"][k] for k in CLASS_KEYS],
+                       "percent": [summary["percent"][k] for k in CLASS_KEYS]})
+st.dataframe(counts, hide_index=True, width="stretch", column_config={
+    "percent": st.column_config.ProgressColumn("percent of beats", format="%.1f %%", min_value=0.0, max_value=100.0)})
+
+# ---------------------------------------------------------------- rhythm strip
+st.subheader("Rhythm strip")
+n_beats = len(result.beats)
+length = st.select_slider("Window length (s)", [10, 20, 30, 60], value=20, key=LENGTH_KEY)
+max_start = max(0.0, float(int(result.duration_s - length)))
+if st.session_state.get(START_KEY, 0.0) > max_start:
+    st.session_state[START_KEY] = max_start
+start = st.slider("Window start (s)", 0.0, max(max_start, 1.0), step=1.0, key=START_KEY,
+                  disabled=max_start == 0.0)
+st.plotly_chart(record_figures.overview(result, (start, start + length)), key="signal_overview",
+                config={"displayModeBar": False})
+clicked = clicked_beat()
+if clicked is not None and clicked != st.session_state.get(CLICK_KEY) and 0 <= clicked < n_beats:
+    st.session_state[BEAT_KEY] = clicked + 1  # a new click on a beat marker selects that beat
+st.session_state[CLICK_KEY] = clicked
+selected = int(st.session_state.get(BEAT_KEY, 1)) - 1 if n_beats else None
+st.plotly_chart(record_figures.rhythm_strip(result, start, length, selected), key=STRIP_KEY,
+                on_select="rerun", selection_mode="points")
+st.caption("Markers: beats in their predicted class colour (click one to inspect it). Shaded: ventricular "
+           "fibrillation episodes. Drag to zoom; the slider below the strip pans within the window.")
+
+# ---------------------------------------------------------------- one beat
+if n_beats:
+    st.subheader("Inspect a beat")
+    c1, c2, c3 = st.columns([2, 1, 2], vertical_alignment="bottom")
+    c1.selectbox("Class", list(CLASS_KEYS), key=JUMP_KEY, format_func=lambda k: f"{CLASS_NAMES[k]} ({k})")
+    c2.button("Next beat of this class", key="signal_jump", on_click=jump_to_next_of_class)
+    i = int(c3.number_input("Beat number", min_value=1, max_value=n_beats, step=1, key=BEAT_KEY,
+                            on_change=lambda: show_beat(int(st.session_state[BEAT_KEY]) - 1))) - 1
+    if st.session_state.get(NO_JUMP_KEY):
+        c1.caption(st.session_state.pop(NO_JUMP_KEY))
+    row = result.beats.iloc[i]
+    st.caption(f"Beat {i + 1} of {n_beats} at {row['time_s']:.2f} s (sample {int(row['sample'])})"
+               + (" · inside a VF episode: reported as VF with the nearest scan window's probabilities"
+                  if row["in_vf_episode"] else ""))
+    components.prediction_panel(result.image(i), result.probabilities(i), key=f"signal_beat_{i}")
+
+# ---------------------------------------------------------------- tables
+st.subheader("All beats")
+table = result.beats[record_mode.BEAT_COLUMNS]
+st.dataframe(table, hide_index=True, width="stretch", height=280)
+d1, d2 = st.columns(2)
+d1.download_button("Download beats (CSV)", record_mode.beats_csv(result), file_name=f"{result.name}_beats.csv",
+                   mime="text/csv", icon=":material/download:", key="signal_beats_csv")
+d2.download_button("Download VF episodes (CSV)", record_mode.episodes_csv(result),
+                   file_name=f"{result.name}_episodes.csv", mime="text/csv", icon=":material/download:",
+                   key="signal_episodes_csv")
+if len(result.episodes):
+    st.dataframe(result.episodes, hide_index=True, width="content")
+
+if result.comparison is not None:
+    c = result.comparison
+    st.subheader("Agreement with the reference annotations")
+    k = st.columns(4)
+    k[0].metric("Detection sensitivity", f"{c.sensitivity:.1%}" if c.sensitivity is not None else "n/a",
+                help="Reference beats (all beat symbols) with a detected beat within 150 ms.")
+    k[1].metric("Positive predictivity", f"{c.positive_predictivity:.1%}" if c.positive_predictivity is not None
+                else "n/a", help="Detected beats with a reference beat within 150 ms.")
+    k[2].metric("Class agreement", f"{c.agreement:.1%}" if c.agreement is not None else "n/a",
+                help="Matched beats of the six classes whose predicted class equals the reference class.")
+    k[3].metric("Reference VF covered", f"{c.detected_vf_overlap_s:.0f} of {c.reference_vf_s:.0f} s"
+                if c.reference_vf_s else "no VF in reference")
+    per_class = c.per_class.reset_index()
+    per_class["class"] = [f"{CLASS_BY_KEY[k].name} ({k})" for k in per_class["class"]]
+    st.dataframe(per_class, hide_index=True, width="stretch", column_config={
+        "agreement": st.column_config.NumberColumn(format="percent"),
+        "precision": st.column_config.NumberColumn(format="percent")})
+    st.plotly_chart(figures.confusion_heatmap(c.confusion.to_numpy(), "Reference (rows) vs predicted (columns)"),
+                    key="signal_confusion")

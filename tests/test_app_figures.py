@@ -1,0 +1,101 @@
+"""Figure builders, stored-results reading and Grad-CAM on the saved-and-reloaded default model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from app_support import MODELS, ROOT, SAMPLES, best_agreeing_sample
+
+from ecg_core import figures
+from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS
+from ecg_core.results import class_recall, comparison_table, load_results, per_class_f1
+
+
+def test_probability_bars_sorted_highlighted_in_class_colours():
+    probs = np.array([0.05, 0.1, 0.02, 0.08, 0.7, 0.05])
+    fig = figures.probability_bars(probs, threshold=0.8)
+    bar = fig.data[0]
+    assert list(bar.x) == sorted(probs)  # ascending: plotly draws the largest on top
+    assert bar.y[-1] == figures.class_label("V")
+    assert bar.marker.color[-1] == CLASS_BY_KEY["V"].colour  # predicted: full colour
+    assert all(c.startswith("rgba(") for c in bar.marker.color[:-1])  # others faded
+    assert any("threshold" in a.text for a in fig.layout.annotations)
+    with pytest.raises(ValueError):
+        figures.probability_bars([0.5, 0.5])
+
+
+def test_confusion_heatmap_row_shares_and_counts():
+    m = np.diag([10, 20, 30, 40, 50, 60])
+    m[0, 4] = 10
+    fig = figures.confusion_heatmap(m.tolist())
+    z = np.asarray(fig.data[0].z)
+    assert z[0, 0] == pytest.approx(0.5) and z[0, 4] == pytest.approx(0.5) and z[5, 5] == 1
+    assert fig.data[0].text[0][4].startswith("10<br>50%")
+    with pytest.raises(ValueError):
+        figures.confusion_heatmap([[1, 2], [3, 4]])
+
+
+def test_stored_results_table_and_reference_row():
+    res = load_results(MODELS / "results")
+    files = [json.loads(p.read_text()) for p in (MODELS / "results").glob("*.json")]
+    assert len(res.evaluated) == sum(f.get("kind") != "reported" for f in files)
+    assert len(res.reported) == sum(f.get("kind") == "reported" for f in files)
+    table = comparison_table(res.evaluated)
+    assert {"architecture", "representation", "trained on", "split", "protocol", "accuracy", "macro F1", "params",
+            "size (MB)", "latency (ms)"} <= set(table.columns)
+    assert all(f"F1 {k}" in table.columns for k in CLASS_KEYS)
+    assert list(table["macro F1"]) == sorted(table["macro F1"], reverse=True)
+    f1 = per_class_f1(res.evaluated)
+    fig = figures.per_class_f1_bars(f1, res.reported[0]["metrics"]["macro_f1"] if res.reported else None)
+    assert len(fig.data) == len(f1)
+
+
+def test_class_recall_from_card_or_results(tmp_path):
+    res = load_results(MODELS / "results")
+    row = res.evaluated[0]
+    expected = {k: v["recall"] for k, v in row["metrics"]["per_class"].items()}
+    assert class_recall({"name": row["model"], "metrics": {}}, res, row["split"]) == pytest.approx(expected)
+    assert class_recall({"name": "nobody"}, res) is None
+    (tmp_path / "x.json").write_text("[1, 2]")
+    (tmp_path / "y.json").write_text("{")
+    assert len(load_results(tmp_path).problems) == 2
+
+
+def test_pipeline_example_is_the_training_pipeline():
+    from ecg_core.beats import labelled_beats
+    from ecg_core.imaging import normalise_batch
+    from ecg_core.render import render
+    from ecg_core.signals import read_record
+
+    path = ROOT / "tests" / "data" / "mitdb" / "208"
+    ex = figures.pipeline_example(path, "V")
+    assert ex.label == "V" and ex.image.shape == (128, 128) and ex.image.dtype == np.uint8
+    rec = read_record(path)
+    beats = labelled_beats(rec.signal, rec.annotations.sample, rec.annotations.symbol)
+    i = int(np.flatnonzero(beats.centres == round(ex.r_peak_s * ex.fs))[0])
+    assert np.allclose(ex.window, beats.windows[i], atol=1e-5)
+    assert np.array_equal(ex.image, normalise_batch(render(beats.windows[i: i + 1], "waveform"), "waveform")[0])
+    assert len(figures.pipeline_figure(ex).data) == 4
+
+
+def test_gradcam_on_reloaded_default_model_differs_by_class():
+    from ecg_core import predict
+    from ecg_core.explain import GradCam, mass_near_trace, overlay
+    from ecg_core.imaging import load_image, to_model_input
+
+    clf = predict.load(predict.default_model(MODELS))  # loaded from the saved .keras file, as the app does
+    cam = GradCam(clf.model)
+    s = best_agreeing_sample()
+    image = load_image((SAMPLES / s["file"]).read_bytes())
+    x = to_model_input(image)
+    maps = np.stack([cam.heatmaps(x, [k], "gradcam")[0] for k in range(len(CLASS_KEYS))])
+    assert maps.shape == (len(CLASS_KEYS), 128, 128) and np.isfinite(maps).all()
+    assert maps.min() >= 0 and maps.max() <= 1 and (maps.max(axis=(1, 2)) > 0).sum() >= 2
+    corr = np.corrcoef(maps.reshape(len(maps), -1))
+    assert np.nanmin(corr) < 0.95, "every class gives the same map: gradients are not class specific"
+    pp = cam.heatmaps(x, [CLASS_KEYS.index(s["label"])], "gradcam++")[0]
+    assert pp.shape == (128, 128) and pp.max() == pytest.approx(1.0)
+    assert 0.0 <= mass_near_trace(image, pp) <= 1.0
+    assert overlay(image, pp, 0.5, upscale=3).shape == (384, 384, 3)

@@ -1,0 +1,169 @@
+"""AppTest: every page renders, the sidebar model picker, comparison from stored JSON, the no-model page."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from app_support import (
+    MODELS,
+    ROOT,
+    SAMPLES,
+    all_text,
+    best_agreeing_sample,
+    copy_default_model,
+    new_app,
+    run_ok,
+    save_second_model,
+    switch,
+)
+
+from ecg_core.classes import CLASS_KEYS, CLASSES
+
+PAGES = ["classify", "class_guide", "comparison", "about"]
+
+
+@pytest.fixture
+def app(monkeypatch):
+    monkeypatch.delenv("ECG_MODELS_DIR", raising=False)
+    return run_ok(new_app())
+
+
+def default_card() -> dict:
+    from ecg_core import predict
+
+    return predict.default_model(MODELS).card
+
+
+def test_every_page_renders(app):
+    pages = PAGES + (["signal"] if (ROOT / "pages" / "signal.py").exists() else [])
+    for page in pages:
+        switch(app, page)
+        assert app.title, f"{page} has no title"
+    assert "The model cannot be loaded" not in all_text(app)
+
+
+def test_sidebar_picker_preselects_default_and_shows_its_f1(app):
+    card = default_card()
+    picker = app.sidebar.selectbox(key="ecg_model_path")
+    assert picker.value.endswith(f"{card['name']}.keras")
+    label = picker.options[picker.index]
+    assert card["name"] in label and f"{card['metrics']['recordwise_macro_f1']:.3f}" in label
+    assert any("not a medical device" in c.value for c in app.sidebar.caption)
+
+
+def test_comparison_page_is_built_from_stored_json(app):
+    rows = [json.loads(p.read_text()) for p in sorted((MODELS / "results").glob("*.json"))]
+    evaluated = [r for r in rows if r.get("kind") != "reported"]
+    reported = [r for r in rows if r.get("kind") == "reported"]
+    switch(app, "comparison")
+    split = app.radio(key="comparison_split").value
+    expected = sorted(r["model"] for r in evaluated if r["split"] == split)
+    table = app.dataframe[0].value
+    assert sorted(table["model"]) == expected
+    for r in evaluated:
+        if r["split"] == split:
+            got = table.loc[table["model"] == r["model"], "macro F1"].item()
+            assert got == pytest.approx(r["metrics"]["macro_f1"])
+    assert len(app.get("plotly_chart")) == 3  # per-class F1, size vs F1, confusion matrix
+    for r in reported:
+        assert any("reported, not reproduced" in m.label and f"{r['metrics']['macro_f1']:.3f}" in m.value
+                   for m in app.metric)
+    for other in app.radio(key="comparison_split").options[1:]:  # labels of the other splits
+        app.radio(key="comparison_split").set_value(
+            {"beat-wise": "beatwise", "record-wise": "recordwise"}.get(other, other))
+        run_ok(app)
+        if not any(r["split"] == app.radio(key="comparison_split").value for r in evaluated):
+            assert "No model has been evaluated" in all_text(app)
+
+
+def test_comparison_split_toggle_and_confusion_matrix(monkeypatch, tmp_path):
+    copy_default_model(tmp_path)
+    (tmp_path / "results").mkdir()
+    src = json.loads(next(p for p in (MODELS / "results").glob("*.json")
+                          if json.loads(p.read_text()).get("kind") != "reported").read_text())
+    beat = dict(src, model="beat_model", split="beatwise", trained_on="beatwise")
+    beat["metrics"] = dict(src["metrics"], macro_f1=0.987, confusion_matrix=np.diag([50] * len(CLASS_KEYS)).tolist())
+    (tmp_path / "results" / "a.json").write_text(json.dumps(src))
+    (tmp_path / "results" / "b.json").write_text(json.dumps(beat))
+    (tmp_path / "results" / "broken.json").write_text("{not json")
+    shutil.copy(MODELS / "results" / "reported_seed.json", tmp_path / "results" / "reported_seed.json")
+    monkeypatch.setenv("ECG_MODELS_DIR", str(tmp_path))
+    at = run_ok(new_app())
+    switch(at, "comparison")
+    assert list(at.dataframe[0].value["model"]) == [src["model"]]
+    assert any("broken.json" in w.value for w in at.warning)
+    at.radio(key="comparison_split").set_value("beatwise")
+    run_ok(at)
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["beat_model"] and table["macro F1"].item() == pytest.approx(0.987)
+    assert "leaks" in all_text(at)
+    heat = [c for c in at.get("plotly_chart") if "Heatmap" in c.proto.spec or "heatmap" in c.proto.spec]
+    assert heat, "no confusion-matrix heatmap"
+
+
+def test_class_guide_shows_every_class_recall_and_real_samples(app):
+    switch(app, "class_guide")
+    text = all_text(app)
+    for c in CLASSES:
+        assert c.name in text and c.description in text and c.significance in text
+    recall = default_card()["metrics"]["recordwise_recall"]
+    shown = [m.value for m in app.metric]  # one per class tab, in class order
+    assert shown == [f"{recall[c.key]:.0%}" for c in CLASSES if c.key in recall]
+    captions = [c for im in app.image for c in im.captions]
+    assert any("record" in c for c in captions) and len(captions) >= len(list(SAMPLES.glob("*/*.png"))) * 0.5
+
+
+def test_about_page_draws_the_pipeline_of_a_real_beat(app):
+    switch(app, "about")
+    assert len(app.get("plotly_chart")) == 1
+    text = all_text(app)
+    assert "record 208" in text and "ODC-By 1.0" in text and "python -m ecg_core train" in "\n".join(
+        c.value for c in app.code)
+
+
+def test_no_model_shows_restore_page_not_a_traceback(monkeypatch, tmp_path):
+    monkeypatch.setenv("ECG_MODELS_DIR", str(tmp_path))
+    at = run_ok(new_app())
+    text = all_text(at)
+    assert "The model cannot be loaded" in text and "git checkout -- models/" in text
+    for page in PAGES[1:]:  # pages that need no model still work
+        switch(at, page)
+
+
+def test_corrupt_model_file_shows_restore_page(monkeypatch, tmp_path):
+    model = copy_default_model(tmp_path)
+    model.write_bytes(b"PK\x03\x04 this is not a keras archive")
+    monkeypatch.setenv("ECG_MODELS_DIR", str(tmp_path))
+    at = run_ok(new_app())
+    text = all_text(at)
+    assert "The model cannot be loaded" in text and "corrupt" in text and "git checkout -- models/" in text
+
+
+def test_model_picker_switches_models(monkeypatch, tmp_path):
+    from ecg_core import predict
+    from ecg_core.imaging import load_image
+
+    copy_default_model(tmp_path)
+    second = save_second_model(tmp_path, "second_model", 0.123)
+    monkeypatch.setenv("ECG_MODELS_DIR", str(tmp_path))
+    sample = best_agreeing_sample()
+    data = (SAMPLES / sample["file"]).read_bytes()
+    p2 = predict.Classifier(predict.info_from_path(second)).predict_proba(load_image(data)[None])[0]
+    k2 = int(np.argmax(p2))
+
+    at = run_ok(new_app())
+    picker = at.sidebar.selectbox(key="ecg_model_path")
+    assert len(picker.options) == 2
+    assert any("second_model" in o and "0.123" in o for o in picker.options)
+    at.file_uploader(key="classify_upload").set_value(("beat.png", data, "image/png"))
+    run_ok(at)
+    assert f"**{sample['confidence']:.1%}**" in all_text(at)
+    at.sidebar.selectbox(key="ecg_model_path").set_value(str(second))
+    run_ok(at)
+    text = all_text(at)
+    assert "`second_model`" in text
+    assert f"**{CLASSES[k2].name}**" in text and f"**{p2[k2]:.1%}**" in text
+    assert f"**{sample['confidence']:.1%}**" not in text

@@ -1,0 +1,96 @@
+"""Real-browser smoke test: start the Streamlit server, upload a sample image in Debian's chromium.
+
+Run alone with `python -m pytest -m browser tests/test_browser_smoke.py`. Set ECG_SCREENSHOT_DIR to keep
+the screenshots; otherwise they go to pytest's tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from app_support import ROOT, SAMPLES, best_agreeing_sample
+
+from ecg_core.classes import CLASS_NAMES
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+STARTUP_S = 180
+PREDICTION_S = 240
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server():
+    port = free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("ECG_MODELS_DIR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited early:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        pytest.fail("streamlit did not become healthy in time")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_upload_sample_in_real_browser(server, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is absent (install Debian's chromium package; never `playwright install`)")
+    from playwright.sync_api import expect, sync_playwright
+
+    sample = best_agreeing_sample()
+    out = Path(os.environ.get("ECG_SCREENSHOT_DIR", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            page.goto(server, wait_until="domcontentloaded")
+            page.locator("input[type=file]").first.set_input_files(str(SAMPLES / sample["file"]),
+                                                                   timeout=PREDICTION_S * 1000)
+            name = CLASS_NAMES[sample["label"]]
+            expect(page.get_by_text(f"{sample['confidence']:.1%}").first).to_be_visible(timeout=PREDICTION_S * 1000)
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+            heatmap = page.locator("[data-testid=stImage] img").first
+            expect(heatmap).to_be_visible(timeout=60_000)
+            expect(page.locator("[data-testid=stMarkdownContainer] strong", has_text=name).first).to_be_visible()
+            page.wait_for_timeout(1500)  # let Plotly finish drawing before the screenshot
+            shot = out / "classify_upload.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            assert page.locator("[data-testid=stException]").count() == 0
+        finally:
+            browser.close()

@@ -1,0 +1,72 @@
+"""AppTest of the Signal page: real uploads (WFDB set, CSV), the real model, the shared prediction panel."""
+
+from __future__ import annotations
+
+import pytest
+import wfdb
+from app_support import all_text, new_app, run_ok, switch
+from conftest import MITDB
+
+OCTET = "application/octet-stream"
+
+
+@pytest.fixture
+def page(monkeypatch):
+    monkeypatch.delenv("ECG_MODELS_DIR", raising=False)
+    return switch(run_ok(new_app()), "signal")
+
+
+def upload(at, files: list[tuple[str, bytes]]):
+    at.file_uploader(key="signal_upload").set_value([(n, b, OCTET) for n, b in files])
+    return run_ok(at)
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_wfdb_upload_with_annotations(page):
+    at = upload(page, [(f.name, f.read_bytes()) for f in sorted(MITDB.glob("208.*"))])
+    m = metrics(at)
+    assert int(m["Beats"].replace(",", "")) > 150
+    assert m["VF episodes"] == "0"
+    assert m["Detection sensitivity"].endswith("%") and float(m["Detection sensitivity"][:-1]) >= 99.0
+    text = all_text(at)
+    assert "Agreement with the reference annotations" in text and "Beat 1 of" in text
+    assert [b.label for b in at.get("download_button")] == ["Download beats (CSV)", "Download VF episodes (CSV)"]
+
+    at.number_input(key="signal_beat").set_value(7)
+    run_ok(at)
+    assert any(c.value.startswith("Beat 7 of") for c in at.caption)
+    assert "probability" in all_text(at)  # the shared prediction panel of the chosen beat
+
+    result = at.session_state["signal_result"][1]
+    late_v = [i for i, p in enumerate(result.beats["predicted"]) if p == "V" and result.beats["time_s"].iloc[i] > 60]
+    at.number_input(key="signal_beat").set_value(late_v[0])  # the beat before the first V after 60 s
+    run_ok(at)
+    at.selectbox(key="signal_jump_class").set_value("V")
+    at.button(key="signal_jump").click()
+    run_ok(at)
+    assert at.number_input(key="signal_beat").value == late_v[0] + 1
+    t = result.beats["time_s"].iloc[late_v[0]]
+    start = at.slider(key="signal_start").value
+    assert start <= t < start + at.select_slider(key="signal_length").value  # the strip followed the beat
+
+
+def test_csv_upload_with_rate_and_refusal(page):
+    x = wfdb.rdrecord(str(MITDB / "232"), sampto=7200).p_signal[:, 0]
+    body = "\n".join(f"{v:.4f}" for v in x).encode()
+    at = upload(page, [("one.csv", body)])
+    assert [e.value for e in at.error] == ["one.csv: one column of samples needs the sampling rate (Hz)."]
+
+    at.number_input(key="signal_fs").set_value(360.0)
+    run_ok(at)
+    assert not at.error
+    assert int(metrics(at)["Beats"]) >= 15
+    assert "Agreement with the reference annotations" not in all_text(at)
+
+
+def test_flat_csv_is_refused_with_its_message(page):
+    at = upload(page, [("flat.csv", b"t,v\n" + b"".join(f"{i / 250:.4f},0.1\n".encode() for i in range(5000)))])
+    assert [e.value for e in at.error] == ["flat.csv: the signal is a flat line (no variation); check the lead and "
+                                           "the units."]

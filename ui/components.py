@@ -1,0 +1,211 @@
+"""Streamlit widgets shared by the pages: model picker, prediction panel, batch results, error page."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import numpy as np
+import streamlit as st
+
+from ecg_core import figures
+from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS, CLASS_NAMES, CLASSES
+from ecg_core.explain import METHODS, colormap_legend, mass_near_trace, overlay
+from ecg_core.imaging import to_model_input
+from ecg_core.predict import ModelError, ModelInfo
+from ui import state
+from ui.batch import ImageResult, results_csv, results_frame
+
+HEATMAP_PX = 384  # the 128-pixel image upscaled 3x
+METHOD_LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+NOT_A_DEVICE = "Research and teaching tool, **not a medical device**: never use it to diagnose or treat anyone."
+
+
+def code_name(name: str, limit: int = 120) -> str:
+    """A user-supplied file name as inline code, safe in Markdown (no backticks, control characters)."""
+    clean = "".join(ch if ch.isprintable() and ch != "`" else "'" if ch == "`" else " " for ch in name)
+    return f"`{clean[:limit]}{'...' if len(clean) > limit else ''}`"
+
+
+def class_badge(key: str) -> str:
+    """HTML chip in the class colour (class keys and names come from ecg_core.classes, not from users)."""
+    c = CLASS_BY_KEY[key]
+    return (f"<span style='background:{c.colour};color:white;border-radius:0.4rem;padding:0.1rem 0.45rem;"
+            f"font-weight:600'>{html.escape(c.key)}</span>")
+
+
+def model_label(info: ModelInfo) -> str:
+    """'name · F1 0.912 · default' for the picker (F1 = record-wise macro F1)."""
+    f1 = info.metric("recordwise_macro_f1")
+    parts = [info.name, f"F1 {f1:.3f}" if f1 is not None else "F1 n/a"]
+    if info.is_default:
+        parts.append("default")
+    return " · ".join(parts)
+
+
+def model_picker() -> ModelInfo | None:
+    """Sidebar selectbox over every model with a card (default preselected); None when there is none."""
+    models = state.available_models()
+    if not models:
+        return None
+    paths = [str(m.path) for m in models]
+    if st.session_state.get(state.MODEL_KEY) not in paths:
+        st.session_state[state.MODEL_KEY] = paths[0]
+    by_path = {str(m.path): m for m in models}
+    chosen = st.sidebar.selectbox("Model", paths, key=state.MODEL_KEY, format_func=lambda p: model_label(by_path[p]),
+                                  help="Every model in the models folder that has a model card. The number is "
+                                  "its macro F1 on patients it never saw in training (record-wise test split).")
+    info = by_path[chosen]
+    card = info.card
+    f1 = info.metric("recordwise_macro_f1")
+    score = (f"record-wise macro F1 **{f1:.3f}** (patients unseen in training)" if f1 is not None
+             else "no record-wise evaluation yet")
+    st.sidebar.caption(
+        f"{score} · {card.get('architecture', '?')} · {info.representation} images · trained on the "
+        f"{str(card.get('split', '?')).replace('wise', '-wise')} split · {int(card.get('params', 0)):,} parameters")
+    return info
+
+
+def model_error_page(message: str) -> None:
+    """What to do when no model can be used (shown instead of the pages that need one)."""
+    st.title("The model cannot be loaded")
+    st.error(message, icon=":material/error:")
+    st.markdown(
+        f"""
+The classifier needs a model file (`.keras`) with its model card (`.json`) in
+`{state.models_dir()}`. To restore the committed models, run in the project folder:
+
+```bash
+git checkout -- models/
+```
+
+or train a new one (hours on a CPU; see the About page for the whole recipe):
+
+```bash
+python -m ecg_core build-dataset --out data/waveform
+python -m ecg_core train --arch ecgnet --dataset data/waveform --split recordwise --out models
+```
+
+then mark one card `"default": true` and reload this page. If another model is listed in the sidebar,
+you can also pick it there. The Class guide, Model comparison and About pages work without a model.
+""")
+
+
+def probability_caption(threshold: float) -> str:
+    return (f"Probabilities of all six classes, highest on top; the predicted class is outlined. Dotted line: "
+            f"this model's low-confidence threshold ({threshold:.0%}).")
+
+
+def prediction_panel(image: np.ndarray, probs: np.ndarray, key: str) -> None:
+    """Prediction, probability chart and Grad-CAM overlay for one normalised uint8 128x128 image.
+
+    Uses the model chosen in the sidebar (`ui.state`); `key` must be unique per image on the page.
+    """
+    info = state.current_model_info()
+    probs = np.asarray(probs, dtype=float)
+    top = int(np.argmax(probs))
+    top_key = CLASS_KEYS[top]
+    threshold = info.low_confidence_threshold
+    st.markdown(f"{class_badge(top_key)} &nbsp;**{html.escape(CLASS_NAMES[top_key])}** &nbsp;·&nbsp; "
+                f"probability **{probs[top]:.1%}** &nbsp;·&nbsp; model `{html.escape(info.name)}`",
+                unsafe_allow_html=True)
+    if probs[top] < threshold:
+        second = CLASS_KEYS[int(np.argsort(probs)[-2])]
+        st.warning(f"Low confidence: {probs[top]:.0%} is below this model's threshold of {threshold:.0%}. "
+                   f"Treat the result as uncertain; the runner-up is {CLASS_NAMES[second]} "
+                   f"({probs[CLASS_KEYS.index(second)]:.0%}).", icon=":material/help:")
+    chart, cam = st.columns([1.25, 1], gap="large")
+    with chart:
+        st.plotly_chart(figures.probability_bars(probs, top, threshold), key=f"{key}_bars",
+                        config={"displayModeBar": False})
+        st.caption(probability_caption(threshold))
+    with cam:
+        gradcam_view(image, top, f"{key}_{info.name}")
+
+
+def gradcam_view(image: np.ndarray, predicted: int, key: str) -> None:
+    """Grad-CAM overlay with its controls: class to explain, method, opacity, and a colour legend."""
+    c1, c2 = st.columns(2)
+    cls = c1.selectbox("Explain class", range(len(CLASSES)), index=predicted, key=f"{key}_cam_class",
+                       format_func=lambda i: CLASS_NAMES[CLASS_KEYS[i]] + (" (predicted)" if i == predicted else ""))
+    method = c2.radio("Method", METHODS, key=f"{key}_cam_method", horizontal=True,
+                      format_func=METHOD_LABELS.get,
+                      help="Grad-CAM weights the last convolutional feature maps by their mean gradient; "
+                      "Grad-CAM++ weights positive gradients per location and often covers more of the beat.")
+    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"{key}_cam_opacity")
+    heat = state.current_gradcam().heatmaps(to_model_input(image), [cls], method)[0]
+    st.image(overlay(image, heat, opacity, upscale=3), width=HEATMAP_PX,
+             caption=f"{METHOD_LABELS[method]} for {CLASS_NAMES[CLASS_KEYS[cls]]}: where the model looked "
+             f"({mass_near_trace(image, heat):.0%} of the heat lies on or near the trace).")
+    st.image(colormap_legend(HEATMAP_PX, 10), width=HEATMAP_PX)
+    st.caption("Colour scale: blue = little influence on this class's score, red = the most.")
+
+
+def image_source_caption(result: ImageResult) -> str:
+    parts = [code_name(result.name)]
+    if result.label:
+        parts.append(f"reference label: {CLASS_NAMES.get(result.label, result.label)}")
+    if result.source:
+        parts.append(result.source)
+    if result.status == "flagged":
+        parts.append(f"**classified anyway, although:** {result.reason}")
+    return " · ".join(parts)
+
+
+def unusable_files(results: Sequence[ImageResult]) -> None:
+    """One line per file that was not read (error) or not classified (flagged by the non-ECG guard)."""
+    errors = [r for r in results if r.status == "error"]
+    flagged = [r for r in results if r.status == "flagged" and not r.classified]
+    if errors:
+        st.error("**Not readable:**\n" + "\n".join(f"- {code_name(r.name)}: {r.reason}" for r in errors),
+                 icon=":material/broken_image:")
+    if flagged:
+        st.warning("**Does not look like an ECG beat image, so not classified:**\n"
+                   + "\n".join(f"- {code_name(r.name)}: {r.reason}" for r in flagged),
+                   icon=":material/image_not_supported:")
+
+
+def batch_results(results: Sequence[ImageResult], key: str) -> None:
+    """One image: its panel. Many: results table with CSV download, and the panel of the selected row."""
+    unusable_files(results)
+    done = [r for r in results if r.classified]
+    if not done:
+        return
+    if len(results) == 1:
+        st.caption(image_source_caption(done[0]))
+        prediction_panel(done[0].image, done[0].probs, f"{key}_single_{done[0].name}")
+        return
+    table = results_frame(done)
+    pick_key, table_key = f"{key}_pick", f"{key}_table"
+    if st.session_state.get(pick_key, 0) >= len(done):
+        st.session_state[pick_key] = 0
+
+    def follow_table() -> None:
+        rows = st.session_state[table_key].selection.rows
+        if rows:
+            st.session_state[pick_key] = int(rows[0])
+
+    st.subheader(f"{len(done)} images classified")
+    st.dataframe(table, key=table_key, on_select=follow_table, selection_mode="single-row", hide_index=True,
+                 width="stretch", column_config={
+                     "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0.0,
+                                                                   max_value=1.0)})
+    st.caption("Click a row (or use the selector below) to see its probabilities and heatmap.")
+    st.download_button("Download all results (CSV)", results_csv(results), file_name="ecg_predictions.csv",
+                       mime="text/csv", icon=":material/download:", key=f"{key}_csv")
+    i = st.selectbox("Show details for", range(len(done)), key=pick_key,
+                     format_func=lambda j: f"{j + 1}. {done[j].name} -> {CLASS_NAMES[done[j].predicted]}")
+    st.divider()
+    st.caption(image_source_caption(done[i]))
+    prediction_panel(done[i].image, done[i].probs, f"{key}_row{i}_{done[i].name}")
+
+
+def model_or_stop() -> ModelInfo:
+    """The current model's card, or a clear error page and stop (pages that need a model call this)."""
+    try:
+        info = state.current_model_info()
+        state.classifier_for(info)
+    except ModelError as exc:
+        model_error_page(str(exc))
+        st.stop()
+    return info

@@ -1,0 +1,115 @@
+"""App state: where models live, which one the sidebar picked, and the cached loaded models.
+
+Models and their Grad-CAM gradient models are built once per process and model file
+(`st.cache_resource`); the key includes the file's mtime and size, so a replaced file is reloaded.
+Set ECG_MODELS_DIR to serve models from another directory (its results/ sub-folder holds the results).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import streamlit as st
+
+from ecg_core import predict
+from ecg_core.predict import Classifier, ModelError, ModelInfo
+from ecg_core.results import StoredResults, load_results
+
+if TYPE_CHECKING:
+    from ecg_core.explain import GradCam
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES_DIR = ROOT / "sample_images"
+MODEL_KEY = "ecg_model_path"  # session-state key of the sidebar's model picker
+
+
+def models_dir() -> Path:
+    """The models directory: $ECG_MODELS_DIR if set, else the repository's models/."""
+    env = os.environ.get("ECG_MODELS_DIR", "").strip()
+    return Path(env).expanduser() if env else predict.MODELS_DIR
+
+
+def results_dir() -> Path:
+    return models_dir() / "results"
+
+
+def available_models() -> list[ModelInfo]:
+    """Every model with a usable card, default first (cards are re-read each run: they are tiny)."""
+    return predict.discover(models_dir())
+
+
+def current_model_info() -> ModelInfo:
+    """The model chosen in the sidebar, else the default; ModelError when there is none."""
+    models = available_models()
+    if not models:
+        raise ModelError(f"No usable model (a .keras file with its .json card) in {models_dir()}.")
+    chosen = st.session_state.get(MODEL_KEY)
+    return next((m for m in models if str(m.path) == chosen), models[0])
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        s = path.stat()
+    except OSError:
+        return (0, 0)
+    return (s.st_mtime_ns, s.st_size)
+
+
+@st.cache_resource(show_spinner="Loading the model (once per server process)...", max_entries=8)
+def _load_classifier(path: str, stamp: tuple[int, int]) -> Classifier:
+    return Classifier(predict.info_from_path(path))
+
+
+@st.cache_resource(show_spinner="Preparing Grad-CAM (once per model)...", max_entries=8)
+def _load_gradcam(path: str, stamp: tuple[int, int]) -> GradCam:
+    from ecg_core.explain import GradCam  # imports Keras: only when a heatmap is first needed
+
+    return GradCam(_load_classifier(path, stamp).model)
+
+
+def classifier_for(info: ModelInfo) -> Classifier:
+    """The loaded model for a card (cached per process); ModelError if the file is missing or corrupt."""
+    return _load_classifier(str(info.path), _stamp(info.path))
+
+
+def current_classifier() -> Classifier:
+    """The sidebar's model, loaded once per process."""
+    return classifier_for(current_model_info())
+
+
+def current_gradcam() -> GradCam:
+    """Grad-CAM for the sidebar's model; its gradient model is built once per model file."""
+    info = current_model_info()
+    return _load_gradcam(str(info.path), _stamp(info.path))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _results(path: str) -> StoredResults:
+    return load_results(path)
+
+
+def stored_results() -> StoredResults:
+    """Stored evaluation results of the models directory (re-read at most once a minute)."""
+    return _results(str(results_dir()))
+
+
+@st.cache_data(show_spinner=False)
+def _manifest(path: str) -> pd.DataFrame:
+    p = Path(path) / "manifest.csv"
+    if not p.exists():
+        return pd.DataFrame(columns=["file", "label", "database", "record", "sample", "time_s"])
+    m = pd.read_csv(p, dtype={"record": str})
+    return m[[(Path(path) / f).is_file() for f in m["file"]]].reset_index(drop=True)
+
+
+def sample_manifest() -> pd.DataFrame:
+    """Bundled sample images (file relative to sample_images/, label, database, record, sample, time_s)."""
+    return _manifest(str(SAMPLES_DIR))
+
+
+def sample_source(row: pd.Series) -> str:
+    """'mitdb record 213, 1694.2 s' for a manifest row."""
+    return f"{row['database']} record {row['record']}, {float(row['time_s']):.1f} s"
