@@ -55,7 +55,7 @@ def decode_image(data: bytes) -> np.ndarray:
 
 
 def decode_image_with_notes(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Like decode_image, plus one-line notes on what was done (first frame used, rotated, reduced)."""
+    """Like decode_image, plus one-line notes for the user on what was done (first frame used, rotated)."""
     if not data:
         raise ImageInputError("The file is empty (0 bytes).")
     if len(data) > MAX_FILE_BYTES:
@@ -99,6 +99,12 @@ def _decode(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
             notes.append(ROTATED_NOTE)
     except _DECODER_ERRORS:  # malformed EXIF: keep the picture as stored
         pass
+    factor = max(img.size) // MAX_DECODED_SIDE
+    if factor >= 2:  # box-reduce big pictures before the float conversion (memory: 4 x 4 bytes per RGBA pixel)
+        if img.mode in ("P", "PA", "1"):
+            img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "L")
+        if not img.mode.startswith("I;16"):  # Pillow cannot reduce 16-bit pictures: cv2 does it below
+            img = img.reduce(factor)
     gray = _to_gray(img)
     if max(gray.shape) > MAX_DECODED_SIDE:
         scale = MAX_DECODED_SIDE / max(gray.shape)
@@ -122,8 +128,8 @@ def _to_gray(img: Image.Image) -> np.ndarray:
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         alpha = rgba[..., 3]
         lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        opaque = alpha > 0.5
-        ground = 1.0 if (opaque.any() and lum[opaque].mean() < 0.5) else 0.0
+        drawn = lum[alpha > 0.5]  # white ground (as a viewer shows it) unless even the darkest drawn tenth is light
+        ground = 0.0 if drawn.size and np.percentile(drawn, 10) > 0.5 else 1.0
         return (lum * alpha + ground * (1.0 - alpha)).astype(np.float32)
     return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
@@ -175,14 +181,14 @@ def _looks_like_text(head: bytes) -> bool:
 # ---------------------------------------------------------------- file names and batches
 
 def display_name(name: str, max_len: int = DISPLAY_NAME_MAX) -> str:
-    """A user-supplied file name made safe to show: no folders, no control or invisible characters, short.
-
-    File names are only ever displayed, never used as paths.
+    """A user-supplied file name made safe to show: no folders, no control or invisible characters, no
+    backticks, at most max_len characters (extension kept). File names are only ever displayed, never used
+    as paths; show them as plain text or inside a Markdown code span.
     """
     text = unicodedata.normalize("NFC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
     text = "".join(" " if unicodedata.category(ch) in ("Zl", "Zp") or ch.isspace() else ch
                    for ch in text if not unicodedata.category(ch).startswith("C") or ch in "\t\n\r")
-    text = " ".join(text.split())
+    text = " ".join(text.split()).replace("`", "'")  # no backtick: safe inside a Markdown code span
     if text in ("", ".", ".."):
         return "unnamed file"
     if len(text) > max_len:

@@ -12,6 +12,11 @@ SOURCES = {"upload": "Upload images", "samples": "Bundled samples"}
 
 info = components.model_or_stop()
 st.title("Classify ECG beat images")
+if info.representation != "waveform":
+    st.warning(f"**{info.name}** reads {info.representation} (time-frequency) images computed from a signal, not "
+               "pictures of an ECG trace. Classify a recording with it on the **Signal** page, or choose a waveform "
+               "model in the sidebar to classify beat images.", icon=":material/info:")
+    st.stop()
 st.markdown("One image per beat: about 1 s before the R peak to 0.6 s after it, single lead. Dark trace on light "
             "paper or light on dark, any size: images are brought to the training form first.")
 
