@@ -127,8 +127,8 @@ def main(a: argparse.Namespace) -> None:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    if result["trained_on"] == result["split"]:
-        update_card(a.model, result)
+    if result["trained_on"] == result["split"] and not getattr(a, "max_per_class", None):
+        update_card(a.model, result)  # the card carries full-test-split numbers only
     m = result["metrics"]
     print(f"{result['model']} on {result['protocol']}: accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}")
     print("  " + "  ".join(f"{k}: F1 {v['f1']:.3f} R {v['recall']:.3f} (n={v['support']})"

@@ -266,8 +266,10 @@ def normalise_waveform(gray: np.ndarray, size: int = IMAGE_SIZE, margin: int = I
     A picture already in training form is returned unchanged, so normalising is idempotent and a saved
     sample image classifies exactly as the array it was saved from.
     """
-    if in_training_form(gray, size, margin):
-        return np.clip(np.asarray(gray, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    g = np.asarray(gray, np.float32)
+    for candidate in (g, 1.0 - g):  # also the same image saved dark-on-light
+        if in_training_form(candidate, size, margin):
+            return np.clip(candidate * 255.0 + 0.5, 0, 255).astype(np.uint8)
     c = contrast_map(gray)
     c = np.where(c >= GRID_CONTRAST, (c - GRID_CONTRAST) / (1.0 - GRID_CONTRAST), 0.0).astype(np.float32)
     ys, xs = np.nonzero(c >= (TRACE_CONTRAST - GRID_CONTRAST) / (1.0 - GRID_CONTRAST))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
+from ecg_core.imaging import display_name
 from ui import batch, components, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "gif"]
@@ -45,7 +46,7 @@ else:
     for f in chosen:
         row = rows.set_index("file").loc[f]
         files.append((f, (state.SAMPLES_DIR / f).read_bytes()))
-        labels[f] = (str(row["label"]), state.sample_source(row))
+        labels[display_name(f)] = (str(row["label"]), state.sample_source(row))
 
 if len(files) > batch.MAX_FILES:
     st.warning(f"Only the first {batch.MAX_FILES} of {len(files)} images are classified.")

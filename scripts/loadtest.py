@@ -82,6 +82,11 @@ class Server:
                 return int(line.split()[1]) * 1024
         return 0
 
+    def traces(self) -> int:
+        """TensorFlow autograph files in the server's temp folder: one set per traced function, so a count that
+        does not grow with sessions shows the model (and its Grad-CAM model) were built once."""
+        return sum(1 for p in self.tmpdir.rglob("*") if p.name.startswith(TEMP_NOISE))
+
     def leftover_files(self) -> list[str]:
         return sorted(str(p.relative_to(self.tmpdir)) for p in self.tmpdir.rglob("*")
                       if p.is_file() and not p.name.startswith(TEMP_NOISE))
@@ -307,9 +312,9 @@ def run(sessions: int = 50, images: int = 2, waves: int = 2, timeout: float = 54
         warm = asyncio.run(one_session(server.base, session_files(rng, images), timeout))
         if not warm.ok:
             raise RuntimeError(f"warm-up session failed: {warm.error}\n{server.log.read_text()[-3000:]}")
-        rss_warm = server.rss()
+        rss_warm, traces_warm = server.rss(), server.traces()
         print(f"warm-up session: open {warm.open_s:.1f} s, classify {warm.classify_s:.1f} s (model loaded); "
-              f"RSS {rss_warm / 2**20:.0f} MiB", file=out, flush=True)
+              f"RSS {rss_warm / 2**20:.0f} MiB; {traces_warm} TensorFlow traces", file=out, flush=True)
         sampler.start()
         results: list[SessionResult] = []
         rss_after = []
@@ -348,6 +353,7 @@ def run(sessions: int = 50, images: int = 2, waves: int = 2, timeout: float = 54
             "rss_warm_mib": round(rss_warm / 2**20), "rss_peak_mib": round(max(server.rss_samples or [0]) / 2**20),
             "rss_after_waves_mib": [round(x / 2**20) for x in rss_after],
             "rss_after_settle_mib": None if rss_settled is None else round(rss_settled / 2**20),
+            "tf_traces_after_warmup": traces_warm, "tf_traces_at_end": server.traces(),
             "temp_files_left": leftovers, "server_exited": server.proc.poll() is not None,
             "failure_probe_detected": not probe.ok,
             "total_s": round(time.monotonic() - t_start, 1),

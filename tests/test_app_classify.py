@@ -19,6 +19,7 @@ from app_support import (
 )
 
 from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
+from ecg_core.imaging import display_name
 
 
 @pytest.fixture
@@ -119,9 +120,10 @@ def test_unreadable_file_gets_its_reason_and_the_rest_still_classify(app):
     upload(app, files[:2] + bad + files[2:])
     errors = "\n".join(e.value for e in app.error)
     for name, _ in bad:
-        assert f"`{name.replace('`', chr(39))}`" in errors  # names stay inline code: no Markdown injection
+        shown = display_name(name).replace("`", chr(39))
+        assert f"`{shown}`" in errors  # names shown without folders, as inline code: no Markdown injection
     assert "empty" in errors.lower()
-    assert list(app.dataframe[0].value["file"]) == [n for n, _ in files]
+    assert list(app.dataframe[0].value["file"]) == [display_name(n) for n, _ in files]
 
 
 def test_non_ecg_image_is_flagged_not_classified_unless_asked(app):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -84,15 +83,3 @@ def test_a_thick_line_across_is_not_mistaken_for_noise():
     assert check_ecg_image(g).is_ecg
 
 
-def test_guard_is_fast():
-    """< 5 ms per picture (best of three rounds, so a busy machine does not decide)."""
-    grays = [decode_image(p.read_bytes()) for p in SAMPLES]
-    big = np.random.default_rng(0).random((1024, 768), dtype=np.float32)
-    grays += [big] * 4
-    best = np.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for g in grays:
-            check_ecg_image(g)
-        best = min(best, (time.perf_counter() - t0) / len(grays))
-    assert best < 0.005, f"{best * 1000:.1f} ms per picture"

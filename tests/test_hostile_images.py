@@ -30,6 +30,9 @@ from ecg_core.imaging import (
     normalise_waveform,
 )
 
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),  # Pillow: corrupt EXIF in truncated files
+              pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")]
+
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_images" / "V" / "mitdb_200_396585.png"
 
 EMPTY = "The file is empty (0 bytes)."

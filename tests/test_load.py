@@ -35,3 +35,4 @@ def test_five_concurrent_sessions_classify_without_errors():
     assert not s["server_exited"]
     assert s["classify_p95_s"] < 40, report
     assert s["rss_after_waves_mib"][-1] < s["rss_warm_mib"] + 200, "memory grew: model loaded more than once?"
+    assert s["tf_traces_at_end"] == s["tf_traces_after_warmup"], "the model was traced again for new sessions"

@@ -169,8 +169,6 @@ def test_streamlit_reads_every_configured_key():
             assert any("config.toml" in shown[j] for j in range(max(0, at[0] - 3), at[0])), f"{key} not from ours"
 
 
-@pytest.mark.xfail(strict=True, reason="ui/batch.py shows raw upload names; it should use ecg_core.imaging."
-                   "display_name (or decode_batch). Remove this marker when it does.")
 def test_upload_names_are_shown_without_folders_or_control_characters():
     from ui import batch
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
-from ecg_core.imaging import ImageInputError, decode_image, normalise
+from ecg_core.imaging import MAX_FILES_PER_BATCH, ImageInputError, decode_image, display_name, normalise
 
 try:  # written in parallel by another module owner; the app works (unguarded) until it exists
     from ecg_core.guard import check_ecg_image
@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - depends on the checkout
     check_ecg_image = None
 
 GuardFn = Callable[[np.ndarray], object]
-MAX_FILES = 1000
+MAX_FILES = MAX_FILES_PER_BATCH
 
 
 @dataclass
@@ -66,7 +66,8 @@ def prepare(files: Iterable[tuple[str, bytes]], representation: str = "waveform"
             guard: GuardFn | None = check_ecg_image) -> list[ImageResult]:
     """Decode, guard and normalise each file; never raises for bad input."""
     out = []
-    for name, data in files:
+    for raw_name, data in files:
+        name = display_name(raw_name)  # shown only, never used as a path
         try:
             gray = decode_image(data)
             image = normalise(gray, representation)
