@@ -60,12 +60,13 @@ def test_comparison_page_is_built_from_stored_json(app):
     reported = [r for r in rows if r.get("kind") == "reported"]
     switch(app, "comparison")
     split = app.radio(key="comparison_split").value
-    expected = sorted(r["model"] for r in evaluated if r["split"] == split)
+    expected = sorted(r["model"] for r in evaluated if r["split"] == split)  # one row per stored result
     table = app.dataframe[0].value
     assert sorted(table["model"]) == expected
     for r in evaluated:
         if r["split"] == split:
-            got = table.loc[table["model"] == r["model"], "macro F1"].item()
+            row = (table["model"] == r["model"]) & (table["protocol"] == r["protocol"])
+            got = table.loc[row, "macro F1"].item()
             assert got == pytest.approx(r["metrics"]["macro_f1"])
     assert len(app.get("plotly_chart")) == 3  # per-class F1, size vs F1, confusion matrix
     for r in reported:
@@ -82,8 +83,8 @@ def test_comparison_page_is_built_from_stored_json(app):
 def test_comparison_split_toggle_and_confusion_matrix(monkeypatch, tmp_path):
     copy_default_model(tmp_path)
     (tmp_path / "results").mkdir()
-    src = json.loads(next(p for p in (MODELS / "results").glob("*.json")
-                          if json.loads(p.read_text()).get("kind") != "reported").read_text())
+    src = next(r for r in (json.loads(p.read_text()) for p in sorted((MODELS / "results").glob("*.json")))
+               if r.get("kind") != "reported" and r["split"] == "recordwise")
     beat = dict(src, model="beat_model", split="beatwise", trained_on="beatwise")
     beat["metrics"] = dict(src["metrics"], macro_f1=0.987, confusion_matrix=np.diag([50] * len(CLASS_KEYS)).tolist())
     (tmp_path / "results" / "a.json").write_text(json.dumps(src))
