@@ -18,7 +18,7 @@ INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 N_CLASSES = len(CLASS_KEYS)
 
 
-def _head(x, name: str):
+def _head(x):
     return layers.Dense(N_CLASSES, name="logits")(x)
 
 
@@ -33,7 +33,7 @@ def shallow_cnn() -> keras.Model:
     x = layers.Conv2D(32, 3, activation="relu", name="conv1")(inp)
     x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
-    return _finish(inp, _head(x, "shallow"), "shallow_cnn")
+    return _finish(inp, _head(x), "shallow_cnn")
 
 
 def deep_cnn() -> keras.Model:
@@ -46,7 +46,7 @@ def deep_cnn() -> keras.Model:
     x = layers.Flatten()(x)
     x = layers.Dense(256, activation="relu")(x)
     x = layers.Dropout(0.5)(x)
-    return _finish(inp, _head(x, "deep"), "deep_cnn")
+    return _finish(inp, _head(x), "deep_cnn")
 
 
 def _cnn_sequence(inp):
@@ -63,7 +63,7 @@ def cnn_lstm() -> keras.Model:
     """Seed report: CNN 32/64 feeding an LSTM(64) that reads the image left to right (time)."""
     inp = keras.Input(INPUT_SHAPE, name="image")
     x = layers.LSTM(64)(_cnn_sequence(inp))
-    return _finish(inp, _head(x, "lstm"), "cnn_lstm")
+    return _finish(inp, _head(x), "cnn_lstm")
 
 
 def cnn_gru_attention() -> keras.Model:
@@ -74,7 +74,7 @@ def cnn_gru_attention() -> keras.Model:
     weights = layers.Softmax(axis=1, name="attention")(scores)
     x = layers.Dot(axes=1)([weights, h])
     x = layers.Flatten()(x)
-    return _finish(inp, _head(x, "gru"), "cnn_gru_attention")
+    return _finish(inp, _head(x), "cnn_gru_attention")
 
 
 def _conv_bn(x, filters: int, kernel: int, stride: int, name: str):
@@ -83,32 +83,29 @@ def _conv_bn(x, filters: int, kernel: int, stride: int, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
+def _conv_bn_gap(blocks: tuple[tuple[int, int, int], ...], name: str) -> keras.Model:
+    """conv+BN+ReLU blocks (filters, kernel, stride), global average pooling, dropout, logits."""
+    inp = keras.Input(INPUT_SHAPE, name="image")
+    x = inp
+    for i, (filters, kernel, stride) in enumerate(blocks, 1):
+        x = _conv_bn(x, filters, kernel, stride, f"conv{i}")
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.3)(x)
+    return _finish(inp, _head(x), name)
+
+
 def ecgnet() -> keras.Model:
     """Ours, small and fast: a 4x4/4 patch stem, three conv+BN blocks, global average pooling (~114 k params).
 
     The strided patch stem cuts the 128x128 image to 32x32 feature maps at once, which keeps the FLOPs
     low; BN momentum 0.9 keeps the saved moving statistics close to the weights.
     """
-    inp = keras.Input(INPUT_SHAPE, name="image")
-    x = _conv_bn(inp, 24, 4, 4, "conv1")
-    x = _conv_bn(x, 48, 3, 2, "conv2")
-    x = _conv_bn(x, 64, 3, 1, "conv3")
-    x = _conv_bn(x, 128, 3, 2, "conv4")
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.3)(x)
-    return _finish(inp, _head(x, "ecgnet"), "ecgnet")
+    return _conv_bn_gap(((24, 4, 4), (48, 3, 2), (64, 3, 1), (128, 3, 2)), "ecgnet")
 
 
 def ecgnet_wide() -> keras.Model:
-    """Ours, larger: 5x5/2 stem and four strided conv+BN blocks at full resolution (~4x the FLOPs)."""
-    inp = keras.Input(INPUT_SHAPE, name="image")
-    x = _conv_bn(inp, 16, 5, 2, "conv1")
-    x = _conv_bn(x, 32, 3, 2, "conv2")
-    x = _conv_bn(x, 64, 3, 2, "conv3")
-    x = _conv_bn(x, 128, 3, 2, "conv4")
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.3)(x)
-    return _finish(inp, _head(x, "ecgnet_wide"), "ecgnet_wide")
+    """Ours, larger: a 5x5/2 stem then three strided conv+BN blocks (~2x the FLOPs of ecgnet)."""
+    return _conv_bn_gap(((16, 5, 2), (32, 3, 2), (64, 3, 2), (128, 3, 2)), "ecgnet_wide")
 
 
 ARCHITECTURES: dict[str, Callable[[], keras.Model]] = {
