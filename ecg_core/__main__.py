@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ecg_core.settings import REPRESENTATIONS
+
 
 def _err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -71,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--mitdb", default="../shared/data/mitdb")
     b.add_argument("--vfdb", default="../shared/data/vfdb")
     b.add_argument("--out", required=True, help="output directory (dataset.npz) or .npz path")
-    b.add_argument("--representation", choices=("waveform", "spectral"), default="waveform")
+    b.add_argument("--representation", choices=REPRESENTATIONS, default="waveform")
     b.add_argument("--cap-per-class", type=int, default=None)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--verbose", action="store_true")

@@ -12,7 +12,7 @@ from ecg_core.settings import VF_WINDOW_STEP_S, WINDOW_AFTER, WINDOW_BEFORE, WOR
 
 @dataclass
 class Beats:
-    """Windows (n, WINDOW_LEN) with the sample index (working rate) of each centre and its label."""
+    """Windows (n, WINDOW_LEN), or (n, leads, WINDOW_LEN) when cut from several leads, with the sample index (working rate) of each centre and its label."""
 
     windows: np.ndarray
     centres: np.ndarray
@@ -31,17 +31,19 @@ def inside_bounds(centres: np.ndarray, n_samples: int,
 
 def cut_windows(x: np.ndarray, centres: np.ndarray,
                 before: int = WINDOW_BEFORE, after: int = WINDOW_AFTER) -> np.ndarray:
-    """Windows around centres (all must be inside bounds), as one (n, before + after) array."""
+    """Windows around centres (all must be inside bounds): (n, before + after) from a signal (samples,),
+    (n, leads, before + after) from several leads (leads, samples)."""
     centres = np.asarray(centres, dtype=np.int64)
     idx = centres[:, None] + np.arange(-before, after)[None, :]
-    return np.asarray(x, dtype=np.float32)[idx]
+    x = np.asarray(x, dtype=np.float32)
+    return x[idx] if x.ndim == 1 else np.moveaxis(x[:, idx], 0, 1)
 
 
 def labelled_beats(x: np.ndarray, samples: np.ndarray, symbols: np.ndarray) -> Beats:
     """Beats of the six classes from beat annotations; other symbols and edge beats are dropped."""
     keys = [SYMBOL_TO_KEY.get(str(s)) for s in symbols]
     keep = np.array([k is not None for k in keys], dtype=bool)
-    keep &= inside_bounds(samples, x.size)
+    keep &= inside_bounds(samples, np.shape(x)[-1])
     centres = np.asarray(samples, dtype=np.int64)[keep]
     labels = np.array([CLASS_INDEX[k] for k, m in zip(keys, keep) if m], dtype=np.int8)
     return Beats(cut_windows(x, centres), centres, labels)
@@ -72,6 +74,6 @@ def episode_windows(x: np.ndarray, episodes: list[tuple[int, int]],
         if last >= first:
             centres.append(np.arange(first, last + 1, step))
     c = np.concatenate(centres).astype(np.int64) if centres else np.zeros(0, dtype=np.int64)
-    c = c[inside_bounds(c, x.size)]
+    c = c[inside_bounds(c, np.shape(x)[-1])]
     labels = np.full(c.size, CLASS_INDEX[label], dtype=np.int8)
     return Beats(cut_windows(x, c), c, labels)

@@ -18,7 +18,7 @@ from ecg_core.beats import Beats, episode_windows, labelled_beats, rhythm_episod
 from ecg_core.classes import CLASS_KEYS
 from ecg_core.imaging import encode_png, normalise_batch
 from ecg_core.render import render
-from ecg_core.settings import PREPROCESSING_VERSION, WORKING_FS
+from ecg_core.settings import LEADS_PER_REPRESENTATION, PREPROCESSING_VERSION, WORKING_FS
 from ecg_core.signals import RecordError, read_record
 
 # de Chazal et al. 2004 inter-patient protocol; paced records 102 104 107 217 excluded.
@@ -64,15 +64,19 @@ def record_ids(directory: str | Path) -> list[str]:
     return sorted(p.stem for p in d.glob("*.hea"))
 
 
-def record_beats(record_path: str | Path, database: str) -> tuple[Beats, float]:
-    """All labelled windows of one record: annotated beats (mitdb) and VF/VFL episode windows."""
-    rec = read_record(record_path)
+def record_beats(record_path: str | Path, database: str, leads: int = 1) -> tuple[Beats, float]:
+    """All labelled windows of one record: annotated beats (mitdb) and VF/VFL episode windows.
+
+    leads=2 cuts each window from MLII and the second lead: windows (n, 2, WINDOW_LEN).
+    """
+    rec = read_record(record_path, second_lead=leads == 2)
     ann = rec.annotations
     assert ann is not None
+    x = rec.leads
     parts = []
     if database == "mitdb":
-        parts.append(labelled_beats(rec.signal, ann.sample, ann.symbol))
-    parts.append(episode_windows(rec.signal, rhythm_episodes(ann.sample, ann.aux_note, rec.signal.size)))
+        parts.append(labelled_beats(x, ann.sample, ann.symbol))
+    parts.append(episode_windows(x, rhythm_episodes(ann.sample, ann.aux_note, rec.signal.size)))
     beats = Beats(np.concatenate([p.windows for p in parts]), np.concatenate([p.centres for p in parts]),
                   np.concatenate([p.labels for p in parts]))
     return beats, rec.original_fs
@@ -94,7 +98,7 @@ def build(mitdb: str | Path | None, vfdb: str | Path | None, representation: str
         for rid in ids:
             if db == "mitdb" and rid in PACED_RECORDS:
                 continue
-            beats, fs = record_beats(Path(directory) / rid, db)
+            beats, fs = record_beats(Path(directory) / rid, db, LEADS_PER_REPRESENTATION.get(representation, 1))
             if len(beats) == 0:
                 continue
             images = normalise_batch(render(beats.windows, representation), representation)

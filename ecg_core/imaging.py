@@ -295,7 +295,8 @@ def normalise_spectral(gray: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     return np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-NORMALISERS = {"waveform": normalise_waveform, "spectral": normalise_spectral}
+# A two-lead picture is normalised as one trace picture: rendered ones are already in training form.
+NORMALISERS = {"waveform": normalise_waveform, "spectral": normalise_spectral, "twolead": normalise_waveform}
 
 
 def normalise(gray: np.ndarray, representation: str = "waveform") -> np.ndarray:

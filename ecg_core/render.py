@@ -15,13 +15,18 @@ SPECTRAL_NFFT = 256
 SPECTRAL_MAX_HZ = 45.0
 
 
-def _trace_points(windows: np.ndarray, size: int, margin: int) -> np.ndarray:
-    """Pixel coordinates (n, w, 2) in OpenCV fixed point: time left->right, amplitude bottom->top."""
+def _trace_points(windows: np.ndarray, size: int, margin: int, height: int | None = None,
+                  top: int = 0) -> np.ndarray:
+    """Pixel coordinates (n, w, 2) in OpenCV fixed point: time left->right, amplitude bottom->top.
+
+    The trace spans the full width and the rows [top, top + height) (default: the whole square).
+    """
     w = np.asarray(windows, dtype=np.float32)
     lo = w.min(axis=1, keepdims=True)
     span = np.maximum(w.max(axis=1, keepdims=True) - lo, 1e-6)
     inner = size - 1 - 2 * margin
-    y = margin + (1.0 - (w - lo) / span) * inner
+    inner_y = (height or size) - 1 - 2 * margin
+    y = top + margin + (1.0 - (w - lo) / span) * inner_y
     x = np.broadcast_to(np.linspace(margin, margin + inner, w.shape[1], dtype=np.float32), w.shape)
     pts = np.stack([x, y], axis=-1) * (1 << _SHIFT)
     return np.round(pts).astype(np.int32)
@@ -35,6 +40,22 @@ def render_waveform(windows: np.ndarray, size: int = IMAGE_SIZE, margin: int = I
     out = np.zeros((len(pts), size, size), dtype=np.uint8)
     for img, p in zip(out, pts):
         cv2.polylines(img, [p], False, 255, thickness, cv2.LINE_AA, _SHIFT)
+    return out
+
+
+def render_twolead(windows: np.ndarray, size: int = IMAGE_SIZE, margin: int = IMAGE_MARGIN,
+                   thickness: int = 1) -> np.ndarray:
+    """Two traces from windows (n, 2, w): the first lead (MLII) in the top half, the second (V1) in the
+    bottom half, each min-max scaled to its half: (n, size, size) uint8."""
+    windows = np.asarray(windows, dtype=np.float32)
+    if windows.ndim != 3 or windows.shape[1] != 2:
+        raise ValueError(f"two-lead windows must be (n, 2, samples), not {windows.shape}")
+    half = size // 2
+    out = np.zeros((len(windows), size, size), dtype=np.uint8)
+    for lead in range(2):
+        pts = _trace_points(windows[:, lead], size, margin, height=half, top=lead * half)
+        for img, p in zip(out, pts):
+            cv2.polylines(img, [p], False, 255, thickness, cv2.LINE_AA, _SHIFT)
     return out
 
 
@@ -54,7 +75,7 @@ def render_spectral(windows: np.ndarray, size: int = IMAGE_SIZE, fs: int = WORKI
     return out
 
 
-RENDERERS = {"waveform": render_waveform, "spectral": render_spectral}
+RENDERERS = {"waveform": render_waveform, "spectral": render_spectral, "twolead": render_twolead}
 
 
 def render(windows: np.ndarray, representation: str) -> np.ndarray:

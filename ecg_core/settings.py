@@ -24,4 +24,7 @@ VF_WINDOW_STEP_S = 0.5  # windows cut from VF/VFL episodes every half second
 IMAGE_SIZE = 128  # square images, pixels
 IMAGE_MARGIN = 4  # pixels between the trace's bounding box and the image edge
 
-REPRESENTATIONS: tuple[str, ...] = ("waveform", "spectral")
+# "twolead" stacks two traces: MLII in the top half, SECOND_LEAD (or the record's other lead) below.
+SECOND_LEAD = "V1"  # the classic bundle-branch-block lead
+REPRESENTATIONS: tuple[str, ...] = ("waveform", "spectral", "twolead")
+LEADS_PER_REPRESENTATION = {"waveform": 1, "spectral": 1, "twolead": 2}

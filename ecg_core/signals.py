@@ -12,7 +12,7 @@ import wfdb
 import wfdb.processing
 from scipy import signal as sps
 
-from ecg_core.settings import BANDPASS_HZ, WORKING_FS
+from ecg_core.settings import BANDPASS_HZ, SECOND_LEAD, WORKING_FS
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,13 @@ class Recording:
     original_fs: float
     annotations: Annotations | None = None
     notes: list[str] = field(default_factory=list)
+    signal2: np.ndarray | None = None  # the second lead, prepared the same way, when asked for
+    lead2: str | None = None
+
+    @property
+    def leads(self) -> np.ndarray:
+        """(2, samples) when the second lead was read, else (samples,)."""
+        return self.signal if self.signal2 is None else np.stack([self.signal, self.signal2])
 
     @property
     def record_id(self) -> str:
@@ -56,6 +63,15 @@ def choose_lead(sig_names: list[str], preferred: str = PREFERRED_LEAD) -> tuple[
     if preferred.upper() in names:
         return names.index(preferred.upper()), False
     return 0, True
+
+
+def choose_second_lead(sig_names: list[str], first: int, preferred: str = SECOND_LEAD) -> int | None:
+    """Index of the preferred second lead by name, else the first lead other than `first`; None if alone."""
+    names = [str(n).strip().upper() for n in sig_names]
+    if preferred.upper() in names and names.index(preferred.upper()) != first:
+        return names.index(preferred.upper())
+    others = [i for i in range(len(names)) if i != first]
+    return others[0] if others else None
 
 
 def resample(x: np.ndarray, fs_in: float, fs_out: int = WORKING_FS) -> np.ndarray:
@@ -114,8 +130,12 @@ def read_record(
     *,
     with_annotations: bool = True,
     preferred_lead: str = PREFERRED_LEAD,
+    second_lead: bool = False,
 ) -> Recording:
-    """Read a WFDB record (path without extension), pick the lead, resample and filter it."""
+    """Read a WFDB record (path without extension), pick the lead, resample and filter it.
+
+    With second_lead, also the second lead (V1 where the record has it, else its other lead).
+    """
     path = Path(record_path)
     for ext in ("hea", "dat"):
         f = path.with_name(f"{path.name}.{ext}")
@@ -146,6 +166,12 @@ def read_record(
         original_fs=float(rec.fs),
         notes=notes,
     )
+    if second_lead:
+        idx2 = choose_second_lead(list(rec.sig_name or []), idx)
+        if idx2 is None:
+            raise RecordError(f"{path}.hea: two leads are needed, the record has one")
+        recording.signal2 = prepare_signal(np.nan_to_num(rec.p_signal[:, idx2]), rec.fs)
+        recording.lead2 = str(rec.sig_name[idx2])
     if with_annotations:
         recording.annotations = read_annotations(path, rec.fs)
     return recording
