@@ -12,7 +12,8 @@ from ecg_core.settings import VF_WINDOW_STEP_S, WINDOW_AFTER, WINDOW_BEFORE, WOR
 
 @dataclass
 class Beats:
-    """Windows (n, WINDOW_LEN), or (n, leads, WINDOW_LEN) when cut from several leads, with the sample index (working rate) of each centre and its label."""
+    """Windows (n, WINDOW_LEN), or (n, leads, WINDOW_LEN) when cut from several leads, with the sample
+    index (working rate) of each centre and its label."""
 
     windows: np.ndarray
     centres: np.ndarray
