@@ -30,4 +30,12 @@ for split in recordwise beatwise; do
 done
 train --arch ecgnet --dataset data/spectral --split beatwise --epochs 8 --cap-per-class 4000 --patience 3
 evaluate ecgnet_spectral_beatwise data/spectral beatwise
+# ecgnet_lite (the default since session 3) and the two-lead experiment (needs data/twolead:
+# python -m ecg_core build-dataset --out data/twolead --representation twolead)
+train --arch ecgnet_lite --dataset data/waveform --split recordwise --epochs 12 --cap-per-class 8000 --patience 4
+evaluate ecgnet_lite_waveform_recordwise data/waveform recordwise
+train --arch ecgnet_lite --dataset data/twolead --split recordwise --epochs 12 --cap-per-class 8000 --patience 4
+evaluate ecgnet_lite_twolead_recordwise data/twolead recordwise
+train --arch ecgnet_lite --dataset data/twolead --split beatwise --epochs 15 --cap-per-class 15000 --patience 4
+evaluate ecgnet_lite_twolead_beatwise data/twolead beatwise
 echo "=== $(date +%T) done"
