@@ -37,7 +37,13 @@ from ecg_core.beats import cut_windows, inside_bounds, rhythm_episodes
 from ecg_core.classes import CLASS_INDEX, CLASS_KEYS, SYMBOL_TO_KEY, VF_RHYTHMS
 from ecg_core.imaging import normalise_batch
 from ecg_core.render import render
-from ecg_core.settings import VF_WINDOW_STEP_S, WINDOW_AFTER_S, WINDOW_BEFORE_S, WORKING_FS
+from ecg_core.settings import (
+    LEADS_PER_REPRESENTATION,
+    VF_WINDOW_STEP_S,
+    WINDOW_AFTER_S,
+    WINDOW_BEFORE_S,
+    WORKING_FS,
+)
 from ecg_core.signal_io import SignalInput, SignalInputError, read_path
 
 Progress = Callable[[float, str], None]
@@ -354,6 +360,11 @@ class RecordResult:
         return self.beats.loc[self.beats.index[i], list(CLASS_KEYS)].to_numpy(dtype=np.float32)
 
 
+def reads_one_lead(representation: str) -> bool:
+    """Whether a model of this representation can classify a one-lead recording."""
+    return LEADS_PER_REPRESENTATION.get(representation, 1) == 1
+
+
 def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_scan: str = "auto",
                     detector: str = "pan-tompkins") -> RecordResult:
     """Classify every beat of a recording and find VF episodes.
@@ -361,6 +372,9 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     vf_scan: 'auto' scans gaps between beats, VF-like beats and very fast runs; 'full' the whole signal.
     progress(fraction, message) is called as the work goes on.
     """
+    if not reads_one_lead(clf.info.representation):
+        raise ValueError(f"{clf.name} reads {clf.info.representation} pictures made from two leads; "
+                         "classify a recording with a single-lead model")
     report = progress or (lambda f, m: None)
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}

@@ -13,6 +13,11 @@ SOURCES = {"upload": "Upload images", "samples": "Bundled samples"}
 
 info = components.model_or_stop()
 st.title("Classify ECG beat images")
+if info.representation == "twolead":
+    st.warning(f"**{info.name}** reads two-lead beat pictures (MLII above V1) rendered from a two-lead recording; "
+               "this page takes single-lead pictures. Choose a waveform model in the sidebar to classify beat "
+               "images; this model's results are on the **Model comparison** page.", icon=":material/info:")
+    st.stop()
 if info.representation != "waveform":
     st.warning(f"**{info.name}** reads {info.representation} (time-frequency) images computed from a signal, not "
                "pictures of an ECG trace. Classify a recording with it on the **Signal** page, or choose a waveform "

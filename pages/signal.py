@@ -63,6 +63,10 @@ def clicked_beat() -> int | None:
 
 info = components.model_or_stop()
 st.title("Classify a whole recording")
+if not record_mode.reads_one_lead(info.representation):
+    st.warning(f"**{info.name}** reads {info.representation} pictures made from two leads; this page classifies "
+               "one lead. Choose a single-lead model in the sidebar.", icon=":material/info:")
+    st.stop()
 st.markdown(
     "Upload a single-lead recording: every beat is found, cut and classified exactly like the training beats, "
     "and ventricular fibrillation is searched for with windows every 0.5 s. Files stay in memory for this "

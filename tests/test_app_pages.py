@@ -168,3 +168,19 @@ def test_model_picker_switches_models(monkeypatch, tmp_path):
     assert "`second_model`" in text
     assert f"**{CLASSES[k2].name}**" in text and f"**{p2[k2]:.1%}**" in text
     assert f"**{sample['confidence']:.1%}**" not in text
+
+
+def test_two_lead_model_is_explained_not_run_on_one_lead_input(monkeypatch, tmp_path):
+    """A two-lead model (from ECG_MODELS_DIR) gets a clear message on the pages that take one lead."""
+    copy_default_model(tmp_path)
+    second = save_second_model(tmp_path, "twolead_model", 0.475)
+    card = json.loads(second.with_suffix(".json").read_text())
+    second.with_suffix(".json").write_text(json.dumps({**card, "representation": "twolead"}))
+    monkeypatch.setenv("ECG_MODELS_DIR", str(tmp_path))
+    at = run_ok(new_app())
+    at.sidebar.selectbox(key="ecg_model_path").set_value(str(second))
+    run_ok(at)
+    assert "two-lead beat pictures (MLII above V1)" in all_text(at)
+    assert not at.get("file_uploader")
+    switch(at, "signal")
+    assert "made from two leads; this page classifies one lead" in all_text(at)

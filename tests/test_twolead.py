@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import MITDB, VFDB
 
 from ecg_core import beats, dataset, imaging, render, signals
 from ecg_core.settings import IMAGE_SIZE, WINDOW_LEN
-from tests.conftest import MITDB, VFDB
 
 
 def test_second_lead_prefers_v1_then_the_other_lead():
@@ -61,3 +61,21 @@ def test_twolead_dataset_builds_from_the_excerpt_and_normalises_like_the_app():
         assert imaging.in_training_form(im)
         assert np.array_equal(imaging.load_image(imaging.encode_png(im), "twolead"), im)
         assert (im[:60] > 0).any() and (im[68:] > 0).any(), "a trace in each half"
+
+
+def test_record_mode_refuses_a_two_lead_model_with_a_clear_message(tmp_path):
+    import json
+
+    import keras
+
+    from ecg_core import architectures, predict, record_mode, signal_io
+
+    path = tmp_path / "tl.keras"
+    architectures.build("ecgnet_lite").save(path)
+    card = dict(predict.default_model().card, name="tl", default=False, representation="twolead")
+    path.with_suffix(".json").write_text(json.dumps(card))
+    clf = predict.Classifier(predict.info_from_path(path))
+    assert not record_mode.reads_one_lead("twolead") and record_mode.reads_one_lead("waveform")
+    with pytest.raises(ValueError, match="two leads"):
+        record_mode.classify_signal(signal_io.read_path(MITDB / "232"), clf)
+    keras.backend.clear_session()
