@@ -365,6 +365,12 @@ def reads_one_lead(representation: str) -> bool:
     return LEADS_PER_REPRESENTATION.get(representation, 1) == 1
 
 
+def two_lead_message(model: str, representation: str) -> str:
+    """Why a model that reads two leads cannot classify a one-lead recording."""
+    return (f"{model} reads {representation} pictures made from two leads; classify a recording with a "
+            "single-lead model")
+
+
 def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_scan: str = "auto",
                     detector: str = "pan-tompkins") -> RecordResult:
     """Classify every beat of a recording and find VF episodes.
@@ -373,8 +379,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     progress(fraction, message) is called as the work goes on.
     """
     if not reads_one_lead(clf.info.representation):
-        raise ValueError(f"{clf.name} reads {clf.info.representation} pictures made from two leads; "
-                         "classify a recording with a single-lead model")
+        raise ValueError(two_lead_message(clf.name, clf.info.representation))
     report = progress or (lambda f, m: None)
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -506,6 +511,9 @@ def cli(a: argparse.Namespace) -> int:
         clf = load(info_from_path(a.model) if a.model else None)
     except ModelError as exc:
         err(f"error: {exc}")
+        return 2
+    if not reads_one_lead(clf.info.representation):
+        err(f"error: {two_lead_message(clf.name, clf.info.representation)}")
         return 2
     err(f"{sig.name}: {sig.duration_s:.1f} s at {sig.fs:g} Hz, lead {sig.lead}; model {clf.name}")
     result = classify_signal(sig, clf, progress)

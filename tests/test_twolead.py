@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
-from conftest import MITDB, VFDB
+from conftest import MITDB, ROOT, VFDB
 
 from ecg_core import beats, dataset, imaging, render, signals
 from ecg_core.settings import IMAGE_SIZE, WINDOW_LEN
@@ -78,4 +81,9 @@ def test_record_mode_refuses_a_two_lead_model_with_a_clear_message(tmp_path):
     assert not record_mode.reads_one_lead("twolead") and record_mode.reads_one_lead("waveform")
     with pytest.raises(ValueError, match="two leads"):
         record_mode.classify_signal(signal_io.read_path(MITDB / "232"), clf)
+    out = tmp_path / "beats.csv"
+    r = subprocess.run([sys.executable, "-m", "ecg_core", "classify-record", str(MITDB / "232"), "--model",
+                        str(path), "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and "made from two leads" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
     keras.backend.clear_session()
