@@ -97,6 +97,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--cap-per-class", type=int, default=None, help="cap TRAIN windows per class")
     t.add_argument("--patience", type=int, default=5)
+    t.add_argument("--validation", choices=("windows", "records"), default="windows",
+                   help="early-stopping validation: 15 %% of TRAIN windows, or whole TRAIN records (new patients)")
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--steps-per-epoch", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)

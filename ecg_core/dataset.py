@@ -185,14 +185,25 @@ def grouped_folds(ds: Dataset, idx: np.ndarray, k: int = 5, seed: int = 0) -> li
     return [(idx[a], idx[b]) for a, b in folds.split(idx, ds.labels[idx], ds.groups[idx])]
 
 
-def validation_split(ds: Dataset, train_idx: np.ndarray, seed: int = 0,
-                     fraction: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
-    """Carve a stratified validation part out of TRAIN windows (never the test split).
+VALIDATION_KINDS = ("windows", "records")
 
-    Windows, not whole records: DS1 holds only two LBBB and three RBBB patients, and holding one out
-    for validation would remove a third to a half of a class's patients from training. The price is an
-    optimistic (intra-patient) validation score; `grouped_folds` serves record-wise model selection.
+
+def validation_split(ds: Dataset, train_idx: np.ndarray, seed: int = 0, fraction: float = 0.15,
+                     kind: str = "windows") -> tuple[np.ndarray, np.ndarray]:
+    """Carve a validation part out of TRAIN (never the test split).
+
+    kind="windows": a stratified `fraction` of TRAIN windows. DS1 holds only two LBBB and three RBBB
+    patients, and holding one out would remove a third to a half of a class's patients from training;
+    the price is an optimistic (intra-patient) validation score.
+    kind="records": whole TRAIN records (one fold of a stratified grouped 1/fraction-fold split), so
+    the validation score is measured on patients the model has not seen, like the record-wise test.
     """
+    if kind == "records":
+        k = min(max(2, round(1 / fraction)), len(set(ds.groups[train_idx].tolist())))
+        fit, val = grouped_folds(ds, train_idx, k=k, seed=seed)[0]
+        return np.sort(fit), np.sort(val)
+    if kind != "windows":
+        raise ValueError(f"unknown validation kind {kind!r}; use one of {VALIDATION_KINDS}")
     from sklearn.model_selection import train_test_split
 
     fit, val = train_test_split(train_idx, test_size=fraction, random_state=seed, stratify=ds.labels[train_idx])

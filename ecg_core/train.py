@@ -103,7 +103,8 @@ def train(args: argparse.Namespace) -> Path:
     ds = dataset.load(args.dataset)
     representation = ds.meta["representation"]
     train_idx, _ = dataset.split_indices(ds, args.split, args.seed)
-    fit_idx, val_idx = dataset.validation_split(ds, train_idx, args.seed)
+    validation = getattr(args, "validation", "windows")
+    fit_idx, val_idx = dataset.validation_split(ds, train_idx, args.seed, kind=validation)
     if args.cap_per_class:
         fit_idx = fit_idx[dataset.cap_indices(ds.labels[fit_idx], args.cap_per_class, args.seed)]
         val_idx = val_idx[dataset.cap_indices(ds.labels[val_idx], max(args.cap_per_class // 3, 200), args.seed)]
@@ -157,7 +158,9 @@ def train(args: argparse.Namespace) -> Path:
             "command": "python -m ecg_core " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
             "fit_windows": int(len(fit_idx)),
             "validation_windows": int(len(val_idx)),
-            "validation": "stratified 15 % of TRAIN windows (test split never used)",
+            "validation": ("TRAIN records " + " ".join(sorted(set(ds.groups[val_idx].tolist())))
+                           if validation == "records" else "stratified 15 % of TRAIN windows")
+                          + " (test split never used)",
             "epochs_run": len(hist.get("loss", [])),
             "best_val_macro_f1": max(hist.get("val_macro_f1", [0.0])),
             "seconds": round(seconds, 1),

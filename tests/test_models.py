@@ -94,6 +94,20 @@ def test_train_and_evaluate_cli_write_model_card_and_results(excerpt_dataset, tm
     assert card["metrics"]["beatwise_macro_f1"] == pytest.approx(m["macro_f1"], abs=1e-4)
 
 
+@pytest.mark.slow
+def test_train_cli_can_validate_on_whole_train_records(excerpt_dataset, tmp_path):
+    ds_path = dataset.save(excerpt_dataset, tmp_path / "ds" / "dataset.npz")
+    r = _run("train", "--arch", "ecgnet_lite", "--dataset", str(ds_path.parent), "--split", "recordwise",
+             "--validation", "records", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "16",
+             "--out", str(tmp_path / "m"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    training = json.loads((tmp_path / "m" / "ecgnet_lite_waveform_recordwise.json").read_text())["training"]
+    assert training["validation"].startswith("TRAIN records ")
+    held_out = training["validation"].split("(")[0].split()[2:]
+    assert held_out and not {"mitdb/232"} & set(held_out), "a test record is never used for validation"
+    assert "--validation records" in training["command"]
+
+
 def test_metrics_on_known_predictions():
     from ecg_core.evaluate import expected_calibration_error, metrics
 

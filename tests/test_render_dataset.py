@@ -105,6 +105,19 @@ def test_grouped_folds_keep_records_together(excerpt_dataset):
         assert not set(ds.groups[fit]) & set(ds.groups[val])
 
 
+def test_validation_by_records_holds_out_whole_train_records(excerpt_dataset):
+    ds = excerpt_dataset
+    train, test = dataset.split_indices(ds, "recordwise")
+    fit, val = dataset.validation_split(ds, train, kind="records")
+    assert len(val) and len(fit) and not set(ds.groups[fit]) & set(ds.groups[val])
+    assert np.array_equal(np.sort(np.concatenate([fit, val])), np.sort(train))
+    assert not set(val) & set(test)
+    fit_w, val_w = dataset.validation_split(ds, train, kind="windows")
+    assert set(ds.groups[fit_w]) & set(ds.groups[val_w]), "window validation shares records with fitting"
+    with pytest.raises(ValueError, match="unknown validation kind"):
+        dataset.validation_split(ds, train, kind="patients")
+
+
 def test_build_is_deterministic_and_caps_are_recorded(tmp_path, excerpt_dataset):
     from tests.conftest import MITDB, VFDB
 
