@@ -36,6 +36,16 @@ train --arch ecgnet_lite --dataset data/waveform --split recordwise --epochs 12 
 evaluate ecgnet_lite_waveform_recordwise data/waveform recordwise
 train --arch ecgnet_lite --dataset data/twolead --split recordwise --epochs 12 --cap-per-class 8000 --patience 4
 evaluate ecgnet_lite_twolead_recordwise data/twolead recordwise
+# run-to-run spread and record-held-out early stopping (same recipe)
+train --arch ecgnet_lite --dataset data/waveform --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
+  --seed 1 --name ecgnet_lite_waveform_recordwise_seed1
+evaluate ecgnet_lite_waveform_recordwise_seed1 data/waveform recordwise
+train --arch ecgnet_lite --dataset data/waveform --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
+  --validation records --name ecgnet_lite_waveform_recordwise_recval
+evaluate ecgnet_lite_waveform_recordwise_recval data/waveform recordwise
+train --arch ecgnet_lite --dataset data/twolead --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
+  --seed 1 --name ecgnet_lite_twolead_recordwise_seed1
+evaluate ecgnet_lite_twolead_recordwise_seed1 data/twolead recordwise
 train --arch ecgnet_lite --dataset data/twolead --split beatwise --epochs 15 --cap-per-class 15000 --patience 4
 evaluate ecgnet_lite_twolead_beatwise data/twolead beatwise
 echo "=== $(date +%T) done"
