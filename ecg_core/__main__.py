@@ -28,8 +28,10 @@ def cmd_build_dataset(a: argparse.Namespace) -> int:
 def cmd_export_samples(a: argparse.Namespace) -> int:
     from ecg_core import dataset
 
-    manifest = dataset.export_samples(dataset.load(a.dataset), a.out, per_class=a.per_class, seed=a.seed)
-    print(f"wrote {len(manifest)} images and manifest.csv to {a.out}")
+    ds = dataset.load(a.dataset)
+    out = a.out or f"sample_images/{ds.meta['representation']}"
+    manifest = dataset.export_samples(ds, out, per_class=a.per_class, seed=a.seed)
+    print(f"wrote {len(manifest)} images and manifest.csv to {out}")
     return 0
 
 
@@ -81,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export-samples", help="write real test-split images per class with a manifest")
     e.add_argument("--dataset", required=True)
-    e.add_argument("--out", default="sample_images")
+    e.add_argument("--out", default=None, help="default: sample_images/<the dataset's representation>")
     e.add_argument("--per-class", type=int, default=6)
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=cmd_export_samples)

@@ -20,7 +20,7 @@ def augment_image(img: np.ndarray, rng: np.random.Generator, representation: str
     cy, cx = h / 2.0, w / 2.0
     m = np.array([[sx, 0, cx - sx * cx + tx], [0, sy, cy - sy * cy + ty]], dtype=np.float32)
     out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    if representation in ("waveform", "twolead"):
+    if representation != "spectral":
         u = rng.random()
         if u < 0.25:
             out = cv2.dilate(out, _KERNEL)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecg_core.classes import CLASS_INDEX, SYMBOL_TO_KEY, VF_RHYTHMS
-from ecg_core.settings import VF_WINDOW_STEP_S, WINDOW_AFTER, WINDOW_BEFORE, WORKING_FS
+from ecg_core.settings import TEMPLATE_SPAN_S, VF_WINDOW_STEP_S, WINDOW_AFTER, WINDOW_BEFORE, WORKING_FS
 
 
 @dataclass
@@ -78,3 +78,38 @@ def episode_windows(x: np.ndarray, episodes: list[tuple[int, int]],
     c = c[inside_bounds(c, np.shape(x)[-1])]
     labels = np.full(c.size, CLASS_INDEX[label], dtype=np.int8)
     return Beats(cut_windows(x, c), c, labels)
+
+
+def local_templates(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray,
+                    span_s: float = TEMPLATE_SPAN_S, fs: int = WORKING_FS) -> np.ndarray:
+    """The patient's typical beat around each centre: (n, WINDOW_LEN), the sample-wise median of the
+    windows at the R `peaks` within span_s on either side of the centre (the beat itself included).
+
+    The median follows the dominant morphology and rhythm, so ectopic beats barely move it. With no
+    peak in reach (e.g. inside ventricular fibrillation, where a detector finds few), the template is
+    the window itself, so the picture reads "no usual beat to compare with".
+    """
+    x = np.asarray(x, dtype=np.float32)
+    centres = np.asarray(centres, dtype=np.int64)
+    peaks = np.sort(np.asarray(peaks, dtype=np.int64))
+    peaks = peaks[inside_bounds(peaks, x.size)]
+    out = cut_windows(x, centres)
+    if peaks.size == 0 or centres.size == 0:
+        return out
+    span = int(round(span_s * fs))
+    lo = np.searchsorted(peaks, centres - span, side="left")
+    hi = np.searchsorted(peaks, centres + span, side="right")
+    windows = cut_windows(x, peaks)
+    cache: dict[tuple[int, int], np.ndarray] = {}
+    for i, (a, b) in enumerate(zip(lo.tolist(), hi.tolist())):
+        if b - a < 1:
+            continue
+        if (a, b) not in cache:
+            cache[(a, b)] = np.median(windows[a:b], axis=0)
+        out[i] = cache[(a, b)]
+    return out
+
+
+def with_templates(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """(n, 2, WINDOW_LEN): each window of one lead stacked with its local template (`local_templates`)."""
+    return np.stack([cut_windows(x, centres), local_templates(x, centres, peaks)], axis=1)

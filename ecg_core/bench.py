@@ -62,7 +62,7 @@ def bench_model(model_path: str | None, quick: bool) -> list[tuple[str, float, s
 
     info = predict.info_from_path(model_path) if model_path else predict.default_model()
     clf = predict.load(info)
-    sample = next(iter(sorted((ROOT / "sample_images").rglob("*.png"))))
+    sample = next(iter(sorted((ROOT / "sample_images" / info.representation).rglob("*.png"))))
     data = sample.read_bytes()
     img = load_image(data, info.representation)
     repeats = 30 if quick else 200
@@ -77,11 +77,12 @@ def bench_model(model_path: str | None, quick: bool) -> list[tuple[str, float, s
         cam.heatmaps(x, [int(np.argmax(probs[0]))])
 
     t_cam = _median_time(classify_and_explain, repeats)
-    from ecg_core.guard import check_ecg_image
+    from ecg_core.guard import check_ecg_image, check_for
     from ecg_core.imaging import decode_image
 
     gray = decode_image(data)
-    t_guard = _median_time(lambda: check_ecg_image(gray), repeats)
+    check = check_for(info.representation) or check_ecg_image
+    t_guard = _median_time(lambda: check(gray), repeats)
     return [
         (f"{info.name}: single-image predict p50", single * 1e3, "ms", "<= 5"),
         (f"{info.name}: batch 256 throughput", 256 / t_batch, "images/s", ">= 2000"),

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg_core.beats import Beats, episode_windows, labelled_beats, rhythm_episodes
+from ecg_core.beats import Beats, episode_windows, labelled_beats, rhythm_episodes, with_templates
 from ecg_core.classes import CLASS_KEYS
 from ecg_core.imaging import encode_png, normalise_batch
+from ecg_core.peaks import detect_beats
 from ecg_core.render import render
-from ecg_core.settings import LEADS_PER_REPRESENTATION, PREPROCESSING_VERSION, WORKING_FS
+from ecg_core.settings import LEADS_PER_REPRESENTATION, PREPROCESSING_VERSION, TEMPLATE_REPRESENTATIONS, WORKING_FS
 from ecg_core.signals import RecordError, read_record
 
 # de Chazal et al. 2004 inter-patient protocol; paced records 102 104 107 217 excluded.
@@ -64,10 +65,14 @@ def record_ids(directory: str | Path) -> list[str]:
     return sorted(p.stem for p in d.glob("*.hea"))
 
 
-def record_beats(record_path: str | Path, database: str, leads: int = 1) -> tuple[Beats, float]:
+def record_beats(record_path: str | Path, database: str, leads: int = 1,
+                 templates: bool = False) -> tuple[Beats, float]:
     """All labelled windows of one record: annotated beats (mitdb) and VF/VFL episode windows.
 
     leads=2 cuts each window from MLII and the second lead: windows (n, 2, WINDOW_LEN).
+    templates=True pairs each MLII window with its local template (beats.with_templates, for the overlay
+    representation), computed from the R peaks the app's detector finds, not from the annotations:
+    (n, 2, WINDOW_LEN).
     """
     rec = read_record(record_path, second_lead=leads == 2)
     ann = rec.annotations
@@ -79,6 +84,8 @@ def record_beats(record_path: str | Path, database: str, leads: int = 1) -> tupl
     parts.append(episode_windows(x, rhythm_episodes(ann.sample, ann.aux_note, rec.signal.size)))
     beats = Beats(np.concatenate([p.windows for p in parts]), np.concatenate([p.centres for p in parts]),
                   np.concatenate([p.labels for p in parts]))
+    if templates:
+        beats.windows = with_templates(rec.signal, beats.centres, detect_beats(rec.signal))
     return beats, rec.original_fs
 
 
@@ -98,7 +105,8 @@ def build(mitdb: str | Path | None, vfdb: str | Path | None, representation: str
         for rid in ids:
             if db == "mitdb" and rid in PACED_RECORDS:
                 continue
-            beats, fs = record_beats(Path(directory) / rid, db, LEADS_PER_REPRESENTATION.get(representation, 1))
+            beats, fs = record_beats(Path(directory) / rid, db, LEADS_PER_REPRESENTATION.get(representation, 1),
+                                     templates=representation in TEMPLATE_REPRESENTATIONS)
             if len(beats) == 0:
                 continue
             images = normalise_batch(render(beats.windows, representation), representation)

@@ -8,6 +8,8 @@ an accepted range; a picture outside any range is flagged with that feature's on
 were chosen on validation data only (see THRESHOLDS).
 
 Recompute the rates: python -m ecg_core.guard --dataset data/waveform
+Overlay pictures (a beat over its dimmer template) are checked on the beat alone, same thresholds:
+python -m ecg_core.guard --dataset data/overlay --overlay
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import io
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ecg_core.imaging import GRID_CONTRAST, contrast_map, decode_image, normalise_waveform
+from ecg_core.imaging import GRID_CONTRAST, contrast_map, decode_image, in_training_form, normalise_waveform
 from ecg_core.settings import IMAGE_MARGIN, IMAGE_SIZE
 
 WORK_SIDE = 192  # the guard looks at a copy box-reduced to at most this many pixels per side (speed)
@@ -124,6 +126,33 @@ def check_ecg_image(gray: np.ndarray, checks: tuple[Check, ...] = THRESHOLDS) ->
             reason = c.low_reason if v < c.low and c.low_reason else c.reason
         score = min(score, margin)
     return GuardResult(is_ecg=not reason, score=round(float(score), 4), reason=reason, features=f)
+
+
+TEMPLATE_CUT = 0.6  # in an overlay picture the template is drawn at about half the beat's brightness
+
+
+def beat_only(gray: np.ndarray) -> np.ndarray:
+    """An overlay picture (beat over its dimmer template) with the template removed, when the picture is in
+    training form (as rendered, or saved inverted); other pictures are returned unchanged (the contrast
+    normalisation in `features` already drops strokes that much fainter than the trace)."""
+    g = np.asarray(gray, dtype=np.float32)
+    if in_training_form(g):
+        return np.where(g >= TEMPLATE_CUT, g, 0.0)
+    if in_training_form(1.0 - g):
+        return np.where(1.0 - g >= TEMPLATE_CUT, g, 1.0)
+    return g
+
+
+def check_overlay_image(gray: np.ndarray, checks: tuple[Check, ...] = THRESHOLDS) -> GuardResult:
+    """`check_ecg_image` of the beat alone: where a beat departs from its template the picture has two
+    curves per column and closed loops, which the single-trace checks would flag."""
+    return check_ecg_image(beat_only(gray), checks)
+
+
+def check_for(representation: str) -> Callable[[np.ndarray], GuardResult] | None:
+    """The guard for a representation's pictures: one trace, a beat over its template, or none (spectral,
+    two-lead: pictures the app never takes as uploads)."""
+    return {"waveform": check_ecg_image, "overlay": check_overlay_image}.get(representation)
 
 
 # ---------------------------------------------------------------- evaluation corpora
@@ -390,6 +419,31 @@ def report(f: dict, checks: tuple[Check, ...] | None = None, out=sys.stdout) -> 
     return checks
 
 
+def overlay_report(dataset_path: str, per_class: int = 300, seed: int = 0, out=sys.stdout) -> dict[str, float]:
+    """Rates of `check_overlay_image` with the committed THRESHOLDS (nothing refitted) on the overlay
+    dataset's record-wise TEST pictures (every variant) and on the whole non-ECG corpus."""
+    from ecg_core import dataset
+    from ecg_core.classes import CLASS_KEYS
+
+    ds = dataset.load(dataset_path)
+    _, test = dataset.split_indices(ds, "recordwise")
+    rng = np.random.default_rng(seed + 1)
+    rows = []
+    for i in _sample(ds.labels, test, per_class, seed + 1):
+        for variant, data in ecg_variants(ds.images[i], rng).items():
+            rows.append((CLASS_KEYS[int(ds.labels[i])], variant, not check_overlay_image(decode_image(data)).is_ecg))
+    other = [not check_overlay_image(decode_image(d)).is_ecg for _, _, d in non_ecg_corpus("all", seed=seed)]
+    rates = {"ecg_flagged": float(np.mean([r[2] for r in rows])), "non_ecg_flagged": float(np.mean(other))}
+    print(f"{ds.meta['representation']} pictures, record-wise TEST, {len(rows)} (class-balanced, every variant): "
+          f"flagged {rates['ecg_flagged']:.2%}", file=out)
+    for col, key in ((0, "class"), (1, "variant")):
+        groups = sorted({r[col] for r in rows})
+        print(f"    by {key}: " + ", ".join(f"{g} {np.mean([r[2] for r in rows if r[col] == g]):.2%}" for g in groups),
+              file=out)
+    print(f"non-ECG corpus (both halves, {len(other)}): flagged {rates['non_ecg_flagged']:.1%}", file=out)
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     import pickle
 
@@ -399,8 +453,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", help="pickle of the computed features: written if missing, else reused")
     p.add_argument("--current", action="store_true", help="report the committed THRESHOLDS instead of choosing")
+    p.add_argument("--overlay", action="store_true",
+                   help="rates of the overlay check (beat without its template) on an overlay dataset, THRESHOLDS")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
+    if a.overlay:
+        overlay_report(a.dataset, min(a.per_class, 300), a.seed)
+        print(f"done in {time.perf_counter() - t0:.0f} s")
+        return 0
     if a.cache and Path(a.cache).exists():
         with open(a.cache, "rb") as fh:
             f = pickle.load(fh)

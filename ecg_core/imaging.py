@@ -295,8 +295,10 @@ def normalise_spectral(gray: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     return np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-# A two-lead picture is normalised as one trace picture: rendered ones are already in training form.
-NORMALISERS = {"waveform": normalise_waveform, "spectral": normalise_spectral, "twolead": normalise_waveform}
+# Two-lead and overlay (beat over its template) pictures are normalised as trace pictures: rendered ones
+# are already in training form.
+NORMALISERS = {"waveform": normalise_waveform, "spectral": normalise_spectral, "twolead": normalise_waveform,
+               "overlay": normalise_waveform}
 
 
 def normalise(gray: np.ndarray, representation: str = "waveform") -> np.ndarray:

@@ -33,12 +33,14 @@ import numpy as np
 import pandas as pd
 
 from ecg_core import signals
-from ecg_core.beats import cut_windows, inside_bounds, rhythm_episodes
+from ecg_core.beats import cut_windows, inside_bounds, rhythm_episodes, with_templates
 from ecg_core.classes import CLASS_INDEX, CLASS_KEYS, SYMBOL_TO_KEY, VF_RHYTHMS
 from ecg_core.imaging import normalise_batch
+from ecg_core.peaks import detect_beats, pan_tompkins  # noqa: F401  (re-exported)
 from ecg_core.render import render
 from ecg_core.settings import (
     LEADS_PER_REPRESENTATION,
+    TEMPLATE_REPRESENTATIONS,
     VF_WINDOW_STEP_S,
     WINDOW_AFTER_S,
     WINDOW_BEFORE_S,
@@ -61,89 +63,25 @@ BEAT_COLUMNS = ["sample", "time_s", "predicted", "confidence", *CLASS_KEYS]
 EPISODE_COLUMNS = ["start_s", "end_s"]
 
 
-# ---------------------------------------------------------------- R peaks
-
-def pan_tompkins(x: np.ndarray, fs: int = WORKING_FS, band: tuple[float, float] = (5.0, 15.0),
-                 integration_s: float = 0.15, refractory_s: float = 0.2, t_wave_s: float = 0.36,
-                 snap_s: float = 0.05) -> np.ndarray:
-    """R peaks of a prepared signal with the Pan-Tompkins decision rules (Pan & Tompkins 1985, IEEE TBME 32:230).
-
-    QRS enhancement is vectorised (zero-phase 5-15 Hz band-pass, derivative, squaring, 150 ms moving
-    integration, scipy.signal.find_peaks with a 200 ms refractory period); the adaptive signal/noise
-    thresholds, search-back after 1.66 mean RR and T-wave rejection (< 360 ms after a beat with less than
-    half its slope) run over the candidate peaks only. Peaks are then snapped to the largest deflection
-    within 50 ms, as ecg_core.signals.detect_r_peaks does.
-    """
-    from scipy import signal as sps
-    from scipy.ndimage import maximum_filter1d, uniform_filter1d
-
-    x = np.asarray(x, dtype=np.float64)
-    if x.size < 2 * fs:
-        return np.zeros(0, dtype=np.int64)
-    f = sps.sosfiltfilt(sps.butter(2, band, btype="bandpass", fs=fs, output="sos"), x)
-    d = np.gradient(f)
-    mwi = uniform_filter1d(d * d, max(1, int(round(integration_s * fs))))
-    refractory, t_wave = int(round(refractory_s * fs)), int(round(t_wave_s * fs))
-    cand, _ = sps.find_peaks(mwi, distance=max(1, refractory))
-    if cand.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    amp = mwi[cand]
-    slope = maximum_filter1d(np.abs(d), 2 * int(round(0.075 * fs)) + 1)[cand]
-    first = mwi[: 2 * fs]
-    spk, npk = 0.25 * float(first.max()), 0.5 * float(first.mean())
-    rr_avg = 0.8 * fs
-    beats: list[int] = []
-    last, last_slope = -(10**9), 0.0
-    i = 0
-    while i < cand.size:
-        t = int(cand[i])
-        thr1 = npk + 0.25 * (spk - npk)
-        if beats and t - last > 1.66 * rr_avg:  # search back for a beat missed since the last one
-            lo = int(np.searchsorted(cand, last + refractory))
-            if i > lo:
-                j = lo + int(np.argmax(amp[lo:i]))
-                if amp[j] > 0.5 * thr1 and not (cand[j] - last < t_wave and slope[j] < 0.5 * last_slope):
-                    beats.append(j)
-                    spk = 0.25 * amp[j] + 0.75 * spk
-                    rr_avg = 0.875 * rr_avg + 0.125 * (cand[j] - last)
-                    last, last_slope = int(cand[j]), float(slope[j])
-                    continue  # judge candidate i again, against the beat just found
-        if amp[i] > thr1 and t - last >= refractory and not (t - last < t_wave and slope[i] < 0.5 * last_slope):
-            if beats:
-                rr_avg = 0.875 * rr_avg + 0.125 * (t - last)
-            beats.append(i)
-            spk = 0.125 * amp[i] + 0.875 * spk
-            last, last_slope = t, float(slope[i])
-        else:
-            npk = 0.125 * amp[i] + 0.875 * npk
-        i += 1
-    peaks = cand[np.array(beats, dtype=np.int64)]
-    return signals.snap_to_extremum(x, peaks, int(round(snap_s * fs))) if peaks.size else peaks.astype(np.int64)
-
-
-def detect_beats(x: np.ndarray, fs: int = WORKING_FS, method: str = "pan-tompkins") -> np.ndarray:
-    """R peaks of a prepared signal: 'pan-tompkins' (default, fast) or 'xqrs' (ecg_core.signals.detect_r_peaks).
-
-    On all 48 MIT-BIH records (MLII, 150 ms): Pan-Tompkins Se 0.9952 / +P 0.9961 in ~0.13 s per 30 min;
-    wfdb's XQRS Se 0.9913 / +P 0.9966 in ~6 s per 30 min (its local-peak search is a per-sample Python loop).
-    """
-    if method == "pan-tompkins":
-        return pan_tompkins(x, fs)
-    if method == "xqrs":
-        return signals.detect_r_peaks(x, fs)
-    raise ValueError(f"unknown beat detector {method!r}; use 'pan-tompkins' or 'xqrs'")
-
-
 # ---------------------------------------------------------------- classification
 
-def model_images(x: np.ndarray, centres: np.ndarray, representation: str) -> np.ndarray:
-    """Model-input images (uint8, n x 128 x 128) of windows centred at `centres`, made exactly as in training."""
-    return normalise_batch(render(cut_windows(x, centres), representation), representation)
+def model_images(x: np.ndarray, centres: np.ndarray, representation: str,
+                 peaks: np.ndarray | None = None) -> np.ndarray:
+    """Model-input images (uint8, n x 128 x 128) of windows centred at `centres`, made exactly as in training.
+
+    The overlay representation pairs each window with the median beat at the R `peaks` nearby; they are
+    detected here when not given (pass them: detection is per call).
+    """
+    if representation in TEMPLATE_REPRESENTATIONS:
+        windows = with_templates(x, centres, detect_beats(x) if peaks is None else peaks)
+    else:
+        windows = cut_windows(x, centres)
+    return normalise_batch(render(windows, representation), representation)
 
 
 def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable[[int], None] | None = None,
-                     chunk: int = CHUNK) -> np.ndarray:
-    """Probabilities (n, 6) of the windows centred at `centres`, chunk by chunk.
+                     chunk: int = CHUNK, peaks: np.ndarray | None = None) -> np.ndarray:
+    """Probabilities (n, 6) of the windows centred at `centres`, chunk by chunk (`peaks`: see model_images).
 
     A worker thread makes the next chunk's images while the model predicts the current one (TensorFlow
     releases the GIL), which overlaps the two costs on a multi-core machine.
@@ -154,21 +92,23 @@ def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable
     if not starts:
         return out
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(model_images, x, centres[: chunk], rep)
+        if rep in TEMPLATE_REPRESENTATIONS and peaks is None:
+            peaks = detect_beats(x)
+        pending = pool.submit(model_images, x, centres[: chunk], rep, peaks)
         for k, i in enumerate(starts):
             images = pending.result()
             if k + 1 < len(starts):
                 nxt = starts[k + 1]
-                pending = pool.submit(model_images, x, centres[nxt: nxt + chunk], rep)
+                pending = pool.submit(model_images, x, centres[nxt: nxt + chunk], rep, peaks)
             out[i: i + len(images)] = clf.predict_proba(images)
             if progress is not None:
                 progress(i + len(images))
     return out
 
 
-def beat_image(x: np.ndarray, centre: int, representation: str) -> np.ndarray:
+def beat_image(x: np.ndarray, centre: int, representation: str, peaks: np.ndarray | None = None) -> np.ndarray:
     """The model-input image (uint8, 128x128) of one beat, made exactly as for classification."""
-    return model_images(x, np.array([centre], dtype=np.int64), representation)[0]
+    return model_images(x, np.array([centre], dtype=np.int64), representation, peaks)[0]
 
 
 # ---------------------------------------------------------------- ventricular fibrillation
@@ -354,7 +294,7 @@ class RecordResult:
 
     def image(self, i: int) -> np.ndarray:
         """Model-input image of beat i (row i of `beats`)."""
-        return beat_image(self.x, int(self.centres[i]), self.representation)
+        return beat_image(self.x, int(self.centres[i]), self.representation, self.centres)
 
     def probabilities(self, i: int) -> np.ndarray:
         return self.beats.loc[self.beats.index[i], list(CLASS_KEYS)].to_numpy(dtype=np.float32)
@@ -398,7 +338,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     def beat_progress(done: int) -> None:
         report(0.15 + 0.7 * done / max(centres.size, 1), f"Classified {done} of {centres.size} beats")
 
-    probs = classify_windows(x, centres, clf, beat_progress)
+    probs = classify_windows(x, centres, clf, beat_progress, peaks=centres)
     t3 = time.perf_counter()
     seconds["classify"] = t3 - t2
     report(0.85, "Scanning for ventricular fibrillation")
@@ -409,7 +349,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     else:
         raise ValueError(f"vf_scan must be 'auto' or 'full', not {vf_scan!r}")
     scan = scan_centres(ranges, n)
-    scan_probs = classify_windows(x, scan, clf)
+    scan_probs = classify_windows(x, scan, clf, peaks=centres)
     episodes = vf_episodes(scan, scan_probs)
     seconds["vf_scan"] = time.perf_counter() - t3
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from scipy import signal as sps
 
-from ecg_core.settings import IMAGE_MARGIN, IMAGE_SIZE, WORKING_FS
+from ecg_core.settings import IMAGE_MARGIN, IMAGE_SIZE, TEMPLATE_INTENSITY, WORKING_FS
 
 _SHIFT = 4  # OpenCV sub-pixel bits: coordinates are multiplied by 2**_SHIFT
 SPECTRAL_NPERSEG = 64  # 178 ms analysis window
@@ -16,14 +16,16 @@ SPECTRAL_MAX_HZ = 45.0
 
 
 def _trace_points(windows: np.ndarray, size: int, margin: int, height: int | None = None,
-                  top: int = 0) -> np.ndarray:
+                  top: int = 0, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
     """Pixel coordinates (n, w, 2) in OpenCV fixed point: time left->right, amplitude bottom->top.
 
-    The trace spans the full width and the rows [top, top + height) (default: the whole square).
+    The trace spans the full width and the rows [top, top + height) (default: the whole square); its
+    amplitude range is each window's own min..max unless lo/hi (n, 1) give a shared one.
     """
     w = np.asarray(windows, dtype=np.float32)
-    lo = w.min(axis=1, keepdims=True)
-    span = np.maximum(w.max(axis=1, keepdims=True) - lo, 1e-6)
+    lo = w.min(axis=1, keepdims=True) if lo is None else lo
+    hi = w.max(axis=1, keepdims=True) if hi is None else hi
+    span = np.maximum(hi - lo, 1e-6)
     inner = size - 1 - 2 * margin
     inner_y = (height or size) - 1 - 2 * margin
     y = top + margin + (1.0 - (w - lo) / span) * inner_y
@@ -59,6 +61,23 @@ def render_twolead(windows: np.ndarray, size: int = IMAGE_SIZE, margin: int = IM
     return out
 
 
+def render_overlay(windows: np.ndarray, size: int = IMAGE_SIZE, margin: int = IMAGE_MARGIN,
+                   thickness: int = 1) -> np.ndarray:
+    """The beat (white) drawn over its local template (grey, TEMPLATE_INTENSITY) from windows (n, 2, w), on
+    the pair's shared amplitude scale in one panel: where they coincide only the beat shows, where the beat
+    departs from the patient's usual one two curves part: (n, size, size) uint8."""
+    windows = np.asarray(windows, dtype=np.float32)
+    if windows.ndim != 3 or windows.shape[1] != 2:
+        raise ValueError(f"beat+template windows must be (n, 2, samples), not {windows.shape}")
+    lo, hi = windows.min(axis=(1, 2))[:, None], windows.max(axis=(1, 2))[:, None]
+    out = np.zeros((len(windows), size, size), dtype=np.uint8)
+    for row, colour in ((1, TEMPLATE_INTENSITY), (0, 255)):
+        pts = _trace_points(windows[:, row], size, margin, lo=lo, hi=hi)
+        for img, p in zip(out, pts):
+            cv2.polylines(img, [p], False, colour, thickness, cv2.LINE_AA, _SHIFT)
+    return out
+
+
 def render_spectral(windows: np.ndarray, size: int = IMAGE_SIZE, fs: int = WORKING_FS) -> np.ndarray:
     """Log-magnitude STFT (0-45 Hz, low frequencies at the bottom), min-max scaled: (n, size, size) uint8."""
     windows = np.atleast_2d(np.asarray(windows, dtype=np.float32))
@@ -75,7 +94,8 @@ def render_spectral(windows: np.ndarray, size: int = IMAGE_SIZE, fs: int = WORKI
     return out
 
 
-RENDERERS = {"waveform": render_waveform, "spectral": render_spectral, "twolead": render_twolead}
+RENDERERS = {"waveform": render_waveform, "spectral": render_spectral, "twolead": render_twolead,
+             "overlay": render_overlay}
 
 
 def render(windows: np.ndarray, representation: str) -> np.ndarray:

@@ -26,5 +26,12 @@ IMAGE_MARGIN = 4  # pixels between the trace's bounding box and the image edge
 
 # "twolead" stacks two traces: MLII in the top half, SECOND_LEAD (or the record's other lead) below.
 SECOND_LEAD = "V1"  # the classic bundle-branch-block lead
-REPRESENTATIONS: tuple[str, ...] = ("waveform", "spectral", "twolead")
-LEADS_PER_REPRESENTATION = {"waveform": 1, "spectral": 1, "twolead": 2}
+# "overlay" draws each beat (white) over the patient's own usual beat around it (grey, TEMPLATE_INTENSITY):
+# the sample-wise median of the windows at the R peaks detected within TEMPLATE_SPAN_S on either side, on
+# the pair's shared amplitude scale, in one panel. A beat that follows its template is the patient's
+# dominant rhythm; one whose QRS parts from it, or whose preceding beat sits earlier, is ectopic.
+TEMPLATE_SPAN_S = 10.0
+TEMPLATE_INTENSITY = 175  # about half of the beat's brightness once normalised (GRID_CONTRAST 0.35)
+TEMPLATE_REPRESENTATIONS = frozenset({"overlay"})
+REPRESENTATIONS: tuple[str, ...] = ("waveform", "spectral", "twolead", "overlay")
+LEADS_PER_REPRESENTATION = {"waveform": 1, "spectral": 1, "twolead": 2, "overlay": 1}

@@ -42,7 +42,7 @@ Every training and test beat comes from two public PhysioNet databases, used und
   research resource for complex physiologic signals. Circulation 101(23):e215-e220 (2000).*
 
 The paced records 102, 104, 107 and 217 are left out. The bundled sample images are real beats of test-split
-patients; `sample_images/manifest.csv` names the record and sample of each.
+patients; `sample_images/<representation>/manifest.csv` names the record and sample of each.
 """)
 
 st.header("How a beat becomes an image")
@@ -89,7 +89,7 @@ python -m ecg_core train --arch ecgnet --dataset data/waveform --split recordwis
 python -m ecg_core evaluate --model models/<name>.keras --dataset data/waveform --split recordwise \\
     --out models/results/<name>__recordwise.json
 # 4. classify image files or folders (CSV to stdout), and benchmark speed and memory
-python -m ecg_core predict sample_images/V
+python -m ecg_core predict sample_images/waveform/V
 python -m ecg_core bench""", language="bash")
 st.markdown("A new model dropped into `models/` with its card appears in the sidebar without code changes; "
             "set `\"default\": true` in one card to preselect it.")

@@ -56,7 +56,7 @@ for cls, tab in zip(CLASSES, tabs):
             st.markdown("**Real examples** (white trace on black: the form the model sees)")
             cols = st.columns(SAMPLES_SHOWN)
             for col, (_, row) in zip(cols, rows.iterrows()):
-                col.image(str(state.SAMPLES_DIR / row["file"]), caption=state.sample_source(row), width="stretch")
+                col.image(str(state.samples_dir() / row["file"]), caption=state.sample_source(row), width="stretch")
             st.caption("Each image spans 1 s before the R peak (for VF: the window centre) to 0.6 s after it. "
                        "Captions give the PhysioNet database and record (ODC-By 1.0) and the time from the "
                        "record's start.")

@@ -10,6 +10,16 @@ from ui import batch, components, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "gif"]
 SOURCES = {"upload": "Upload images", "samples": "Bundled samples"}
+PICTURE_FORMS = {
+    "waveform": "One image per beat: about 1 s before the R peak to 0.6 s after it, single lead. Dark trace on "
+                "light paper or light on dark, any size: images are brought to the training form first.",
+    "overlay": "One image per beat, made from a recording: the beat (bright, 1 s before the R peak to 0.6 s after "
+               "it) drawn over the patient's usual beat around it (grey: the median of the beats within 10 s), on "
+               "one amplitude scale. Where the curves part, the beat differs from the patient's own rhythm. The "
+               "**Signal** page makes these pictures from a recording (each beat's picture can be downloaded) "
+               "and the bundled samples are such pictures. For a picture of a single trace, choose a waveform "
+               "model in the sidebar.",
+}
 
 info = components.model_or_stop()
 st.title("Classify ECG beat images")
@@ -18,13 +28,12 @@ if info.representation == "twolead":
                "this page takes single-lead pictures. Choose a waveform model in the sidebar to classify beat "
                "images; this model's results are on the **Model comparison** page.", icon=":material/info:")
     st.stop()
-if info.representation != "waveform":
+if info.representation not in PICTURE_FORMS:
     st.warning(f"**{info.name}** reads {info.representation} (time-frequency) images computed from a signal, not "
                "pictures of an ECG trace. Classify a recording with it on the **Signal** page, or choose a waveform "
                "model in the sidebar to classify beat images.", icon=":material/info:")
     st.stop()
-st.markdown("One image per beat: about 1 s before the R peak to 0.6 s after it, single lead. Dark trace on light "
-            "paper or light on dark, any size: images are brought to the training form first.")
+st.markdown(PICTURE_FORMS[info.representation])
 
 source = st.radio("Images", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="classify_source",
                   label_visibility="collapsed")
@@ -39,7 +48,7 @@ if source == "upload":
         st.info("Upload images above, or switch to **Bundled samples** to try real beats from MIT-BIH test "
                 "patients.", icon=":material/upload:")
 else:
-    manifest = state.sample_manifest()
+    manifest = state.sample_manifest(info.representation)
     col_class, col_files = st.columns([1, 3])
     present = [k for k in CLASS_KEYS if (manifest["label"] == k).any()]
     key = col_class.selectbox("Class", present, format_func=lambda k: f"{CLASS_NAMES[k]} ({k})",
@@ -50,7 +59,7 @@ else:
                                    format_func=lambda f: state.sample_source(rows.set_index("file").loc[f]))
     for f in chosen:
         row = rows.set_index("file").loc[f]
-        files.append((f, (state.SAMPLES_DIR / f).read_bytes()))
+        files.append((f, (state.samples_dir(info.representation) / f).read_bytes()))
         labels[display_name(f)] = (str(row["label"]), state.sample_source(row))
 
 if len(files) > batch.MAX_FILES:

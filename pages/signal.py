@@ -10,6 +10,7 @@ import streamlit as st
 
 from ecg_core import figures, record_figures, record_mode
 from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS, CLASS_NAMES
+from ecg_core.imaging import encode_png
 from ecg_core.settings import WORKING_FS
 from ecg_core.signal_io import DEFAULT_ADC_GAIN, MAX_FS, MIN_FS, SignalInputError, read_upload
 from ui import components, state
@@ -167,7 +168,12 @@ if n_beats:
     st.caption(f"Beat {i + 1} of {n_beats} at {row['time_s']:.2f} s (sample {int(row['sample'])})"
                + (" · inside a VF episode: reported as VF with the nearest scan window's probabilities"
                   if row["in_vf_episode"] else ""))
-    components.prediction_panel(result.image(i), result.probabilities(i), key=f"signal_beat_{i}")
+    image = result.image(i)
+    components.prediction_panel(image, result.probabilities(i), key=f"signal_beat_{i}")
+    st.download_button("Download this beat's picture (PNG)", encode_png(image),
+                       file_name=f"{result.name}_beat{i + 1}_{info.representation}.png", mime="image/png",
+                       icon=":material/download:", key=f"signal_beat_png_{i}",
+                       help="The exact picture the model classified: the Classify page takes it back.")
 
 # ---------------------------------------------------------------- tables
 st.subheader("All beats")

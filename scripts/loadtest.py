@@ -265,7 +265,7 @@ async def one_session(base: str, files: list[tuple[str, bytes]], timeout: float)
 
 def session_files(rng: random.Random, n: int) -> list[tuple[str, bytes]]:
     """n real sample beats as a user would have them: dark trace on light, PNG or JPEG, with new names."""
-    paths = sorted(SAMPLES.glob("*/*.png"))
+    paths = sorted(SAMPLES.glob("*/*/*.png"))  # every representation's samples
     out = []
     for k in range(n):
         a = 255 - np.asarray(Image.open(rng.choice(paths)))

@@ -14,8 +14,20 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"
-SAMPLES = ROOT / "sample_images"
 MODELS = ROOT / "models"
+
+
+def default_representation() -> str:
+    """The representation of the model whose card says "default": true (read without TensorFlow)."""
+    for card in sorted(MODELS.glob("*.json")):
+        c = json.loads(card.read_text())
+        if c.get("default"):
+            return str(c.get("representation", "waveform"))
+    return "waveform"
+
+
+SAMPLES = ROOT / "sample_images" / default_representation()  # the pictures the default model reads
+WAVEFORM_SAMPLES = ROOT / "sample_images" / "waveform"
 TIMEOUT = 240  # seconds; the first run imports TensorFlow and loads the model on a busy 2-core machine
 
 

@@ -21,9 +21,11 @@ def default_clf():
 
 
 @pytest.fixture(scope="module")
-def samples():
-    manifest = pd.read_csv(ROOT / "sample_images" / "manifest.csv", dtype={"record": str})
-    return np.stack([load_image((ROOT / "sample_images" / f).read_bytes()) for f in manifest["file"]])
+def samples(default_clf):
+    """The sample pictures of the default model's representation."""
+    folder = ROOT / "sample_images" / default_clf.info.representation
+    manifest = pd.read_csv(folder / "manifest.csv", dtype={"record": str})
+    return np.stack([load_image((folder / f).read_bytes(), default_clf.info.representation) for f in manifest["file"]])
 
 
 def measure_mass_near_trace(clf, images: np.ndarray, method: str = "gradcam") -> np.ndarray:

@@ -12,7 +12,7 @@ from ecg_core import guard
 from ecg_core.guard import THRESHOLDS, GuardResult, check_ecg_image, ecg_variants, non_ecg_corpus
 from ecg_core.imaging import decode_image
 
-SAMPLES = sorted((Path(__file__).resolve().parent.parent / "sample_images").glob("*/*.png"))
+SAMPLES = sorted((Path(__file__).resolve().parent.parent / "sample_images" / "waveform").glob("*/*.png"))
 REASONS = {c.reason for c in THRESHOLDS} | {c.low_reason for c in THRESHOLDS if c.low_reason}
 
 

@@ -33,7 +33,7 @@ from ecg_core.imaging import (
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),  # Pillow: corrupt EXIF in truncated files
               pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")]
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_images" / "V" / "mitdb_200_396585.png"
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_images" / "waveform" / "V" / "mitdb_200_396585.png"
 
 EMPTY = "The file is empty (0 bytes)."
 DAMAGED = "The image file is damaged or truncated and cannot be decoded."

@@ -14,7 +14,7 @@ from ecg_core import predict
 from ecg_core.predict import ModelError, ModelInfo
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_images" / "V" / "mitdb_200_396585.png"
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_images" / "waveform" / "V" / "mitdb_200_396585.png"
 RESTORE = "git checkout -- models/"
 
 

@@ -141,13 +141,14 @@ def test_default_model_reproduces_recorded_sample_predictions():
     """Regression guard: the shipped model still predicts what was recorded for the sample images."""
     info = predict.default_model()
     recorded_path = info.path.with_suffix(".samples.csv")
-    assert recorded_path.exists(), f"record with: python -m ecg_core predict sample_images > {recorded_path}"
+    folder = f"sample_images/{info.representation}"
+    assert recorded_path.exists(), f"record with: python -m ecg_core predict {folder} > {recorded_path}"
     recorded = {r["file"]: r for r in csv.DictReader(recorded_path.open())}
     clf = predict.load(info)
     rows = {Path(r["file"]).relative_to(ROOT).as_posix() if Path(r["file"]).is_absolute() else r["file"]: r
-            for r in predict.predict_files(clf, [ROOT / "sample_images"])}
-    rows = {k.split("sample_images/", 1)[-1]: v for k, v in rows.items()}
-    recorded = {k.split("sample_images/", 1)[-1]: v for k, v in recorded.items()}
+            for r in predict.predict_files(clf, [ROOT / folder])}
+    rows = {k.split(folder + "/", 1)[-1]: v for k, v in rows.items()}
+    recorded = {k.split(folder + "/", 1)[-1]: v for k, v in recorded.items()}
     assert set(rows) == set(recorded) and len(rows) >= 30
     for f, row in rows.items():
         assert row["predicted"] == recorded[f]["predicted"], f
@@ -158,7 +159,7 @@ def test_default_model_reproduces_recorded_sample_predictions():
 def test_predict_cli_prints_csv_and_reports_unreadable_files(tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image at all")
-    sample = next((ROOT / "sample_images" / "V").glob("*.png"))
+    sample = next((ROOT / "sample_images" / "waveform" / "V").glob("*.png"))
     code, rows = _predict_cli(str(sample), str(bad))
     assert code == 1
     assert list(rows[0])[:9] == ["file", "predicted", "confidence", *CLASS_KEYS]
@@ -169,6 +170,6 @@ def test_predict_cli_prints_csv_and_reports_unreadable_files(tmp_path):
 
 
 def test_predict_cli_walks_folders_recursively():
-    code, rows = _predict_cli(str(ROOT / "sample_images"))
+    code, rows = _predict_cli(str(ROOT / "sample_images" / "waveform"))
     assert code == 0
-    assert len(rows) == len(list((ROOT / "sample_images").rglob("*.png")))
+    assert len(rows) == len(list((ROOT / "sample_images" / "waveform").rglob("*.png")))

@@ -28,7 +28,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "sample_images" / "V" / "mitdb_200_396585.png"
+SAMPLE = ROOT / "sample_images" / "waveform" / "V" / "mitdb_200_396585.png"
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache"}
 REPO_SKIP = {ROOT / ".git", ROOT / "data", ROOT / ".venv"}  # data/: gitignored caches of long jobs
 HOME_SKIP = {".pyenv", ".rustup", ".cargo", ".m2", ".npm"}  # toolchains, never written by the app

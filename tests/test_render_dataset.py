@@ -144,10 +144,17 @@ def test_export_samples_draws_from_test_records_only(tmp_path, excerpt_dataset):
 def test_committed_sample_images_are_test_split_and_in_training_form():
     from tests.conftest import ROOT
 
-    manifest = pd.read_csv(ROOT / "sample_images" / "manifest.csv", dtype={"record": str})
-    assert set(manifest["label"]) == set(CLASS_KEYS)
-    test_records = set(dataset.DS2) | set(dataset.VFDB_TEST)
-    assert set(manifest["record"]) <= test_records
-    for f in manifest["file"]:
-        im = imaging.load_image((ROOT / "sample_images" / f).read_bytes())
-        assert im.shape == (IMAGE_SIZE, IMAGE_SIZE)
+    folders = sorted(p for p in (ROOT / "sample_images").iterdir() if p.is_dir())
+    assert [p.name for p in folders] == ["overlay", "waveform"]
+    beats = None
+    for folder in folders:
+        manifest = pd.read_csv(folder / "manifest.csv", dtype={"record": str})
+        assert set(manifest["label"]) == set(CLASS_KEYS)
+        test_records = set(dataset.DS2) | set(dataset.VFDB_TEST)
+        assert set(manifest["record"]) <= test_records
+        same = manifest[["file", "label", "record", "sample"]]
+        assert beats is None or same.equals(beats), "every representation shows the same beats"
+        beats = same
+        for f in manifest["file"]:
+            im = imaging.load_image((folder / f).read_bytes(), folder.name)
+            assert im.shape == (IMAGE_SIZE, IMAGE_SIZE) and imaging.in_training_form(im)

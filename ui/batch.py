@@ -1,8 +1,9 @@
 """Classify a batch of image files given as (name, bytes) pairs. Plain Python: no Streamlit, nothing on disk.
 
 Each file is decoded and normalised with `ecg_core.imaging` (the same code training used); an unreadable
-file gets a one-line reason and the rest of the batch still runs. Waveform images are checked by the
-non-ECG guard (`ecg_core.guard`, when present); flagged images are not classified unless asked to.
+file gets a one-line reason and the rest of the batch still runs. Trace pictures are checked by the
+non-ECG guard (`ecg_core.guard`; stacked pictures half by half); flagged images are not classified unless
+asked to.
 All valid images go through `Classifier.predict_proba` in one call.
 """
 
@@ -17,14 +18,11 @@ import numpy as np
 import pandas as pd
 
 from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
+from ecg_core.guard import check_for
 from ecg_core.imaging import MAX_FILES_PER_BATCH, ImageInputError, decode_image, display_name, normalise
 
-try:  # written in parallel by another module owner; the app works (unguarded) until it exists
-    from ecg_core.guard import check_ecg_image
-except ImportError:  # pragma: no cover - depends on the checkout
-    check_ecg_image = None
-
 GuardFn = Callable[[np.ndarray], object]
+AUTO = "auto"  # the guard for the model's representation (ecg_core.guard.check_for)
 MAX_FILES = MAX_FILES_PER_BATCH
 
 
@@ -63,8 +61,9 @@ def batch_digest(files: Sequence[tuple[str, bytes]], *extra: object) -> str:
 
 
 def prepare(files: Iterable[tuple[str, bytes]], representation: str = "waveform",
-            guard: GuardFn | None = check_ecg_image) -> list[ImageResult]:
-    """Decode, guard and normalise each file; never raises for bad input."""
+            guard: GuardFn | str | None = AUTO) -> list[ImageResult]:
+    """Decode, guard and normalise each file; never raises for bad input. guard=None checks nothing."""
+    check = check_for(representation) if guard == AUTO else guard
     out = []
     for raw_name, data in files:
         name = display_name(raw_name)  # shown only, never used as a path
@@ -78,9 +77,9 @@ def prepare(files: Iterable[tuple[str, bytes]], representation: str = "waveform"
             out.append(ImageResult(name, "error", f"The image could not be processed ({type(exc).__name__})."))
             continue
         status, reason = "ok", ""
-        if guard is not None and representation == "waveform":
+        if check is not None:
             try:
-                verdict = guard(gray)
+                verdict = check(gray)
                 if not bool(verdict.is_ecg):
                     status, reason = "flagged", str(verdict.reason)
             except Exception as exc:  # noqa: BLE001 - an unexpected guard failure must not pass the image silently
@@ -103,7 +102,7 @@ def classify(results: list[ImageResult], clf, include_flagged: bool = False) -> 
 
 
 def process(files: Sequence[tuple[str, bytes]], clf, include_flagged: bool = False,
-            guard: GuardFn | None = check_ecg_image) -> list[ImageResult]:
+            guard: GuardFn | str | None = AUTO) -> list[ImageResult]:
     """prepare + classify."""
     return classify(prepare(files, clf.info.representation, guard), clf, include_flagged)
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ecg_core.explain import GradCam
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES_DIR = ROOT / "sample_images"
+SAMPLES_ROOT = ROOT / "sample_images"  # one folder per representation, the same beats in each
 MODEL_KEY = "ecg_model_path"  # session-state key of the sidebar's model picker
 
 
@@ -105,9 +105,15 @@ def _manifest(path: str) -> pd.DataFrame:
     return m[[(Path(path) / f).is_file() for f in m["file"]]].reset_index(drop=True)
 
 
-def sample_manifest() -> pd.DataFrame:
-    """Bundled sample images (file relative to sample_images/, label, database, record, sample, time_s)."""
-    return _manifest(str(SAMPLES_DIR))
+def samples_dir(representation: str = "waveform") -> Path:
+    """The bundled sample pictures of a representation (sample_images/<representation>/)."""
+    return SAMPLES_ROOT / representation
+
+
+def sample_manifest(representation: str = "waveform") -> pd.DataFrame:
+    """Bundled sample images of a representation (file relative to its folder, label, database, record,
+    sample, time_s); empty when there are none."""
+    return _manifest(str(samples_dir(representation)))
 
 
 def sample_source(row: pd.Series) -> str:

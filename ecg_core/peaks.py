@@ -1,0 +1,80 @@
+"""R-peak detection on prepared (360 Hz, band-passed) signals: used by signal mode and by the
+beat-template representation, so that training and the app find the same peaks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ecg_core import signals
+from ecg_core.settings import WORKING_FS
+
+
+def pan_tompkins(x: np.ndarray, fs: int = WORKING_FS, band: tuple[float, float] = (5.0, 15.0),
+                 integration_s: float = 0.15, refractory_s: float = 0.2, t_wave_s: float = 0.36,
+                 snap_s: float = 0.05) -> np.ndarray:
+    """R peaks of a prepared signal with the Pan-Tompkins decision rules (Pan & Tompkins 1985, IEEE TBME 32:230).
+
+    QRS enhancement is vectorised (zero-phase 5-15 Hz band-pass, derivative, squaring, 150 ms moving
+    integration, scipy.signal.find_peaks with a 200 ms refractory period); the adaptive signal/noise
+    thresholds, search-back after 1.66 mean RR and T-wave rejection (< 360 ms after a beat with less than
+    half its slope) run over the candidate peaks only. Peaks are then snapped to the largest deflection
+    within 50 ms, as ecg_core.signals.detect_r_peaks does.
+    """
+    from scipy import signal as sps
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < 2 * fs:
+        return np.zeros(0, dtype=np.int64)
+    f = sps.sosfiltfilt(sps.butter(2, band, btype="bandpass", fs=fs, output="sos"), x)
+    d = np.gradient(f)
+    mwi = uniform_filter1d(d * d, max(1, int(round(integration_s * fs))))
+    refractory, t_wave = int(round(refractory_s * fs)), int(round(t_wave_s * fs))
+    cand, _ = sps.find_peaks(mwi, distance=max(1, refractory))
+    if cand.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    amp = mwi[cand]
+    slope = maximum_filter1d(np.abs(d), 2 * int(round(0.075 * fs)) + 1)[cand]
+    first = mwi[: 2 * fs]
+    spk, npk = 0.25 * float(first.max()), 0.5 * float(first.mean())
+    rr_avg = 0.8 * fs
+    beats: list[int] = []
+    last, last_slope = -(10**9), 0.0
+    i = 0
+    while i < cand.size:
+        t = int(cand[i])
+        thr1 = npk + 0.25 * (spk - npk)
+        if beats and t - last > 1.66 * rr_avg:  # search back for a beat missed since the last one
+            lo = int(np.searchsorted(cand, last + refractory))
+            if i > lo:
+                j = lo + int(np.argmax(amp[lo:i]))
+                if amp[j] > 0.5 * thr1 and not (cand[j] - last < t_wave and slope[j] < 0.5 * last_slope):
+                    beats.append(j)
+                    spk = 0.25 * amp[j] + 0.75 * spk
+                    rr_avg = 0.875 * rr_avg + 0.125 * (cand[j] - last)
+                    last, last_slope = int(cand[j]), float(slope[j])
+                    continue  # judge candidate i again, against the beat just found
+        if amp[i] > thr1 and t - last >= refractory and not (t - last < t_wave and slope[i] < 0.5 * last_slope):
+            if beats:
+                rr_avg = 0.875 * rr_avg + 0.125 * (t - last)
+            beats.append(i)
+            spk = 0.125 * amp[i] + 0.875 * spk
+            last, last_slope = t, float(slope[i])
+        else:
+            npk = 0.125 * amp[i] + 0.875 * npk
+        i += 1
+    peaks = cand[np.array(beats, dtype=np.int64)]
+    return signals.snap_to_extremum(x, peaks, int(round(snap_s * fs))) if peaks.size else peaks.astype(np.int64)
+
+
+def detect_beats(x: np.ndarray, fs: int = WORKING_FS, method: str = "pan-tompkins") -> np.ndarray:
+    """R peaks of a prepared signal: 'pan-tompkins' (default, fast) or 'xqrs' (ecg_core.signals.detect_r_peaks).
+
+    On all 48 MIT-BIH records (MLII, 150 ms): Pan-Tompkins Se 0.9952 / +P 0.9961 in ~0.13 s per 30 min;
+    wfdb's XQRS Se 0.9913 / +P 0.9966 in ~6 s per 30 min (its local-peak search is a per-sample Python loop).
+    """
+    if method == "pan-tompkins":
+        return pan_tompkins(x, fs)
+    if method == "xqrs":
+        return signals.detect_r_peaks(x, fs)
+    raise ValueError(f"unknown beat detector {method!r}; use 'pan-tompkins' or 'xqrs'")
