@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The model zoo as trained for the shipped results (CPU; about two hours on 2 cores).
+# The model zoo as trained for the shipped results (CPU; about three hours on 2 cores).
 # Usage: bash train_queue.sh > data/train.log 2>&1 &   (datasets first: see README "Retrain")
 set -u
 . .venv/bin/activate
@@ -48,4 +48,13 @@ train --arch ecgnet_lite --dataset data/twolead --split recordwise --epochs 12 -
 evaluate ecgnet_lite_twolead_recordwise_seed1 data/twolead recordwise
 train --arch ecgnet_lite --dataset data/twolead --split beatwise --epochs 15 --cap-per-class 15000 --patience 4
 evaluate ecgnet_lite_twolead_beatwise data/twolead beatwise
+# overlay: each beat over the patient's usual beat (the default since session 4; needs data/overlay:
+# python -m ecg_core build-dataset --out data/overlay --representation overlay)
+train --arch ecgnet_lite --dataset data/overlay --split recordwise --epochs 12 --cap-per-class 8000 --patience 4
+evaluate ecgnet_lite_overlay_recordwise data/overlay recordwise
+train --arch ecgnet_lite --dataset data/overlay --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
+  --seed 1 --name ecgnet_lite_overlay_recordwise_seed1
+evaluate ecgnet_lite_overlay_recordwise_seed1 data/overlay recordwise
+train --arch ecgnet_lite --dataset data/overlay --split beatwise --epochs 15 --cap-per-class 15000 --patience 4
+evaluate ecgnet_lite_overlay_beatwise data/overlay beatwise
 echo "=== $(date +%T) done"

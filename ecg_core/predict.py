@@ -184,6 +184,9 @@ def probability_row(name: str, probs: np.ndarray) -> dict:
 
 
 CSV_COLUMNS = ["file", "predicted", "confidence", *CLASS_KEYS, "error"]
+PICTURES = {"overlay": "a beat over the patient's usual beat, as the Signal page and sample_images/overlay make them",
+            "spectral": "time-frequency images of a beat window",
+            "twolead": "MLII above V1, from a two-lead recording"}
 
 
 def cli(a: argparse.Namespace) -> int:
@@ -192,6 +195,9 @@ def cli(a: argparse.Namespace) -> int:
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if clf.info.representation != "waveform":
+        print(f"note: {clf.name} reads {clf.info.representation} pictures ({PICTURES.get(clf.info.representation, '')}); "
+              "for pictures of a single trace pass --model with a waveform model", file=sys.stderr)
     writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, restval="")
     writer.writeheader()
     n_err = 0

@@ -9,7 +9,7 @@ import streamlit as st
 from ecg_core import figures
 from ecg_core.classes import CLASS_BY_KEY, CLASSES
 from ecg_core.predict import ModelError
-from ecg_core.settings import IMAGE_SIZE, PREPROCESSING_VERSION, WINDOW_AFTER_S, WINDOW_BEFORE_S
+from ecg_core.settings import IMAGE_SIZE, PREPROCESSING_VERSION, TEMPLATE_SPAN_S, WINDOW_AFTER_S, WINDOW_BEFORE_S
 from ui import components, state
 
 EXAMPLE_RECORD = state.ROOT / "tests" / "data" / "mitdb" / "208"
@@ -54,6 +54,11 @@ st.markdown(f"""
 4. **Render** the window as an anti-aliased white trace on black, {IMAGE_SIZE} x {IMAGE_SIZE} pixels, then
    **normalise** it with the same function that prepares your uploads (polarity, grid removal, crop, resize).
    Preprocessing version: `{PREPROCESSING_VERSION}` (a model trained with another version is refused).
+5. **Overlay** (the pictures of `overlay` models, the default among them): the beat is drawn over the
+   patient's own usual beat, in grey: the sample-wise median of the windows at the R peaks detected within
+   {TEMPLATE_SPAN_S:g} s on either side, on one amplitude scale. Where the white curve leaves the grey one the
+   beat differs from the patient's rhythm: a wide early QRS (ventricular), an early beat (atrial). This gave
+   the models their best record-wise scores among single-lead pictures (see Model comparison).
 """)
 if (EXAMPLE_RECORD.with_suffix(".dat")).exists():
     ex = example_beat(str(EXAMPLE_RECORD))
@@ -70,8 +75,10 @@ st.markdown(f"""
   used to diagnose, triage or treat anyone.
 - **{len(CLASSES)} classes only:** {", ".join(f"{c.name} ({c.key})" for c in CLASSES)}. Anything else
   (paced beats, fusion or escape beats, atrial fibrillation, artefacts...) is forced into one of them.
-- **Single-lead, single-beat images** of the form above. Twelve-lead printouts, rhythm strips with several
-  beats or photos of monitors are outside what the models saw.
+- **Single-lead, single-beat images** of the forms above. Twelve-lead printouts, rhythm strips with several
+  beats or photos of monitors are outside what the models saw. An overlay model needs the patient's
+  recording to draw the usual beat: give it pictures from the Signal page, or use a waveform model for a
+  picture of one beat.
 - **Few patients for some classes.** The record-wise training records (DS1) hold only two patients with left
   and three with right bundle branch block, so those classes generalise poorly to new patients; the
   Class guide shows the selected model's recall per class.

@@ -32,7 +32,10 @@ if recall:
 else:
     st.info("The selected model has no record-wise evaluation yet, so its per-class recall cannot be shown.")
 
-manifest = state.sample_manifest()
+representation = info.representation if info and len(state.sample_manifest(info.representation)) else "waveform"
+manifest = state.sample_manifest(representation)
+SHOWN_AS = {"waveform": "white trace on black: the form the model sees",
+            "overlay": "the beat in white over the patient's usual beat in grey: the form the model sees"}
 tabs = st.tabs([f"{c.name} ({c.key})" for c in CLASSES])
 for cls, tab in zip(CLASSES, tabs):
     with tab:
@@ -53,10 +56,11 @@ for cls, tab in zip(CLASSES, tabs):
                                "patients.", icon=":material/warning:")
         rows = manifest[manifest["label"] == cls.key].head(SAMPLES_SHOWN)
         if len(rows):
-            st.markdown("**Real examples** (white trace on black: the form the model sees)")
+            st.markdown(f"**Real examples** ({SHOWN_AS.get(representation, SHOWN_AS['waveform'])})")
             cols = st.columns(SAMPLES_SHOWN)
             for col, (_, row) in zip(cols, rows.iterrows()):
-                col.image(str(state.samples_dir() / row["file"]), caption=state.sample_source(row), width="stretch")
+                col.image(str(state.samples_dir(representation) / row["file"]), caption=state.sample_source(row),
+                          width="stretch")
             st.caption("Each image spans 1 s before the R peak (for VF: the window centre) to 0.6 s after it. "
                        "Captions give the PhysioNet database and record (ODC-By 1.0) and the time from the "
                        "record's start.")

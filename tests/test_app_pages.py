@@ -184,3 +184,30 @@ def test_two_lead_model_is_explained_not_run_on_one_lead_input(monkeypatch, tmp_
     assert not at.get("file_uploader")
     switch(at, "signal")
     assert "made from two leads; this page classifies one lead" in all_text(at)
+
+
+def test_classify_page_describes_and_offers_the_pictures_of_the_selected_model(monkeypatch, tmp_path):
+    """Overlay and waveform models read different pictures: the page text and bundled samples follow the model."""
+    from ecg_core.settings import REPRESENTATIONS
+
+    copy_default_model(tmp_path)
+    others = {}
+    for rep in ("waveform", "overlay"):
+        path = save_second_model(tmp_path, f"{rep}_model", 0.4)
+        card = json.loads(path.with_suffix(".json").read_text())
+        path.with_suffix(".json").write_text(json.dumps({**card, "representation": rep}))
+        others[rep] = path
+    assert set(others) <= set(REPRESENTATIONS)
+    monkeypatch.setenv("ECG_MODELS_DIR", str(tmp_path))
+    at = run_ok(new_app())
+    for rep, phrase in (("waveform", "about 1 s before the R peak to 0.6 s after it, single lead"),
+                        ("overlay", "drawn over the patient's usual beat")):
+        at.sidebar.selectbox(key="ecg_model_path").set_value(str(others[rep]))
+        run_ok(at)
+        at.radio(key="classify_source").set_value("samples")
+        run_ok(at)
+        assert phrase in all_text(at), rep
+        folder = ROOT / "sample_images" / rep
+        chosen = at.multiselect(key="samples_N").value
+        assert chosen and all((folder / f).is_file() for f in chosen), rep
+        assert at.get("plotly_chart"), rep  # the chosen sample was classified

@@ -173,3 +173,12 @@ def test_predict_cli_walks_folders_recursively():
     code, rows = _predict_cli(str(ROOT / "sample_images" / "waveform"))
     assert code == 0
     assert len(rows) == len(list((ROOT / "sample_images" / "waveform").rglob("*.png")))
+
+
+def test_predict_cli_says_which_pictures_an_overlay_model_reads():
+    beat = str(next((ROOT / "sample_images" / "overlay" / "V").glob("*.png")))
+    overlay = _run("predict", beat, "--model", str(ROOT / "models" / "ecgnet_lite_overlay_recordwise.keras"))
+    waveform = _run("predict", beat, "--model", str(ROOT / "models" / "ecgnet_lite_waveform_recordwise.keras"))
+    assert overlay.returncode == 0 and waveform.returncode == 0
+    assert "reads overlay pictures" in overlay.stderr and "waveform model" in overlay.stderr
+    assert "note: ecgnet_lite_waveform_recordwise" not in waveform.stderr

@@ -33,7 +33,8 @@ def test_wfdb_upload_with_annotations(page):
     assert m["Detection sensitivity"].endswith("%") and float(m["Detection sensitivity"][:-1]) >= 99.0
     text = all_text(at)
     assert "Agreement with the reference annotations" in text and "Beat 1 of" in text
-    assert [b.label for b in at.get("download_button")] == ["Download beats (CSV)", "Download VF episodes (CSV)"]
+    assert [b.label for b in at.get("download_button")] == ["Download this beat's picture (PNG)",
+                                                            "Download beats (CSV)", "Download VF episodes (CSV)"]
 
     at.number_input(key="signal_beat").set_value(7)
     run_ok(at)
