@@ -195,9 +195,10 @@ def cli(a: argparse.Namespace) -> int:
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if clf.info.representation != "waveform":
-        print(f"note: {clf.name} reads {clf.info.representation} pictures ({PICTURES.get(clf.info.representation, '')}); "
-              "for pictures of a single trace pass --model with a waveform model", file=sys.stderr)
+    rep = clf.info.representation
+    if rep != "waveform":
+        print(f"note: {clf.name} reads {rep} pictures ({PICTURES.get(rep, '')}); for pictures of a single trace "
+              "pass --model with a waveform model", file=sys.stderr)
     writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, restval="")
     writer.writeheader()
     n_err = 0
