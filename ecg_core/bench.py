@@ -43,14 +43,16 @@ def _windows(n: int) -> np.ndarray:
 def bench_render(n: int) -> list[tuple[str, float, str, str]]:
     import cv2
 
-    from ecg_core.render import render_spectral, render_waveform
+    from ecg_core.render import render_overlay, render_spectral, render_waveform
 
     cv2.setNumThreads(1)
     w = _windows(n)
+    pairs = np.stack([w, w[::-1]], axis=1)  # a beat and another beat standing in for its template
     rows = []
-    for name, fn, target in (("render waveform (1 thread)", render_waveform, ">= 5000"),
-                             ("render spectral (1 thread)", render_spectral, "-")):
-        t = _median_time(lambda fn=fn: fn(w), 3)
+    for name, fn, x, target in (("render waveform (1 thread)", render_waveform, w, ">= 5000"),
+                                ("render overlay (1 thread)", render_overlay, pairs, "-"),
+                                ("render spectral (1 thread)", render_spectral, w, "-")):
+        t = _median_time(lambda fn=fn, x=x: fn(x), 3)
         rows.append((name, n / t, "images/s", target))
     return rows
 
