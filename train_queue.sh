@@ -55,6 +55,9 @@ evaluate ecgnet_lite_overlay_recordwise data/overlay recordwise
 train --arch ecgnet_lite --dataset data/overlay --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
   --seed 1 --name ecgnet_lite_overlay_recordwise_seed1
 evaluate ecgnet_lite_overlay_recordwise_seed1 data/overlay recordwise
+train --arch ecgnet_lite --dataset data/overlay --split recordwise --epochs 12 --patience 4 \
+  --name ecgnet_lite_overlay_recordwise_allbeats
+evaluate ecgnet_lite_overlay_recordwise_allbeats data/overlay recordwise
 train --arch ecgnet_lite --dataset data/overlay --split beatwise --epochs 15 --cap-per-class 15000 --patience 4
 evaluate ecgnet_lite_overlay_beatwise data/overlay beatwise
 echo "=== $(date +%T) done"

@@ -1,5 +1,5 @@
 """R-peak detection on prepared (360 Hz, band-passed) signals: used by signal mode and by the
-beat-template representation, so that training and the app find the same peaks."""
+overlay representation's beat templates, so that training and the app find the same peaks."""
 
 from __future__ import annotations
 
