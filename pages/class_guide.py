@@ -12,6 +12,8 @@ from ui import components, state
 
 WEAK_RECALL = 0.5
 SAMPLES_SHOWN = 6
+SHOWN_AS = {"waveform": "white trace on black: the form the model sees",
+            "overlay": "the beat in white over the patient's usual beat in grey: the form the model sees"}
 
 st.title("Class guide")
 st.markdown("The six beat classes the models tell apart, how a cardiologist recognises them on a lead-II-like "
@@ -34,8 +36,6 @@ else:
 
 representation = info.representation if info and len(state.sample_manifest(info.representation)) else "waveform"
 manifest = state.sample_manifest(representation)
-SHOWN_AS = {"waveform": "white trace on black: the form the model sees",
-            "overlay": "the beat in white over the patient's usual beat in grey: the form the model sees"}
 tabs = st.tabs([f"{c.name} ({c.key})" for c in CLASSES])
 for cls, tab in zip(CLASSES, tabs):
     with tab:

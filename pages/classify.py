@@ -6,6 +6,7 @@ import streamlit as st
 
 from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
 from ecg_core.imaging import display_name
+from ecg_core.settings import TEMPLATE_SPAN_S
 from ui import batch, components, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "gif"]
@@ -14,7 +15,8 @@ PICTURE_FORMS = {
     "waveform": "One image per beat: about 1 s before the R peak to 0.6 s after it, single lead. Dark trace on "
                 "light paper or light on dark, any size: images are brought to the training form first.",
     "overlay": "One image per beat, made from a recording: the beat (bright, 1 s before the R peak to 0.6 s after "
-               "it) drawn over the patient's usual beat around it (grey: the median of the beats within 10 s), on "
+               f"it) drawn over the patient's usual beat around it (grey: the median of the beats within "
+               f"{TEMPLATE_SPAN_S:g} s), on "
                "one amplitude scale. Where the curves part, the beat differs from the patient's own rhythm. The "
                "**Signal** page makes these pictures from a recording (each beat's picture can be downloaded) "
                "and the bundled samples are such pictures. For a picture of a single trace, choose a waveform "

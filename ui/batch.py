@@ -2,8 +2,8 @@
 
 Each file is decoded and normalised with `ecg_core.imaging` (the same code training used); an unreadable
 file gets a one-line reason and the rest of the batch still runs. Trace pictures are checked by the
-non-ECG guard (`ecg_core.guard`; stacked pictures half by half); flagged images are not classified unless
-asked to.
+non-ECG guard (`ecg_core.guard.check_for`: overlay pictures with ranges of their own); flagged images are not
+classified unless asked to.
 All valid images go through `Classifier.predict_proba` in one call.
 """
 
