@@ -55,6 +55,14 @@ evaluate ecgnet_lite_overlay_recordwise data/overlay recordwise
 train --arch ecgnet_lite --dataset data/overlay --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
   --seed 1 --name ecgnet_lite_overlay_recordwise_seed1
 evaluate ecgnet_lite_overlay_recordwise_seed1 data/overlay recordwise
+for seed in 2; do  # a third seed of both, to weigh the overlay's gain against run-to-run spread
+  train --arch ecgnet_lite --dataset data/overlay --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
+    --seed $seed --name ecgnet_lite_overlay_recordwise_seed$seed
+  evaluate ecgnet_lite_overlay_recordwise_seed$seed data/overlay recordwise
+  train --arch ecgnet_lite --dataset data/waveform --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
+    --seed $seed --name ecgnet_lite_waveform_recordwise_seed$seed
+  evaluate ecgnet_lite_waveform_recordwise_seed$seed data/waveform recordwise
+done
 train --arch ecgnet_lite --dataset data/overlay --split recordwise --epochs 12 --patience 4 \
   --name ecgnet_lite_overlay_recordwise_allbeats
 evaluate ecgnet_lite_overlay_recordwise_allbeats data/overlay recordwise
