@@ -30,39 +30,25 @@ for split in recordwise beatwise; do
 done
 train --arch ecgnet --dataset data/spectral --split beatwise --epochs 8 --cap-per-class 4000 --patience 3
 evaluate ecgnet_spectral_beatwise data/spectral beatwise
-# ecgnet_lite (the default since session 3) and the two-lead experiment (needs data/twolead:
-# python -m ecg_core build-dataset --out data/twolead --representation twolead)
-train --arch ecgnet_lite --dataset data/waveform --split recordwise --epochs 12 --cap-per-class 8000 --patience 4
-evaluate ecgnet_lite_waveform_recordwise data/waveform recordwise
-train --arch ecgnet_lite --dataset data/twolead --split recordwise --epochs 12 --cap-per-class 8000 --patience 4
-evaluate ecgnet_lite_twolead_recordwise data/twolead recordwise
-# run-to-run spread and record-held-out early stopping (same recipe)
-train --arch ecgnet_lite --dataset data/waveform --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
-  --seed 1 --name ecgnet_lite_waveform_recordwise_seed1
-evaluate ecgnet_lite_waveform_recordwise_seed1 data/waveform recordwise
-train --arch ecgnet_lite --dataset data/waveform --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
-  --validation records --name ecgnet_lite_waveform_recordwise_recval
-evaluate ecgnet_lite_waveform_recordwise_recval data/waveform recordwise
-train --arch ecgnet_lite --dataset data/twolead --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
-  --seed 1 --name ecgnet_lite_twolead_recordwise_seed1
-evaluate ecgnet_lite_twolead_recordwise_seed1 data/twolead recordwise
+# ecgnet_lite's record-wise recipe, in one place: lite REPRESENTATION NAME [more train options]
+# (needs data/<representation>: python -m ecg_core build-dataset --out data/twolead --representation twolead)
+lite() {
+  local rep=$1 name=$2; shift 2
+  train --arch ecgnet_lite --dataset "data/$rep" --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
+    --name "$name" "$@"
+  evaluate "$name" "data/$rep" recordwise
+}
+lite waveform ecgnet_lite_waveform_recordwise           # the default of session 3
+lite twolead ecgnet_lite_twolead_recordwise             # MLII above V1
+lite overlay ecgnet_lite_overlay_recordwise             # the beat over the patient's usual beat: the default
+# run-to-run spread (seeds 1 and 2) and record-held-out early stopping
+for seed in 1 2; do
+  for rep in waveform overlay; do lite $rep ecgnet_lite_${rep}_recordwise_seed$seed --seed $seed; done
+done
+lite twolead ecgnet_lite_twolead_recordwise_seed1 --seed 1
+lite waveform ecgnet_lite_waveform_recordwise_recval --validation records
 train --arch ecgnet_lite --dataset data/twolead --split beatwise --epochs 15 --cap-per-class 15000 --patience 4
 evaluate ecgnet_lite_twolead_beatwise data/twolead beatwise
-# overlay: each beat over the patient's usual beat (the default since session 4; needs data/overlay:
-# python -m ecg_core build-dataset --out data/overlay --representation overlay)
-train --arch ecgnet_lite --dataset data/overlay --split recordwise --epochs 12 --cap-per-class 8000 --patience 4
-evaluate ecgnet_lite_overlay_recordwise data/overlay recordwise
-train --arch ecgnet_lite --dataset data/overlay --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
-  --seed 1 --name ecgnet_lite_overlay_recordwise_seed1
-evaluate ecgnet_lite_overlay_recordwise_seed1 data/overlay recordwise
-for seed in 2; do  # a third seed of both, to weigh the overlay's gain against run-to-run spread
-  train --arch ecgnet_lite --dataset data/overlay --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
-    --seed $seed --name ecgnet_lite_overlay_recordwise_seed$seed
-  evaluate ecgnet_lite_overlay_recordwise_seed$seed data/overlay recordwise
-  train --arch ecgnet_lite --dataset data/waveform --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
-    --seed $seed --name ecgnet_lite_waveform_recordwise_seed$seed
-  evaluate ecgnet_lite_waveform_recordwise_seed$seed data/waveform recordwise
-done
 train --arch ecgnet_lite --dataset data/overlay --split recordwise --epochs 12 --patience 4 \
   --name ecgnet_lite_overlay_recordwise_allbeats
 evaluate ecgnet_lite_overlay_recordwise_allbeats data/overlay recordwise
