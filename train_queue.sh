@@ -54,4 +54,23 @@ train --arch ecgnet_lite --dataset data/overlay --split recordwise --epochs 12 -
 evaluate ecgnet_lite_overlay_recordwise_allbeats data/overlay recordwise
 train --arch ecgnet_lite --dataset data/overlay --split beatwise --epochs 15 --cap-per-class 15000 --patience 4
 evaluate ecgnet_lite_overlay_beatwise data/overlay beatwise
+train --arch ecgnet_lite --dataset data/overlay --split beatwise --epochs 20 --patience 4 \
+  --name ecgnet_lite_overlay_beatwise_allbeats
+evaluate ecgnet_lite_overlay_beatwise_allbeats data/overlay beatwise
+# Session 5 ran these on one H200 GPU (KERAS_BACKEND=jax, `--workers 5`, jobs three at a time) with
+# `--max-minutes 5.5` / `5.0`; on a CPU the same runs need the epochs their cards record (epochs_run) and hours.
+gpu() { train --workers "${WORKERS:-1}" "$@"; }
+gpu --arch ecgnet_large --dataset data/overlay --split beatwise --epochs 22 --patience 6 --name ecgnet_large_overlay_beatwise
+gpu --arch ecgnet_large --dataset data/overlay --split beatwise --epochs 18 --patience 6 --no-augment \
+  --name ecgnet_large_overlay_beatwise_noaug
+gpu --arch ecgnet_large --dataset data/overlay --split beatwise --epochs 24 --patience 6 --no-augment --seed 1 \
+  --name ecgnet_large_overlay_beatwise_noaug_seed1
+gpu --arch ecgnet_large --dataset data/overlay --split beatwise --epochs 14 --patience 6 --seed 1 \
+  --name ecgnet_large_overlay_beatwise_seed1
+for name in ecgnet_large_overlay_beatwise ecgnet_large_overlay_beatwise_noaug ecgnet_large_overlay_beatwise_noaug_seed1 \
+    ecgnet_large_overlay_beatwise_seed1; do evaluate $name data/overlay beatwise; done
+gpu --arch ecgnet_large --dataset data/overlay --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
+  --name ecgnet_large_overlay_recordwise
+evaluate ecgnet_large_overlay_recordwise data/overlay recordwise
+for seed in 3 4; do lite overlay ecgnet_lite_overlay_recordwise_seed$seed --seed $seed --workers "${WORKERS:-1}"; done
 echo "=== $(date +%T) done"

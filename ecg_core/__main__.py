@@ -17,7 +17,7 @@ def cmd_build_dataset(a: argparse.Namespace) -> int:
     from ecg_core import dataset
 
     ds = dataset.build(a.mitdb, a.vfdb, a.representation, cap_per_class=a.cap_per_class, seed=a.seed,
-                       progress=_err if a.verbose else None)
+                       progress=_err if a.verbose else None, workers=a.workers)
     out = Path(a.out)
     path = dataset.save(ds, out / "dataset.npz" if out.suffix != ".npz" else out)
     print(f"wrote {path} ({len(ds)} images, {ds.meta['representation']}, built in {ds.meta['build_seconds']} s)")
@@ -46,6 +46,18 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from ecg_core import evaluate
 
     evaluate.main(a)
+    return 0
+
+
+def cmd_ensemble(a: argparse.Namespace) -> int:
+    from ecg_core import ensemble
+    from ecg_core.predict import ModelError
+
+    try:
+        ensemble.main(a)
+    except (ValueError, ModelError, OSError) as exc:
+        _err(f"ensemble: {exc}")
+        return 2
     return 0
 
 
@@ -79,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--cap-per-class", type=int, default=None)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--verbose", action="store_true")
+    b.add_argument("--workers", type=int, default=1, help="records read and rendered in parallel processes")
     b.set_defaults(func=cmd_build_dataset)
 
     e = sub.add_parser("export-samples", help="write real test-split images per class with a manifest")
@@ -104,6 +117,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--steps-per-epoch", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--workers", type=int, default=1, help="threads preparing and augmenting batches")
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after the epoch that passes this much training time (best epoch kept)")
     t.set_defaults(func=cmd_train)
 
     v = sub.add_parser("evaluate", help="evaluate a model on a split's test part -> JSON")
@@ -115,6 +131,12 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--max-per-class", type=int, default=None,
                    help="evaluate on a seeded per-class subsample of the test part (slow models)")
     v.set_defaults(func=cmd_evaluate)
+
+    en = sub.add_parser("ensemble", help="average trained models of one representation into one model")
+    en.add_argument("models", nargs="+", help="member .keras files (each with its card beside it)")
+    en.add_argument("--name", required=True)
+    en.add_argument("--out", default="data/models", help="directory for <name>.keras + <name>.json")
+    en.set_defaults(func=cmd_ensemble)
 
     pr = sub.add_parser("predict", help="classify image files/folders, CSV to stdout")
     pr.add_argument("paths", nargs="+")

@@ -122,6 +122,16 @@ def ecgnet_wide() -> keras.Model:
     return _conv_bn_gap(((16, 5, 2), (32, 3, 2), (64, 3, 2), (128, 3, 2)), "ecgnet_wide")
 
 
+def ecgnet_large() -> keras.Model:
+    """Ours, for accuracy first (~0.6 M params): a full-resolution 3x3/2 stem and seven conv+BN blocks.
+
+    Thin strokes survive the stem, which the 4x4/4 patch stem of ecgnet averages away; about ten times
+    ecgnet's FLOPs, so it is a beat-wise reference rather than the app's default.
+    """
+    return _conv_bn_gap(((32, 3, 2), (32, 3, 1), (64, 3, 2), (64, 3, 1), (128, 3, 2), (128, 3, 1), (256, 3, 2)),
+                        "ecgnet_large")
+
+
 ARCHITECTURES: dict[str, Callable[[], keras.Model]] = {
     "shallow_cnn": shallow_cnn,
     "deep_cnn": deep_cnn,
@@ -130,6 +140,7 @@ ARCHITECTURES: dict[str, Callable[[], keras.Model]] = {
     "ecgnet": ecgnet,
     "ecgnet_lite": ecgnet_lite,
     "ecgnet_wide": ecgnet_wide,
+    "ecgnet_large": ecgnet_large,
 }
 SEED_ARCHITECTURES = ("shallow_cnn", "deep_cnn", "cnn_lstm", "cnn_gru_attention")
 

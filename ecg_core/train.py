@@ -15,7 +15,6 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from ecg_core import architectures, dataset  # noqa: E402
 from ecg_core.augment import augment_batch  # noqa: E402
@@ -32,29 +31,40 @@ def class_weights(labels: np.ndarray, power: float = 0.5) -> dict[int, float]:
     return {i: float(v) for i, v in enumerate(w)}
 
 
-def batches(images: np.ndarray, labels: np.ndarray, idx: np.ndarray, batch_size: int, seed: int,
-            augment: bool, representation: str, weights: dict[int, float] | None) -> tf.data.Dataset:
-    """Endless shuffled (x, y[, w]) batches gathered from the uint8 cache, augmented on the fly."""
-    rng = np.random.default_rng(seed)
-    w_table = np.array([weights[i] for i in range(len(CLASS_KEYS))], np.float32) if weights else None
+class Batches(keras.utils.PyDataset):
+    """Shuffled (x, y, w) batches gathered from the uint8 cache and augmented on the fly.
 
-    def gather(i: np.ndarray):
-        x = to_model_input(images[i])
-        if augment:
-            x = augment_batch(x, rng, representation)
-        y = labels[i].astype(np.int32)
-        w = w_table[y] if w_table is not None else np.ones(len(i), np.float32)
-        return x, y, w
+    A keras PyDataset, so training runs on any Keras backend; each batch's augmentation draws from its
+    own generator seeded by (seed, epoch, batch), so workers do not change the result.
+    """
 
-    def load(i):
-        x, y, w = tf.numpy_function(gather, [i], [tf.float32, tf.int32, tf.float32])
-        x.set_shape([None, *architectures.INPUT_SHAPE])
-        y.set_shape([None])
-        w.set_shape([None])
-        return x, y, w
+    def __init__(self, images: np.ndarray, labels: np.ndarray, idx: np.ndarray, batch_size: int, seed: int,
+                 augment: bool, representation: str, weights: dict[int, float] | None, workers: int = 1):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
+        self.images, self.labels, self.idx = images, labels, idx
+        self.batch_size, self.seed, self.augment, self.representation = batch_size, seed, augment, representation
+        self.w_table = (np.array([weights[i] for i in range(len(CLASS_KEYS))], np.float32) if weights
+                        else np.ones(len(CLASS_KEYS), np.float32))
+        self.epoch = 0
+        self.order = self._shuffled()
 
-    ds = tf.data.Dataset.from_tensor_slices(idx).repeat().shuffle(min(len(idx), 50_000), seed=seed)
-    return ds.batch(batch_size).map(load, num_parallel_calls=1).prefetch(2)
+    def _shuffled(self) -> np.ndarray:
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.idx)
+
+    def __len__(self) -> int:
+        return max(1, len(self.idx) // self.batch_size)
+
+    def __getitem__(self, b: int):
+        i = np.sort(self.order[b * self.batch_size:(b + 1) * self.batch_size])
+        x = to_model_input(self.images[i])
+        if self.augment:
+            x = augment_batch(x, np.random.default_rng([self.seed, self.epoch, b]), self.representation)
+        y = self.labels[i].astype(np.int32)
+        return x, y, self.w_table[y]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._shuffled()
 
 
 class MacroF1(keras.callbacks.Callback):
@@ -73,6 +83,19 @@ class MacroF1(keras.callbacks.Callback):
             logs["val_macro_f1"] = float(f1)
         print(f"  epoch {epoch + 1}: val_macro_f1={f1:.4f} lr={float(self.model.optimizer.learning_rate):.2e}",
               flush=True)
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stop after the epoch that passes `minutes` of training; early stopping still restores the best."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds, self.start = minutes * 60.0, time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.perf_counter() - self.start > self.seconds:
+            print(f"  time limit: stopping after epoch {epoch + 1}", flush=True)
+            self.model.stop_training = True
 
 
 def confidence_threshold(probs: np.ndarray, y: np.ndarray, target_accuracy: float = 0.8) -> float:
@@ -124,10 +147,12 @@ def train(args: argparse.Namespace) -> Path:
                                       restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=2, min_lr=1e-5),
     ]
+    if getattr(args, "max_minutes", None):
+        callbacks.append(TimeLimit(args.max_minutes))
     t0 = time.perf_counter()
     history = model.fit(
-        batches(ds.images, ds.labels, fit_idx, args.batch_size, args.seed, not args.no_augment,
-                representation, weights),
+        Batches(ds.images, ds.labels, fit_idx, args.batch_size, args.seed, not args.no_augment,
+                representation, weights, workers=getattr(args, "workers", 1)),
         steps_per_epoch=steps, epochs=args.epochs, validation_data=(x_val, y_val),
         callbacks=callbacks, verbose=2)
     seconds = time.perf_counter() - t0
@@ -164,6 +189,8 @@ def train(args: argparse.Namespace) -> Path:
             "epochs_run": len(hist.get("loss", [])),
             "best_val_macro_f1": max(hist.get("val_macro_f1", [0.0])),
             "seconds": round(seconds, 1),
+            "keras_backend": keras.backend.backend(),
+            "max_minutes": getattr(args, "max_minutes", None),
             "augment": not args.no_augment,
             "class_weights": {CLASS_KEYS[k]: round(v, 3) for k, v in weights.items()},
             "cap_per_class": args.cap_per_class,

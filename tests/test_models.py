@@ -62,6 +62,86 @@ def test_unknown_architecture_is_refused():
         architectures.build("resnet9000")
 
 
+def test_training_batches_are_seeded_weighted_and_independent_of_workers(excerpt_dataset):
+    from ecg_core.train import Batches, class_weights
+
+    ds = excerpt_dataset
+    idx = np.arange(len(ds))
+    weights = class_weights(ds.labels)
+
+    def epochs(workers: int) -> list:
+        b = Batches(ds.images, ds.labels, idx, 16, 7, True, "waveform", weights, workers=workers)
+        first = [b[i] for i in range(len(b))]
+        b.on_epoch_end()
+        return first, b[0]
+
+    (one, next_one), (four, next_four) = epochs(1), epochs(4)
+    assert len(one) == len(ds) // 16
+    for (x1, y1, w1), (x4, y4, w4) in zip(one, four):
+        assert np.array_equal(x1, x4) and np.array_equal(y1, y4) and np.array_equal(w1, w4)
+    assert x1.shape == (16, 128, 128, 1) and x1.dtype == np.float32 and 0 <= x1.min() and x1.max() <= 1
+    assert np.allclose(w1, [weights[c] for c in y1])
+    seen = np.concatenate([y for _, y, _ in one])
+    assert len(seen) == 16 * len(one)
+    assert not np.array_equal(one[0][0], next_one[0]), "a new epoch reshuffles and re-augments"
+    assert np.array_equal(next_one[0], next_four[0])
+
+
+def test_time_limit_stops_after_the_epoch_that_passes_it(tiny):
+    from ecg_core.train import TimeLimit
+
+    x, y = tiny
+    model = architectures.build("ecgnet_lite")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=3, verbose=0, callbacks=[TimeLimit(0.0)])
+    assert len(history.history["loss"]) == 1
+    history = model.fit(x, y, epochs=2, verbose=0, callbacks=[TimeLimit(60.0)])
+    assert len(history.history["loss"]) == 2
+
+
+def _saved_member(tmp_path: Path, name: str, x: np.ndarray, target: int, representation: str = "overlay") -> Path:
+    """A small model pushed towards calling everything `target`, saved with a card."""
+    from ecg_core.settings import PREPROCESSING_VERSION
+
+    model = architectures.build("ecgnet_lite")
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, np.full(len(x), target), epochs=3, verbose=0)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    card = {"name": name, "classes": list(CLASS_KEYS), "input_shape": list(architectures.INPUT_SHAPE),
+            "representation": representation, "preprocessing_version": PREPROCESSING_VERSION,
+            "split": "beatwise", "low_confidence_threshold": 0.6, "training": {"command": f"train {name}"}}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    return path
+
+
+def test_ensemble_averages_its_members_and_refuses_mixed_pictures(tiny, tmp_path):
+    from ecg_core import ensemble
+
+    x, _ = tiny
+    a, b = _saved_member(tmp_path, "a", x, 0), _saved_member(tmp_path, "b", x, 3)
+    model, card = ensemble.build([a, b], "ab")
+    pa, pb = (keras.models.load_model(m, compile=False).predict(x, verbose=0) for m in (a, b))
+    assert np.abs(pa - pb).max() > 1e-3, "members must differ for the average to be checked"
+    expected = (pa + pb) / 2
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-6)
+    assert card["members"] == ["a", "b"] and card["representation"] == "overlay"
+    assert card["low_confidence_threshold"] == 0.6 and card["training"]["members"]["b"] == "train b"
+    model.save(tmp_path / "ab.keras")
+    (tmp_path / "ab.json").write_text(json.dumps(card))
+    clf = predict.Classifier(predict.info_from_path(tmp_path / "ab.keras"))
+    np.testing.assert_allclose(clf.predict_proba(np.round(x[..., 0] * 255).astype(np.uint8)), expected, atol=1e-5)
+
+    w = _saved_member(tmp_path, "w", x, 1, representation="waveform")
+    with pytest.raises(ValueError, match="members differ in representation"):
+        ensemble.build([a, w], "aw")
+    with pytest.raises(ValueError, match="at least two"):
+        ensemble.build([a], "a_alone")
+    r = _run("ensemble", str(a), str(w), "--name", "aw", "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "members differ in representation" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ecg_core", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)

@@ -131,6 +131,16 @@ def test_build_is_deterministic_and_caps_are_recorded(tmp_path, excerpt_dataset)
     assert np.array_equal(loaded.groups, capped.groups)
 
 
+def test_parallel_build_gives_the_same_dataset(excerpt_dataset):
+    from tests.conftest import MITDB, VFDB
+
+    parallel = dataset.build(MITDB, VFDB, "waveform", workers=2)
+    assert np.array_equal(parallel.images, excerpt_dataset.images)
+    assert np.array_equal(parallel.labels, excerpt_dataset.labels)
+    assert np.array_equal(parallel.groups, excerpt_dataset.groups)
+    assert np.array_equal(parallel.sample, excerpt_dataset.sample)
+
+
 def test_export_samples_draws_from_test_records_only(tmp_path, excerpt_dataset):
     manifest = dataset.export_samples(excerpt_dataset, tmp_path, per_class=3)
     assert set(manifest["record"]) == {"232"}
