@@ -21,7 +21,7 @@ def cmd_build_dataset(a: argparse.Namespace) -> int:
     out = Path(a.out)
     path = dataset.save(ds, out / "dataset.npz" if out.suffix != ".npz" else out)
     print(f"wrote {path} ({len(ds)} images, {ds.meta['representation']}, built in {ds.meta['build_seconds']} s)")
-    print(dataset.count_table(ds, a.seed).to_string())
+    print(dataset.count_table(ds).to_string())
     return 0
 
 

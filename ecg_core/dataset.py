@@ -21,7 +21,13 @@ from ecg_core.classes import CLASS_KEYS
 from ecg_core.imaging import encode_png, normalise_batch
 from ecg_core.peaks import detect_beats
 from ecg_core.render import render
-from ecg_core.settings import LEADS_PER_REPRESENTATION, PREPROCESSING_VERSION, TEMPLATE_REPRESENTATIONS, WORKING_FS
+from ecg_core.settings import (
+    LEADS_PER_REPRESENTATION,
+    PREPROCESSING_VERSION,
+    SPLIT_SEED,
+    TEMPLATE_REPRESENTATIONS,
+    WORKING_FS,
+)
 from ecg_core.signals import RecordError, read_record
 
 # de Chazal et al. 2004 inter-patient protocol; paced records 102 104 107 217 excluded.
@@ -179,7 +185,8 @@ def load(path: str | Path) -> Dataset:
 
 # ---------------------------------------------------------------- splits
 
-def split_indices(ds: Dataset, kind: str, seed: int = 0, test_size: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(ds: Dataset, kind: str, seed: int = SPLIT_SEED,
+                  test_size: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """(train, test) indices of a named split.
 
     beatwise: stratified random split over windows (patients appear on both sides: leaks).
@@ -232,11 +239,11 @@ def validation_split(ds: Dataset, train_idx: np.ndarray, seed: int = 0, fraction
     return np.sort(fit), np.sort(val)
 
 
-def count_table(ds: Dataset, seed: int = 0) -> pd.DataFrame:
+def count_table(ds: Dataset) -> pd.DataFrame:
     """Per-class counts of every split part (rows) x class (columns)."""
     rows = {"all": ds.labels}
     for kind in SPLITS:
-        train, test = split_indices(ds, kind, seed)
+        train, test = split_indices(ds, kind)
         rows[f"{kind} train"] = ds.labels[train]
         rows[f"{kind} test"] = ds.labels[test]
     table = pd.DataFrame({name: np.bincount(lab, minlength=len(CLASS_KEYS)) for name, lab in rows.items()},
@@ -251,7 +258,7 @@ def export_samples(ds: Dataset, out_dir: str | Path, per_class: int = 6, seed: i
                    split: str = "recordwise") -> pd.DataFrame:
     """Write real test-split images per class to out_dir/<key>/ with manifest.csv; returns the manifest."""
     out_dir = Path(out_dir)
-    _, test = split_indices(ds, split, seed)
+    _, test = split_indices(ds, split)
     rng = np.random.default_rng(seed)
     rows = []
     for k, key in enumerate(CLASS_KEYS):

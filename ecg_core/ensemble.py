@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 from ecg_core import architectures
+from ecg_core.evaluate import split_seed
 from ecg_core.predict import read_card
+from ecg_core.settings import SPLIT_SEED
 
 SHARED_KEYS = ("classes", "input_shape", "representation", "preprocessing_version", "split")
 
@@ -30,6 +32,9 @@ def build(paths: list[Path], name: str):
         values = {json.dumps(c.get(key)) for c in cards}
         if len(values) > 1:
             raise ValueError(f"members differ in {key}: {sorted(values)}")
+    seeds = {split_seed(c) for c in cards} if cards[0]["split"] == "beatwise" else {SPLIT_SEED}
+    if len(seeds) > 1:  # each member's test beats would be another member's training beats
+        raise ValueError(f"members were trained on different beat-wise splits (seeds {sorted(seeds)})")
     image = keras.Input(architectures.INPUT_SHAPE, name="image")
     outputs = []
     for i, path in enumerate(paths):
@@ -41,6 +46,7 @@ def build(paths: list[Path], name: str):
         "name": name,
         "architecture": "ensemble",
         **{key: cards[0][key] for key in SHARED_KEYS},
+        "split_seed": seeds.pop(),
         "members": [c["name"] for c in cards],
         "last_conv_layer": None,
         "low_confidence_threshold": max(float(c.get("low_confidence_threshold", 0.5)) for c in cards),

@@ -13,6 +13,7 @@ import numpy as np
 
 from ecg_core import dataset
 from ecg_core.classes import CLASS_KEYS
+from ecg_core.settings import SPLIT_SEED
 
 
 def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
@@ -67,6 +68,14 @@ def single_image_latency_ms(clf, image: np.ndarray, repeats: int = 50) -> float:
     return float(np.median(times) * 1e3)
 
 
+def split_seed(card: dict) -> int:
+    """The beat-wise split seed a model was trained with: its card's split_seed; cards from before that
+    field existed used their training seed (SPLIT_SEED since)."""
+    if "split_seed" in card:
+        return int(card["split_seed"])
+    return int(card.get("training", {}).get("seed", SPLIT_SEED))
+
+
 def evaluate(model_path: str | Path, dataset_path: str | Path, split: str, seed: int = 0,
              max_per_class: int | None = None, command: str | None = None) -> dict:
     """Evaluate a model on the test part of a split; returns the result dict (JSON-ready)."""
@@ -77,8 +86,11 @@ def evaluate(model_path: str | Path, dataset_path: str | Path, split: str, seed:
     ds = dataset.load(dataset_path)
     if ds.meta.get("representation") != info.representation:
         raise ValueError(f"model uses {info.representation} images, dataset holds {ds.meta.get('representation')}")
-    _, test = dataset.split_indices(ds, split, seed)
+    own_seed = split_seed(info.card)
+    _, test = dataset.split_indices(ds, split, own_seed)  # the beats this model was not trained on
     protocol = f"{split} test part, all windows"
+    if split == "beatwise" and own_seed != SPLIT_SEED:
+        protocol += f" (the model's own split, seed {own_seed})"
     if max_per_class:
         test = test[dataset.cap_indices(ds.labels[test], max_per_class, seed)]
         protocol = f"{split} test part, random subsample of at most {max_per_class} windows per class (seed {seed})"

@@ -22,6 +22,9 @@ WINDOW_LEN = WINDOW_BEFORE + WINDOW_AFTER
 VF_WINDOW_STEP_S = 0.5  # windows cut from VF/VFL episodes every half second
 
 IMAGE_SIZE = 128  # square images, pixels
+# Random seed of the beat-wise 70/30 split. Fixed, not the training seed: a model trained with another
+# seed must still be tested on beats it never saw (the record-wise split is fixed by record lists).
+SPLIT_SEED = 0
 IMAGE_MARGIN = 4  # pixels between the trace's bounding box and the image edge
 
 # "twolead" stacks two traces: MLII in the top half, SECOND_LEAD (or the record's other lead) below.

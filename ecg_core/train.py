@@ -20,7 +20,7 @@ from ecg_core import architectures, dataset  # noqa: E402
 from ecg_core.augment import augment_batch  # noqa: E402
 from ecg_core.classes import CLASS_KEYS  # noqa: E402
 from ecg_core.imaging import to_model_input  # noqa: E402
-from ecg_core.settings import PREPROCESSING_VERSION  # noqa: E402
+from ecg_core.settings import PREPROCESSING_VERSION, SPLIT_SEED  # noqa: E402
 
 
 def class_weights(labels: np.ndarray, power: float = 0.5) -> dict[int, float]:
@@ -125,7 +125,7 @@ def train(args: argparse.Namespace) -> Path:
     keras.utils.set_random_seed(args.seed)
     ds = dataset.load(args.dataset)
     representation = ds.meta["representation"]
-    train_idx, _ = dataset.split_indices(ds, args.split, args.seed)
+    train_idx, _ = dataset.split_indices(ds, args.split, SPLIT_SEED)  # the seed never moves the test split
     validation = getattr(args, "validation", "windows")
     fit_idx, val_idx = dataset.validation_split(ds, train_idx, args.seed, kind=validation)
     if args.cap_per_class:
@@ -176,6 +176,7 @@ def train(args: argparse.Namespace) -> Path:
         "representation": representation,
         "preprocessing_version": PREPROCESSING_VERSION,
         "split": args.split,
+        "split_seed": SPLIT_SEED,
         "last_conv_layer": architectures.last_conv_layer(model),
         "low_confidence_threshold": confidence_threshold(val_probs, y_val),
         "params": int(model.count_params()),

@@ -137,6 +137,11 @@ def test_ensemble_averages_its_members_and_refuses_mixed_pictures(tiny, tmp_path
         ensemble.build([a, w], "aw")
     with pytest.raises(ValueError, match="at least two"):
         ensemble.build([a], "a_alone")
+    other_split = _saved_member(tmp_path, "s", x, 2)
+    card = json.loads(other_split.with_suffix(".json").read_text())
+    other_split.with_suffix(".json").write_text(json.dumps({**card, "split_seed": 1}))
+    with pytest.raises(ValueError, match="different beat-wise splits"):
+        ensemble.build([a, other_split], "as")
     r = _run("ensemble", str(a), str(w), "--name", "aw", "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and "members differ in representation" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
@@ -151,9 +156,11 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_train_and_evaluate_cli_write_model_card_and_results(excerpt_dataset, tmp_path):
     ds_path = dataset.save(excerpt_dataset, tmp_path / "ds" / "dataset.npz")
     r = _run("train", "--arch", "ecgnet", "--dataset", str(ds_path.parent), "--split", "beatwise",
-             "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16", "--out", str(tmp_path / "m"))
+             "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16", "--seed", "3",
+             "--out", str(tmp_path / "m"))
     assert r.returncode == 0, r.stderr[-2000:]
     card = json.loads((tmp_path / "m" / "ecgnet_waveform_beatwise.json").read_text())
+    assert card["training"]["seed"] == 3 and card["split_seed"] == 0, "the training seed never moves the test split"
     for key in ("classes", "input_shape", "representation", "preprocessing_version", "split",
                 "last_conv_layer", "low_confidence_threshold", "training", "dataset"):
         assert key in card
@@ -186,6 +193,18 @@ def test_train_cli_can_validate_on_whole_train_records(excerpt_dataset, tmp_path
     held_out = training["validation"].split("(")[0].split()[2:]
     assert held_out and not {"mitdb/232"} & set(held_out), "a test record is never used for validation"
     assert "--validation records" in training["command"]
+
+
+def test_evaluation_uses_the_beatwise_split_the_model_was_trained_on(excerpt_dataset):
+    from ecg_core.evaluate import split_seed
+    from ecg_core.settings import SPLIT_SEED
+
+    assert split_seed({"split_seed": 0, "training": {"seed": 4}}) == 0
+    assert split_seed({"training": {"seed": 1}}) == 1, "cards from before split_seed: the training seed"
+    assert split_seed({}) == SPLIT_SEED
+    train0, test0 = dataset.split_indices(excerpt_dataset, "beatwise")
+    train1, test1 = dataset.split_indices(excerpt_dataset, "beatwise", 1)
+    assert set(test0) & set(train1), "another seed's training beats overlap this test part"
 
 
 def test_metrics_on_known_predictions():
