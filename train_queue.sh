@@ -59,6 +59,8 @@ train --arch ecgnet_lite --dataset data/overlay --split beatwise --epochs 20 --p
 evaluate ecgnet_lite_overlay_beatwise_allbeats data/overlay beatwise
 # Session 5 ran these on one H200 GPU (KERAS_BACKEND=jax, `--workers 5`, jobs three at a time) with
 # `--max-minutes 5.5` / `5.0`; on a CPU the same runs need the epochs their cards record (epochs_run) and hours.
+# The two --seed 1 beat-wise runs below were trained before the beat-wise split got its own fixed seed, on
+# the split of seed 1 (their cards say so; evaluate tests them on it); rerun today, they use SPLIT_SEED's split.
 gpu() { train --workers "${WORKERS:-1}" "$@"; }
 gpu --arch ecgnet_large --dataset data/overlay --split beatwise --epochs 22 --patience 6 --name ecgnet_large_overlay_beatwise
 gpu --arch ecgnet_large --dataset data/overlay --split beatwise --epochs 18 --patience 6 --no-augment \
