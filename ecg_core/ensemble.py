@@ -2,7 +2,7 @@
 
 The ensemble is a single Keras file (the members as nested models, their probabilities averaged), so
 `evaluate` and `predict` take it like any model. It has no single last convolution, so the app's
-Grad-CAM does not apply to it: ensembles are for stored results, not for models/.
+Grad-CAM does not apply to it, and the app does not list it (predict.discover).
 """
 
 from __future__ import annotations

@@ -72,13 +72,19 @@ def read_card(model_path: Path) -> dict:
 
 
 def discover(models_dir: str | Path = MODELS_DIR) -> list[ModelInfo]:
-    """Every model with a usable card in models_dir, default first, then by name."""
+    """Every model with a usable card in models_dir, default first, then by name.
+
+    Ensembles (`python -m ecg_core ensemble`) are left out: the app explains each prediction with Grad-CAM,
+    which needs one last convolution; `predict --model` and `evaluate` still take them.
+    """
     found = []
     for path in sorted(Path(models_dir).glob("*.keras")) + sorted(Path(models_dir).glob("*.h5")):
         try:
-            found.append(ModelInfo(path, read_card(path)))
+            info = ModelInfo(path, read_card(path))
         except ModelError:
             continue
+        if info.card.get("architecture") != "ensemble":
+            found.append(info)
     return sorted(found, key=lambda m: (not m.is_default, m.name))
 
 

@@ -132,6 +132,8 @@ def test_ensemble_averages_its_members_and_refuses_mixed_pictures(tiny, tmp_path
     clf = predict.Classifier(predict.info_from_path(tmp_path / "ab.keras"))
     np.testing.assert_allclose(clf.predict_proba(np.round(x[..., 0] * 255).astype(np.uint8)), expected, atol=1e-5)
 
+    assert [m.name for m in predict.discover(tmp_path)] == ["a", "b"], "the app lists no ensemble"
+
     w = _saved_member(tmp_path, "w", x, 1, representation="waveform")
     with pytest.raises(ValueError, match="members differ in representation"):
         ensemble.build([a, w], "aw")
