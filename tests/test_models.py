@@ -85,6 +85,12 @@ def test_training_batches_are_seeded_weighted_and_independent_of_workers(excerpt
     assert len(seen) == 16 * len(one)
     assert not np.array_equal(one[0][0], next_one[0]), "a new epoch reshuffles and re-augments"
     assert np.array_equal(next_one[0], next_four[0])
+    # on TensorFlow, fit reads the same batches through tf.data: step k = batch k % len of epoch k // len
+    b = Batches(ds.images, ds.labels, idx, 16, 7, True, "waveform", weights, workers=2)
+    stream = list(b.for_fit().take(len(one) + 1).as_numpy_iterator())
+    for (x1, y1, w1), (xs, ys, ws) in zip(one, stream):
+        assert np.array_equal(x1, xs) and np.array_equal(y1, ys) and np.allclose(w1, ws)
+    assert np.array_equal(stream[-1][0], next_one[0])
 
 
 def test_time_limit_stops_after_the_epoch_that_passes_it(tiny):
