@@ -127,7 +127,8 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--dataset", required=True)
     v.add_argument("--split", choices=("beatwise", "recordwise"), required=True)
     v.add_argument("--out", required=True)
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seed", type=int, default=0, help="seed of the --max-per-class subsample (the beat-wise "
+                   "split is the model's own, from its card)")
     v.add_argument("--max-per-class", type=int, default=None,
                    help="evaluate on a seeded per-class subsample of the test part (slow models)")
     v.set_defaults(func=cmd_evaluate)

@@ -88,12 +88,12 @@ def evaluate(model_path: str | Path, dataset_path: str | Path, split: str, seed:
         raise ValueError(f"model uses {info.representation} images, dataset holds {ds.meta.get('representation')}")
     own_seed = split_seed(info.card)
     _, test = dataset.split_indices(ds, split, own_seed)  # the beats this model was not trained on
-    protocol = f"{split} test part, all windows"
-    if split == "beatwise" and own_seed != SPLIT_SEED:
-        protocol += f" (the model's own split, seed {own_seed})"
+    own = f" (the model's own split, seed {own_seed})" if split == "beatwise" and own_seed != SPLIT_SEED else ""
+    protocol = f"{split} test part, all windows{own}"
     if max_per_class:
         test = test[dataset.cap_indices(ds.labels[test], max_per_class, seed)]
-        protocol = f"{split} test part, random subsample of at most {max_per_class} windows per class (seed {seed})"
+        protocol = (f"{split} test part, random subsample of at most {max_per_class} windows per class "
+                    f"(seed {seed}){own}")
     t0 = time.perf_counter()
     probs = clf.predict_proba(ds.images[test])
     seconds = time.perf_counter() - t0
