@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,14 +50,16 @@ class Batches(keras.utils.PyDataset):
                         else np.ones(len(CLASS_KEYS), np.float32))
         self.epoch = 0
         self._orders: dict[int, np.ndarray] = {}
+        self._orders_lock = threading.Lock()  # batches are made in several threads
 
     def order(self, epoch: int) -> np.ndarray:
         """The shuffled TRAIN indices of one epoch (the last few are kept)."""
-        if epoch not in self._orders:
-            if len(self._orders) > 4:
-                self._orders.pop(min(self._orders))
-            self._orders[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.idx)
-        return self._orders[epoch]
+        with self._orders_lock:
+            if epoch not in self._orders:
+                if len(self._orders) > 4:
+                    self._orders.pop(min(self._orders))
+                self._orders[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.idx)
+            return self._orders[epoch]
 
     def __len__(self) -> int:
         return max(1, len(self.idx) // self.batch_size)
