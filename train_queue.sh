@@ -75,4 +75,5 @@ gpu --arch ecgnet_large --dataset data/overlay --split recordwise --epochs 12 --
   --name ecgnet_large_overlay_recordwise
 evaluate ecgnet_large_overlay_recordwise data/overlay recordwise
 for seed in 3 4; do lite overlay ecgnet_lite_overlay_recordwise_seed$seed --seed $seed --workers "${WORKERS:-1}"; done
+for seed in 3 4; do lite waveform ecgnet_lite_waveform_recordwise_seed$seed --seed $seed; done   # CPU, session 5
 echo "=== $(date +%T) done"
