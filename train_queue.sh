@@ -71,6 +71,13 @@ gpu --arch ecgnet_large --dataset data/overlay --split beatwise --epochs 14 --pa
   --name ecgnet_large_overlay_beatwise_seed1
 for name in ecgnet_large_overlay_beatwise ecgnet_large_overlay_beatwise_noaug ecgnet_large_overlay_beatwise_noaug_seed1 \
     ecgnet_large_overlay_beatwise_seed1; do evaluate $name data/overlay beatwise; done
+# post-hoc averages of the two runs of each split (built after the single runs' test numbers were known)
+python -m ecg_core ensemble "$OUT/ecgnet_large_overlay_beatwise.keras" "$OUT/ecgnet_large_overlay_beatwise_noaug.keras" \
+  --name ecgnet_large_overlay_beatwise_pair_seed0 --out "$OUT" 2>&1 | quiet
+python -m ecg_core ensemble "$OUT/ecgnet_large_overlay_beatwise_seed1.keras" \
+  "$OUT/ecgnet_large_overlay_beatwise_noaug_seed1.keras" --name ecgnet_large_overlay_beatwise_pair_seed1 --out "$OUT" 2>&1 | quiet
+for name in ecgnet_large_overlay_beatwise_pair_seed0 ecgnet_large_overlay_beatwise_pair_seed1; do
+  evaluate $name data/overlay beatwise; done
 gpu --arch ecgnet_large --dataset data/overlay --split recordwise --epochs 12 --cap-per-class 8000 --patience 4 \
   --name ecgnet_large_overlay_recordwise
 evaluate ecgnet_large_overlay_recordwise data/overlay recordwise
