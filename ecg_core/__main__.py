@@ -115,6 +115,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--validation", choices=("windows", "records"), default="windows",
                    help="early-stopping validation: 15 %% of TRAIN windows, or whole TRAIN records (new patients)")
     t.add_argument("--no-augment", action="store_true")
+    t.add_argument("--morph-augment", action="store_true",
+                   help="also warp wave heights column by column (widths and intervals kept), for new patients")
     t.add_argument("--steps-per-epoch", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--workers", type=int, default=1, help="threads preparing and augmenting batches")

@@ -42,10 +42,12 @@ class Batches(keras.utils.PyDataset):
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, idx: np.ndarray, batch_size: int, seed: int,
-                 augment: bool, representation: str, weights: dict[int, float] | None, workers: int = 1):
+                 augment: bool, representation: str, weights: dict[int, float] | None, workers: int = 1,
+                 morph: bool = False):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
         self.images, self.labels, self.idx = images, labels, idx
         self.batch_size, self.seed, self.augment, self.representation = batch_size, seed, augment, representation
+        self.morph = morph
         self.w_table = (np.array([weights[i] for i in range(len(CLASS_KEYS))], np.float32) if weights
                         else np.ones(len(CLASS_KEYS), np.float32))
         self.epoch = 0
@@ -69,7 +71,7 @@ class Batches(keras.utils.PyDataset):
         i = np.sort(self.order(epoch)[b * self.batch_size:(b + 1) * self.batch_size])
         x = to_model_input(self.images[i])
         if self.augment:
-            x = augment_batch(x, np.random.default_rng([self.seed, epoch, b]), self.representation)
+            x = augment_batch(x, np.random.default_rng([self.seed, epoch, b]), self.representation, self.morph)
         y = self.labels[i].astype(np.int32)
         return x, y, self.w_table[y]
 
@@ -184,7 +186,8 @@ def train(args: argparse.Namespace) -> Path:
     t0 = time.perf_counter()
     history = model.fit(
         Batches(ds.images, ds.labels, fit_idx, args.batch_size, args.seed, not args.no_augment,
-                representation, weights, workers=getattr(args, "workers", 1)).for_fit(),
+                representation, weights, workers=getattr(args, "workers", 1),
+                morph=getattr(args, "morph_augment", False)).for_fit(),
         steps_per_epoch=steps, epochs=args.epochs, validation_data=(x_val, y_val),
         callbacks=callbacks, verbose=2)
     seconds = time.perf_counter() - t0
@@ -225,6 +228,7 @@ def train(args: argparse.Namespace) -> Path:
             "keras_backend": keras.backend.backend(),
             "max_minutes": getattr(args, "max_minutes", None),
             "augment": not args.no_augment,
+            "morph_augment": bool(getattr(args, "morph_augment", False)) and not args.no_augment,
             "class_weights": {CLASS_KEYS[k]: round(v, 3) for k, v in weights.items()},
             "cap_per_class": args.cap_per_class,
             "seed": args.seed,

@@ -164,11 +164,12 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_train_and_evaluate_cli_write_model_card_and_results(excerpt_dataset, tmp_path):
     ds_path = dataset.save(excerpt_dataset, tmp_path / "ds" / "dataset.npz")
     r = _run("train", "--arch", "ecgnet", "--dataset", str(ds_path.parent), "--split", "beatwise",
-             "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16", "--seed", "3",
+             "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16", "--seed", "3", "--morph-augment",
              "--out", str(tmp_path / "m"))
     assert r.returncode == 0, r.stderr[-2000:]
     card = json.loads((tmp_path / "m" / "ecgnet_waveform_beatwise.json").read_text())
     assert card["training"]["seed"] == 3 and card["split_seed"] == 0, "the training seed never moves the test split"
+    assert card["training"]["morph_augment"] is True
     for key in ("classes", "input_shape", "representation", "preprocessing_version", "split",
                 "last_conv_layer", "low_confidence_threshold", "training", "dataset"):
         assert key in card
