@@ -61,6 +61,18 @@ def cmd_ensemble(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_offsets(a: argparse.Namespace) -> int:
+    from ecg_core import offsets
+    from ecg_core.predict import ModelError
+
+    try:
+        offsets.main(a)
+    except (ValueError, ModelError, OSError) as exc:
+        _err(f"offsets: {exc}")
+        return 2
+    return 0
+
+
 def cmd_predict(a: argparse.Namespace) -> int:
     from ecg_core import predict
 
@@ -140,6 +152,13 @@ def parser() -> argparse.ArgumentParser:
     en.add_argument("--name", required=True)
     en.add_argument("--out", default="data/models", help="directory for <name>.keras + <name>.json")
     en.set_defaults(func=cmd_ensemble)
+
+    of = sub.add_parser("offsets", help="per-class logit offsets chosen on a model's own validation windows")
+    of.add_argument("--model", required=True)
+    of.add_argument("--dataset", required=True, help="the dataset the model was trained on")
+    of.add_argument("--name", default=None, help="default: <model>_offsets")
+    of.add_argument("--out", default="data/models", help="directory for <name>.keras + <name>.json")
+    of.set_defaults(func=cmd_offsets)
 
     pr = sub.add_parser("predict", help="classify image files/folders, CSV to stdout")
     pr.add_argument("paths", nargs="+")

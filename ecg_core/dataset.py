@@ -239,6 +239,19 @@ def validation_split(ds: Dataset, train_idx: np.ndarray, seed: int = 0, fraction
     return np.sort(fit), np.sort(val)
 
 
+def fit_validation_indices(ds: Dataset, split: str, seed: int, validation: str = "windows",
+                           cap_per_class: int | None = None,
+                           split_seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The (fit, validation) windows a model is trained and early-stopped on: the split's TRAIN part, a
+    validation part carved from it with the training seed, each capped per class as in training."""
+    train_idx, _ = split_indices(ds, split, split_seed)
+    fit_idx, val_idx = validation_split(ds, train_idx, seed, kind=validation)
+    if cap_per_class:
+        fit_idx = fit_idx[cap_indices(ds.labels[fit_idx], cap_per_class, seed)]
+        val_idx = val_idx[cap_indices(ds.labels[val_idx], max(cap_per_class // 3, 200), seed)]
+    return fit_idx, val_idx
+
+
 def count_table(ds: Dataset) -> pd.DataFrame:
     """Per-class counts of every split part (rows) x class (columns)."""
     rows = {"all": ds.labels}

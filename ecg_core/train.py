@@ -159,12 +159,9 @@ def train(args: argparse.Namespace) -> Path:
     keras.utils.set_random_seed(args.seed)
     ds = dataset.load(args.dataset)
     representation = ds.meta["representation"]
-    train_idx, _ = dataset.split_indices(ds, args.split, SPLIT_SEED)  # the seed never moves the test split
     validation = getattr(args, "validation", "windows")
-    fit_idx, val_idx = dataset.validation_split(ds, train_idx, args.seed, kind=validation)
-    if args.cap_per_class:
-        fit_idx = fit_idx[dataset.cap_indices(ds.labels[fit_idx], args.cap_per_class, args.seed)]
-        val_idx = val_idx[dataset.cap_indices(ds.labels[val_idx], max(args.cap_per_class // 3, 200), args.seed)]
+    # the split has its own seed (SPLIT_SEED): the training seed never moves the test split
+    fit_idx, val_idx = dataset.fit_validation_indices(ds, args.split, args.seed, validation, args.cap_per_class)
     name = args.name or f"{args.arch}_{representation}_{args.split}"
     print(f"[{name}] fit {len(fit_idx)} val {len(val_idx)} windows; fit per class "
           f"{dict(zip(CLASS_KEYS, np.bincount(ds.labels[fit_idx], minlength=6).tolist()))}", flush=True)

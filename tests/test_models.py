@@ -189,6 +189,24 @@ def test_train_and_evaluate_cli_write_model_card_and_results(excerpt_dataset, tm
     card = json.loads((tmp_path / "m" / "ecgnet_waveform_beatwise.json").read_text())
     assert card["metrics"]["beatwise_macro_f1"] == pytest.approx(m["macro_f1"], abs=1e-4)
 
+    # logit offsets: chosen on the model's own validation windows, written into the logits layer's bias
+    r = _run("offsets", "--model", str(model_path), "--dataset", str(ds_path.parent), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    shifted = tmp_path / "o" / "ecgnet_waveform_beatwise_offsets.keras"
+    new_card = json.loads(shifted.with_suffix(".json").read_text())
+    b = np.array([new_card["logit_offsets"][k] for k in CLASS_KEYS])
+    assert b[0] == 0 and new_card["base_model"] == "ecgnet_waveform_beatwise" and "metrics" not in new_card
+    assert new_card["split_seed"] == 0 and "validation windows" in new_card["offsets"]["chosen_on"]
+    old, new = (keras.models.load_model(p, compile=False) for p in (model_path, shifted))
+    np.testing.assert_allclose(new.get_layer("logits").get_weights()[1] - old.get_layer("logits").get_weights()[1],
+                               b, atol=1e-6)
+    x = to_model_input(excerpt_dataset.images[:32])
+    logits = keras.Model(old.inputs, old.get_layer("logits").output).predict(x, verbose=0) + b
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(new.predict(x, verbose=0), expected / expected.sum(1, keepdims=True), atol=1e-5)
+    r = _run("offsets", "--model", str(tmp_path / "missing.keras"), "--dataset", str(ds_path.parent))
+    assert r.returncode == 2 and "no such model file" in r.stderr and "Traceback" not in r.stderr
+
 
 @pytest.mark.slow
 def test_train_cli_can_validate_on_whole_train_records(excerpt_dataset, tmp_path):
