@@ -111,5 +111,10 @@ def local_templates(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray,
 
 
 def with_templates(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray) -> np.ndarray:
-    """(n, 2, WINDOW_LEN): each window of one lead stacked with its local template (`local_templates`)."""
+    """Each window stacked with its local template (`local_templates`): (n, 2, WINDOW_LEN) for one lead;
+    for leads x (k, samples), (n, 2k, WINDOW_LEN) as window, template of lead 0, then of lead 1, ...
+    (the templates of every lead use the same `peaks`)."""
+    x = np.asarray(x)
+    if x.ndim == 2:
+        return np.concatenate([with_templates(lead, centres, peaks) for lead in x], axis=1)
     return np.stack([cut_windows(x, centres), local_templates(x, centres, peaks)], axis=1)

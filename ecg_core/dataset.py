@@ -93,7 +93,7 @@ def record_beats(record_path: str | Path, database: str, leads: int = 1,
     beats = Beats(np.concatenate([p.windows for p in parts]), np.concatenate([p.centres for p in parts]),
                   np.concatenate([p.labels for p in parts]))
     if templates:
-        beats.windows = with_templates(rec.signal, beats.centres, detect_beats(rec.signal))
+        beats.windows = with_templates(rec.leads, beats.centres, detect_beats(rec.signal))
     return beats, rec.original_fs
 
 

@@ -298,7 +298,7 @@ def normalise_spectral(gray: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
 # Two-lead and overlay (beat over its template) pictures are normalised as trace pictures: rendered ones
 # are already in training form.
 NORMALISERS = {"waveform": normalise_waveform, "spectral": normalise_spectral, "twolead": normalise_waveform,
-               "overlay": normalise_waveform}
+               "overlay": normalise_waveform, "twolead_overlay": normalise_waveform}
 
 
 def normalise(gray: np.ndarray, representation: str = "waveform") -> np.ndarray:

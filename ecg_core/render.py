@@ -78,6 +78,25 @@ def render_overlay(windows: np.ndarray, size: int = IMAGE_SIZE, margin: int = IM
     return out
 
 
+def render_twolead_overlay(windows: np.ndarray, size: int = IMAGE_SIZE, margin: int = IMAGE_MARGIN,
+                           thickness: int = 1) -> np.ndarray:
+    """Two overlays from windows (n, 4, w) = (MLII beat, MLII template, V1 beat, V1 template): MLII's beat
+    over its template in the top half, V1's below, each pair on its own shared amplitude scale."""
+    windows = np.asarray(windows, dtype=np.float32)
+    if windows.ndim != 3 or windows.shape[1] != 4:
+        raise ValueError(f"two-lead beat+template windows must be (n, 4, samples), not {windows.shape}")
+    half = size // 2
+    out = np.zeros((len(windows), size, size), dtype=np.uint8)
+    for lead in range(2):
+        pair = windows[:, 2 * lead:2 * lead + 2]
+        lo, hi = pair.min(axis=(1, 2))[:, None], pair.max(axis=(1, 2))[:, None]
+        for row, colour in ((1, TEMPLATE_INTENSITY), (0, 255)):
+            pts = _trace_points(pair[:, row], size, margin, height=half, top=lead * half, lo=lo, hi=hi)
+            for img, p in zip(out, pts):
+                cv2.polylines(img, [p], False, colour, thickness, cv2.LINE_AA, _SHIFT)
+    return out
+
+
 def render_spectral(windows: np.ndarray, size: int = IMAGE_SIZE, fs: int = WORKING_FS) -> np.ndarray:
     """Log-magnitude STFT (0-45 Hz, low frequencies at the bottom), min-max scaled: (n, size, size) uint8."""
     windows = np.atleast_2d(np.asarray(windows, dtype=np.float32))
@@ -95,7 +114,7 @@ def render_spectral(windows: np.ndarray, size: int = IMAGE_SIZE, fs: int = WORKI
 
 
 RENDERERS = {"waveform": render_waveform, "spectral": render_spectral, "twolead": render_twolead,
-             "overlay": render_overlay}
+             "overlay": render_overlay, "twolead_overlay": render_twolead_overlay}
 
 
 def render(windows: np.ndarray, representation: str) -> np.ndarray:

@@ -35,6 +35,7 @@ SECOND_LEAD = "V1"  # the classic bundle-branch-block lead
 # dominant rhythm; one whose QRS parts from it, or whose preceding beat sits earlier, is ectopic.
 TEMPLATE_SPAN_S = 10.0
 TEMPLATE_INTENSITY = 175  # about half of the beat's brightness once normalised (GRID_CONTRAST 0.35)
-TEMPLATE_REPRESENTATIONS = frozenset({"overlay"})
-REPRESENTATIONS: tuple[str, ...] = ("waveform", "spectral", "twolead", "overlay")
-LEADS_PER_REPRESENTATION = {"waveform": 1, "spectral": 1, "twolead": 2, "overlay": 1}
+# "twolead_overlay": the overlay of MLII in the top half, the overlay of the second lead (V1) below.
+TEMPLATE_REPRESENTATIONS = frozenset({"overlay", "twolead_overlay"})
+REPRESENTATIONS: tuple[str, ...] = ("waveform", "spectral", "twolead", "overlay", "twolead_overlay")
+LEADS_PER_REPRESENTATION = {"waveform": 1, "spectral": 1, "twolead": 2, "overlay": 1, "twolead_overlay": 2}

@@ -110,3 +110,42 @@ def test_overlay_guard_passes_overlay_pictures_and_flags_non_ecg():
     text = [d for s, _, d in guard.non_ecg_corpus("test") if s.startswith("text")]
     flagged = [not guard.check_overlay_image(imaging.decode_image(d)).is_ecg for d in text]
     assert np.mean(flagged) >= 0.75, "text pictures are still mostly flagged"
+
+
+def test_two_lead_templates_are_each_leads_own_with_the_same_peaks():
+    x, centres = _synthetic()
+    other = np.roll(x, 7) * -0.5  # a second lead: another shape, the same beats
+    w = beats.with_templates(np.stack([x, other]), centres, centres)
+    assert w.shape == (centres.size, 4, WINDOW_LEN)
+    assert np.array_equal(w[:, :2], beats.with_templates(x, centres, centres))
+    assert np.array_equal(w[:, 2:], beats.with_templates(other, centres, centres))
+
+
+def test_twolead_overlay_draws_each_leads_beat_over_its_template_in_its_half():
+    w = np.zeros((1, 4, WINDOW_LEN), np.float32)
+    w[0, 0, 100] = 1.0  # MLII beat: early spike
+    w[0, 1, 400] = 1.0  # MLII template: late spike
+    w[0, 2, 250] = -1.0  # V1 beat: a downward spike in the middle
+    w[0, 3, 250] = -1.0  # V1 template: the same
+    im = render.render(w, "twolead_overlay")[0]
+    top, bottom = im[: IMAGE_SIZE // 2], im[IMAGE_SIZE // 2:]
+    col = lambda s: 4 + s * 119 // WINDOW_LEN  # noqa: E731
+    assert top[:16, col(100) - 2: col(100) + 3].max() > 230, "MLII's beat, bright, at the top"
+    assert 150 <= top[:16, col(400) - 2: col(400) + 3].max() <= TEMPLATE_INTENSITY, "its template, grey"
+    assert bottom[-16:, col(250) - 2: col(250) + 3].max() > 230, "V1's downward spike in the bottom half"
+    assert (bottom[:16] > 100).any(axis=1).any(), "V1's baseline high in its half (its spike points down)"
+    with pytest.raises(ValueError, match="two-lead beat\\+template"):
+        render.render_twolead_overlay(np.zeros((1, 2, WINDOW_LEN)))
+
+
+def test_twolead_overlay_dataset_pairs_both_leads_with_their_templates():
+    rec = signals.read_record(MITDB / "232", second_lead=True)
+    two, _ = dataset.record_beats(MITDB / "232", "mitdb", leads=2, templates=True)
+    assert two.windows.shape[1:] == (4, WINDOW_LEN)
+    found = peaks.detect_beats(rec.signal)
+    assert np.array_equal(two.windows[:, 3], beats.local_templates(rec.signal2, two.centres, found))
+    ds = dataset.build(MITDB, None, "twolead_overlay", records={"mitdb": ["232"]})
+    assert ds.meta["representation"] == "twolead_overlay" and len(ds) == len(two)
+    for im in ds.images[:5]:
+        assert imaging.in_training_form(im)
+        assert np.array_equal(imaging.load_image(imaging.encode_png(im), "twolead_overlay"), im)
