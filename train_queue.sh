@@ -83,4 +83,18 @@ gpu --arch ecgnet_large --dataset data/overlay --split recordwise --epochs 12 --
 evaluate ecgnet_large_overlay_recordwise data/overlay recordwise
 for seed in 3 4; do lite overlay ecgnet_lite_overlay_recordwise_seed$seed --seed $seed --workers "${WORKERS:-1}"; done
 for seed in 3 4; do lite waveform ecgnet_lite_waveform_recordwise_seed$seed --seed $seed; done   # CPU, session 5
+# session 6 (CPU): a wave-height warp for new patients, the overlay in both leads, logit offsets
+for seed in 0 1; do
+  lite overlay ecgnet_lite_overlay_recordwise_morph_seed$seed --seed $seed --morph-augment --workers 2
+done
+python -m ecg_core build-dataset --out data/twolead_overlay --representation twolead_overlay --workers 2 2>&1 | quiet
+lite twolead_overlay ecgnet_lite_twolead_overlay_recordwise --workers 2
+for seed in 1 2 3 4; do
+  lite twolead_overlay ecgnet_lite_twolead_overlay_recordwise_seed$seed --seed $seed --workers 2
+done
+python -m ecg_core offsets --model models/ecgnet_lite_overlay_recordwise.keras --dataset data/overlay --out "$OUT"
+evaluate ecgnet_lite_overlay_recordwise_offsets data/overlay recordwise
+python -m ecg_core offsets --model models/ecgnet_large_overlay_beatwise_noaug_seed1.keras --dataset data/overlay \
+  --out "$OUT"
+evaluate ecgnet_large_overlay_beatwise_noaug_seed1_offsets data/overlay beatwise
 echo "=== $(date +%T) done"
