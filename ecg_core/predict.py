@@ -192,7 +192,8 @@ def probability_row(name: str, probs: np.ndarray) -> dict:
 CSV_COLUMNS = ["file", "predicted", "confidence", *CLASS_KEYS, "error"]
 PICTURES = {"overlay": "a beat over the patient's usual beat, as the Signal page and sample_images/overlay make them",
             "spectral": "time-frequency images of a beat window",
-            "twolead": "MLII above V1, from a two-lead recording"}
+            "twolead": "MLII above V1, from a two-lead recording",
+            "twolead_overlay": "MLII's beat over its usual beat above V1's, from a two-lead recording"}
 
 
 def cli(a: argparse.Namespace) -> int:

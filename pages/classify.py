@@ -6,7 +6,7 @@ import streamlit as st
 
 from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
 from ecg_core.imaging import display_name
-from ecg_core.settings import TEMPLATE_SPAN_S
+from ecg_core.settings import LEADS_PER_REPRESENTATION, TEMPLATE_SPAN_S
 from ui import batch, components, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "gif"]
@@ -25,7 +25,7 @@ PICTURE_FORMS = {
 
 info = components.model_or_stop()
 st.title("Classify ECG beat images")
-if info.representation == "twolead":
+if LEADS_PER_REPRESENTATION.get(info.representation, 1) == 2:
     st.warning(f"**{info.name}** reads two-lead beat pictures (MLII above V1) rendered from a two-lead recording; "
                "this page takes single-lead pictures. Choose a waveform model in the sidebar to classify beat "
                "images; this model's results are on the **Model comparison** page.", icon=":material/info:")

@@ -170,12 +170,13 @@ def test_model_picker_switches_models(monkeypatch, tmp_path):
     assert f"**{sample['confidence']:.1%}**" not in text
 
 
-def test_two_lead_model_is_explained_not_run_on_one_lead_input(monkeypatch, tmp_path):
+@pytest.mark.parametrize("representation", ["twolead", "twolead_overlay"])
+def test_two_lead_model_is_explained_not_run_on_one_lead_input(monkeypatch, tmp_path, representation):
     """A two-lead model (from ECG_MODELS_DIR) gets a clear message on the pages that take one lead."""
     copy_default_model(tmp_path)
     second = save_second_model(tmp_path, "twolead_model", 0.475)
     card = json.loads(second.with_suffix(".json").read_text())
-    second.with_suffix(".json").write_text(json.dumps({**card, "representation": "twolead"}))
+    second.with_suffix(".json").write_text(json.dumps({**card, "representation": representation}))
     monkeypatch.setenv("ECG_MODELS_DIR", str(tmp_path))
     at = run_ok(new_app())
     at.sidebar.selectbox(key="ecg_model_path").set_value(str(second))
