@@ -84,7 +84,7 @@ evaluate ecgnet_large_overlay_recordwise data/overlay recordwise
 for seed in 3 4; do lite overlay ecgnet_lite_overlay_recordwise_seed$seed --seed $seed --workers "${WORKERS:-1}"; done
 for seed in 3 4; do lite waveform ecgnet_lite_waveform_recordwise_seed$seed --seed $seed; done   # CPU, session 5
 # session 6 (CPU): a wave-height warp for new patients, the overlay in both leads, logit offsets
-for seed in 0 1; do
+for seed in 0 1 2 3 4; do
   lite overlay ecgnet_lite_overlay_recordwise_morph_seed$seed --seed $seed --morph-augment --workers 2
 done
 python -m ecg_core build-dataset --out data/twolead_overlay --representation twolead_overlay --workers 2 2>&1 | quiet
