@@ -49,28 +49,28 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ensemble(a: argparse.Namespace) -> int:
-    from ecg_core import ensemble
+def _refusing(command: str, run, a: argparse.Namespace) -> int:
+    """Run a model-writing command; a refusal (bad input) is one line on stderr and exit code 2."""
     from ecg_core.predict import ModelError
 
     try:
-        ensemble.main(a)
+        run(a)
     except (ValueError, ModelError, OSError) as exc:
-        _err(f"ensemble: {exc}")
+        _err(f"{command}: {exc}")
         return 2
     return 0
+
+
+def cmd_ensemble(a: argparse.Namespace) -> int:
+    from ecg_core import ensemble
+
+    return _refusing("ensemble", ensemble.main, a)
 
 
 def cmd_offsets(a: argparse.Namespace) -> int:
     from ecg_core import offsets
-    from ecg_core.predict import ModelError
 
-    try:
-        offsets.main(a)
-    except (ValueError, ModelError, OSError) as exc:
-        _err(f"offsets: {exc}")
-        return 2
-    return 0
+    return _refusing("offsets", offsets.main, a)
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
