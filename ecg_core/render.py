@@ -69,13 +69,20 @@ def render_overlay(windows: np.ndarray, size: int = IMAGE_SIZE, margin: int = IM
     windows = np.asarray(windows, dtype=np.float32)
     if windows.ndim != 3 or windows.shape[1] != 2:
         raise ValueError(f"beat+template windows must be (n, 2, samples), not {windows.shape}")
-    lo, hi = windows.min(axis=(1, 2))[:, None], windows.max(axis=(1, 2))[:, None]
     out = np.zeros((len(windows), size, size), dtype=np.uint8)
+    _draw_beat_over_template(out, windows, margin, thickness)
+    return out
+
+
+def _draw_beat_over_template(out: np.ndarray, pair: np.ndarray, margin: int, thickness: int,
+                             height: int | None = None, top: int = 0) -> None:
+    """Draw pair (n, 2, w) = (beat, template) into out (n, size, size) in place: the template grey, then the
+    beat white over it, both on the pair's shared amplitude scale, in rows [top, top + height)."""
+    lo, hi = pair.min(axis=(1, 2))[:, None], pair.max(axis=(1, 2))[:, None]
     for row, colour in ((1, TEMPLATE_INTENSITY), (0, 255)):
-        pts = _trace_points(windows[:, row], size, margin, lo=lo, hi=hi)
+        pts = _trace_points(pair[:, row], out.shape[-1], margin, height=height, top=top, lo=lo, hi=hi)
         for img, p in zip(out, pts):
             cv2.polylines(img, [p], False, colour, thickness, cv2.LINE_AA, _SHIFT)
-    return out
 
 
 def render_twolead_overlay(windows: np.ndarray, size: int = IMAGE_SIZE, margin: int = IMAGE_MARGIN,
@@ -88,12 +95,7 @@ def render_twolead_overlay(windows: np.ndarray, size: int = IMAGE_SIZE, margin: 
     half = size // 2
     out = np.zeros((len(windows), size, size), dtype=np.uint8)
     for lead in range(2):
-        pair = windows[:, 2 * lead:2 * lead + 2]
-        lo, hi = pair.min(axis=(1, 2))[:, None], pair.max(axis=(1, 2))[:, None]
-        for row, colour in ((1, TEMPLATE_INTENSITY), (0, 255)):
-            pts = _trace_points(pair[:, row], size, margin, height=half, top=lead * half, lo=lo, hi=hi)
-            for img, p in zip(out, pts):
-                cv2.polylines(img, [p], False, colour, thickness, cv2.LINE_AA, _SHIFT)
+        _draw_beat_over_template(out, windows[:, 2 * lead:2 * lead + 2], margin, thickness, half, lead * half)
     return out
 
 
