@@ -57,6 +57,18 @@ def metrics(probs: np.ndarray, y: np.ndarray) -> dict:
     }
 
 
+def per_record_confusion(pred: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict[str, list[list[int]]]:
+    """Confusion matrix (rows true, columns predicted, CLASS_KEYS order) of each test record ('db/record')."""
+    n = len(CLASS_KEYS)
+    out = {}
+    for group in sorted(set(groups.tolist())):
+        m = groups == group
+        cm = np.zeros((n, n), dtype=np.int64)
+        np.add.at(cm, (y[m], pred[m]), 1)
+        out[str(group)] = cm.tolist()
+    return out
+
+
 def single_image_latency_ms(clf, image: np.ndarray, repeats: int = 50) -> float:
     """Median wall time of one compiled single-image prediction."""
     clf.predict_proba(image[None])
@@ -111,6 +123,7 @@ def evaluate(model_path: str | Path, dataset_path: str | Path, split: str, seed:
         "latency_ms_single": single_image_latency_ms(clf, ds.images[test[0]]),
         "throughput_images_per_s": float(len(test) / max(seconds, 1e-9)),
         "metrics": metrics(probs, y),
+        "per_record_confusion": per_record_confusion(probs.argmax(axis=1), y, ds.groups[test]),
         "command": command or "python -m ecg_core " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "dataset": ds.meta,
         "evaluated_at": time.strftime("%Y-%m-%d"),

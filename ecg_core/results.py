@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ecg_core.classes import CLASS_KEYS
@@ -110,3 +111,66 @@ def class_recall(card: dict, results: StoredResults | None = None, split: str = 
         if row:
             return {k: float(v["recall"]) for k, v in row["metrics"]["per_class"].items() if k in CLASS_KEYS}
     return None
+
+
+DATABASE_LABELS = {"mitdb": "MIT-BIH Arrhythmia", "vfdb": "MIT-BIH Malignant Ventricular Ectopy"}
+
+
+def per_record_counts(row: dict) -> dict[str, np.ndarray] | None:
+    """'db/record' -> its confusion matrix from a stored result; None if the result predates per-record counts;
+    ValueError if a stored matrix is not a non-negative count matrix of the six classes."""
+    by_record = row.get("per_record_confusion")
+    if not isinstance(by_record, dict) or not by_record:
+        return None
+    n = len(CLASS_KEYS)
+    out = {}
+    for group, matrix in by_record.items():
+        try:
+            cm = np.asarray(matrix, dtype=np.int64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{group}: not a count matrix") from exc
+        if cm.shape != (n, n) or (cm < 0).any():
+            raise ValueError(f"{group}: not a {n}x{n} count matrix")
+        out[str(group)] = cm
+    return out
+
+
+def per_record_table(row: dict) -> pd.DataFrame | None:
+    """One line per test record of a stored result: windows, accuracy, recall of each class present, the
+    commonest mistake and the class counts. None and ValueError as `per_record_counts`."""
+    counts = per_record_counts(row)
+    if counts is None:
+        return None
+    records = []
+    for group, cm in counts.items():
+        support = cm.sum(axis=1)
+        database, _, record = group.partition("/")
+        rec = {"record": record, "database": DATABASE_LABELS.get(database, database),
+               "test windows": int(support.sum()),
+               "accuracy": float(np.trace(cm) / support.sum()) if support.sum() else None}
+        for i, key in enumerate(CLASS_KEYS):
+            rec[f"recall {key}"] = float(cm[i, i] / support[i]) if support[i] else None
+        errors = cm.copy()
+        np.fill_diagonal(errors, 0)
+        true_i, pred_i = np.unravel_index(int(errors.argmax()), errors.shape)
+        rec["commonest mistake"] = (f"{CLASS_KEYS[true_i]} called {CLASS_KEYS[pred_i]} ({errors[true_i, pred_i]:,})"
+                                    if errors.any() else "")
+        rec["classes (windows)"] = " · ".join(f"{k} {n:,}" for k, n in zip(CLASS_KEYS, support) if n)
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def class_recall_by_record(results: StoredResults, model: str, split: str = "recordwise",
+                           ) -> dict[str, list[tuple[str, int, int]]] | None:
+    """class key -> [(record, windows labelled correctly, windows of the class)] over the test records that hold
+    the class, from a model's stored result; None if it has no readable per-record counts."""
+    row = results.find(model, split)
+    try:
+        counts = per_record_counts(row) if row else None
+    except ValueError:
+        return None
+    if counts is None:
+        return None
+    return {key: [(group.partition("/")[2], int(cm[i, i]), int(cm[i].sum())) for group, cm in counts.items()
+                  if cm[i].sum()]
+            for i, key in enumerate(CLASS_KEYS)}

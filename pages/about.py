@@ -83,7 +83,8 @@ st.markdown(f"""
   picture of one beat.
 - **Few patients for some classes.** The record-wise training records (DS1) hold only two patients with left
   and three with right bundle branch block, so those classes generalise poorly to new patients; the
-  Class guide shows the selected model's recall per class.
+  Class guide shows the selected model's recall per class, and Model comparison shows it test patient by
+  test patient.
 - **Two databases from the 1970s-80s** (ambulatory Holter recordings); other devices and populations differ.
 - Scores on the **beat-wise** split overstate real performance: the same patients are on both sides.
 """)

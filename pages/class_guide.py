@@ -7,7 +7,7 @@ import streamlit as st
 from ecg_core import figures
 from ecg_core.classes import CLASSES
 from ecg_core.predict import ModelError
-from ecg_core.results import class_recall
+from ecg_core.results import class_recall, class_recall_by_record
 from ui import components, state
 
 WEAK_RECALL = 0.5
@@ -24,6 +24,7 @@ try:
 except ModelError:
     info = None
 recall = class_recall(info.card, state.stored_results()) if info else None
+by_patient = class_recall_by_record(state.stored_results(), info.name) if info else None
 if recall:
     protocol = info.card.get("metrics", {}).get("recordwise_protocol", "record-wise test split")
     st.subheader(f"How often `{info.name}` finds each class in new patients")
@@ -54,6 +55,9 @@ for cls, tab in zip(CLASSES, tabs):
                 if r < WEAK_RECALL:
                     st.warning(f"Weak spot: the model misses {1 - r:.0%} of {cls.name.lower()} beats in new "
                                "patients.", icon=":material/warning:")
+            if by_patient and by_patient[cls.key]:
+                st.caption("Found in each test patient: " + " · ".join(
+                    f"{record}: {found:,} of {total:,}" for record, found, total in by_patient[cls.key]))
         rows = manifest[manifest["label"] == cls.key].head(SAMPLES_SHOWN)
         if len(rows):
             st.markdown(f"**Real examples** ({SHOWN_AS.get(representation, SHOWN_AS['waveform'])})")

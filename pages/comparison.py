@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ecg_core import figures
-from ecg_core.results import SPLIT_LABELS, comparison_table, per_class_f1
+from ecg_core.results import SPLIT_LABELS, comparison_table, per_class_f1, per_record_table
 from ui import state
 
 SPLIT_HELP = {
@@ -88,6 +88,25 @@ row = results.find(model, split)
 st.plotly_chart(figures.confusion_heatmap(row["metrics"]["confusion_matrix"]), key="comparison_cm")
 st.caption(f"Rows: true class; columns: predicted class. Each cell shows the count and the share of the true "
            f"class. The diagonal is correct. Protocol: {row.get('protocol', '?')}.")
+
+st.subheader(f"`{model}` in each test patient")
+try:
+    by_record, problem = per_record_table(row), None
+except ValueError as exc:
+    by_record, problem = None, str(exc)
+if problem:
+    st.warning(f"The stored per-patient counts of `{model}` could not be read ({problem}).")
+elif by_record is None:
+    st.info("This stored result has no per-patient counts: it was written before they were recorded. "
+            f"Regenerate it with `{row.get('command', 'python -m ecg_core evaluate ...')}`.")
+else:
+    st.dataframe(by_record, hide_index=True, width="stretch", key="comparison_records", column_config={
+        "accuracy": pct, **{c: pct for c in by_record.columns if c.startswith("recall ")},
+        "test windows": st.column_config.NumberColumn(format="localized"),
+    })
+    st.caption("Recall: the share of that patient's windows of the class that the model labels correctly (blank: "
+               "the patient has none). A class found in one patient and missed in another is a class the model "
+               f"has not learned in general. Click a column header to sort. Protocol: {row.get('protocol', '?')}.")
 with st.expander("How to regenerate these numbers"):
     st.markdown("Each row was written by `python -m ecg_core evaluate`; the exact commands:")
     st.code("\n".join(r.get("command", "") for r in rows), language="bash")

@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from app_support import MODELS, ROOT, SAMPLES, best_agreeing_sample
 
 from ecg_core import figures
 from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS
-from ecg_core.results import class_recall, comparison_table, load_results, per_class_f1
+from ecg_core.results import (
+    StoredResults,
+    class_recall,
+    class_recall_by_record,
+    comparison_table,
+    load_results,
+    per_class_f1,
+    per_record_table,
+)
 
 
 def test_probability_bars_sorted_highlighted_in_class_colours():
@@ -50,6 +59,29 @@ def test_stored_results_table_and_reference_row():
     f1 = per_class_f1(res.evaluated)
     fig = figures.per_class_f1_bars(f1, res.reported[0]["metrics"]["macro_f1"] if res.reported else None)
     assert len(fig.data) == len(f1)
+
+
+def test_per_record_table_from_stored_counts():
+    m = np.zeros((6, 6), dtype=int)
+    m[1, 0], m[1, 1], m[4, 4] = 1640, 18, 1  # LBBB mostly called normal
+    vf = np.diag([0, 0, 0, 0, 0, 9])
+    row = {"per_record_confusion": {"mitdb/111": m.tolist(), "vfdb/424": vf.tolist()}}
+    table = per_record_table(row)
+    first = table.iloc[0]
+    assert first["record"] == "111" and first["database"].startswith("MIT-BIH Arrhythmia")
+    assert first["test windows"] == 1659 and first["accuracy"] == pytest.approx(19 / 1659)
+    assert first["recall L"] == pytest.approx(18 / 1658) and first["recall V"] == 1 and pd.isna(first["recall N"])
+    assert first["commonest mistake"] == "L called N (1,640)" and first["classes (windows)"] == "L 1,658 · V 1"
+    assert table.iloc[1]["commonest mistake"] == "" and table.iloc[1]["recall VF"] == 1
+    assert per_record_table({"metrics": {}}) is None, "results from before per-record counts"
+    stored = StoredResults(evaluated=[dict(row, model="m", split="recordwise")])
+    by_class = class_recall_by_record(stored, "m")
+    assert by_class["L"] == [("111", 18, 1658)] and by_class["VF"] == [("424", 9, 9)] and by_class["N"] == []
+    assert class_recall_by_record(stored, "m", "beatwise") is None and class_recall_by_record(stored, "other") is None
+    with pytest.raises(ValueError, match="mitdb/100"):
+        per_record_table({"per_record_confusion": {"mitdb/100": [[1, 2], [3, 4]]}})
+    with pytest.raises(ValueError, match="mitdb/100"):
+        per_record_table({"per_record_confusion": {"mitdb/100": "many"}})
 
 
 def test_class_recall_from_card_or_results(tmp_path):

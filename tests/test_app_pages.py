@@ -85,22 +85,37 @@ def test_comparison_split_toggle_and_confusion_matrix(monkeypatch, tmp_path):
     (tmp_path / "results").mkdir()
     src = next(r for r in (json.loads(p.read_text()) for p in sorted((MODELS / "results").glob("*.json")))
                if r.get("kind") != "reported" and r["split"] == "recordwise")
+    missed = np.zeros((len(CLASS_KEYS), len(CLASS_KEYS)), dtype=int)
+    missed[1, 0] = 1980  # every LBBB beat of one patient called normal
+    src = dict(src, per_record_confusion={"mitdb/214": missed.tolist()})
     beat = dict(src, model="beat_model", split="beatwise", trained_on="beatwise")
+    del beat["per_record_confusion"]  # a result stored before per-patient counts were recorded
     beat["metrics"] = dict(src["metrics"], macro_f1=0.987, confusion_matrix=np.diag([50] * len(CLASS_KEYS)).tolist())
     (tmp_path / "results" / "a.json").write_text(json.dumps(src))
     (tmp_path / "results" / "b.json").write_text(json.dumps(beat))
+    bad = dict(src, model="bad_counts", per_record_confusion={"mitdb/100": [[1]]})
+    bad["metrics"] = dict(src["metrics"], macro_f1=0.1)
+    (tmp_path / "results" / "c.json").write_text(json.dumps(bad))
     (tmp_path / "results" / "broken.json").write_text("{not json")
     shutil.copy(MODELS / "results" / "reported_seed.json", tmp_path / "results" / "reported_seed.json")
     monkeypatch.setenv("ECG_MODELS_DIR", str(tmp_path))
     at = run_ok(new_app())
     switch(at, "comparison")
-    assert list(at.dataframe[0].value["model"]) == [src["model"]]
+    assert list(at.dataframe[0].value["model"]) == [src["model"], "bad_counts"]
     assert any("broken.json" in w.value for w in at.warning)
+    patients = at.dataframe[1].value
+    assert list(patients["record"]) == ["214"] and patients["recall L"].item() == 0
+    assert patients["commonest mistake"].item() == "L called N (1,980)"
+    at.selectbox(key="comparison_cm_recordwise").set_value("bad_counts")
+    run_ok(at)
+    assert len(at.dataframe) == 1 and any("mitdb/100" in w.value for w in at.warning)
+    assert not any("no per-patient counts" in i.value for i in at.info)
     at.radio(key="comparison_split").set_value("beatwise")
     run_ok(at)
     table = at.dataframe[0].value
     assert list(table["model"]) == ["beat_model"] and table["macro F1"].item() == pytest.approx(0.987)
     assert "leaks" in all_text(at)
+    assert len(at.dataframe) == 1 and any("no per-patient counts" in i.value for i in at.info)
     heat = [c for c in at.get("plotly_chart") if "Heatmap" in c.proto.spec or "heatmap" in c.proto.spec]
     assert heat, "no confusion-matrix heatmap"
 
@@ -113,6 +128,12 @@ def test_class_guide_shows_every_class_recall_and_real_samples(app):
     recall = default_card()["metrics"]["recordwise_recall"]
     shown = [m.value for m in app.metric]  # one per class tab, in class order
     assert shown == [f"{recall[c.key]:.0%}" for c in CLASSES if c.key in recall]
+    stored = json.loads((MODELS / "results" / f"{default_card()['name']}__recordwise.json").read_text())
+    lbbb = [(g.split("/")[1], cm[1][1], sum(cm[1])) for g, cm in stored["per_record_confusion"].items() if sum(cm[1])]
+    assert lbbb, "the record-wise test split holds LBBB patients"
+    per_patient = [c.value for c in app.caption if c.value.startswith("Found in each test patient")]
+    assert len(per_patient) == len(CLASSES), "every class occurs in some test patient"
+    assert all(f"{rec}: {found:,} of {total:,}" in per_patient[1] for rec, found, total in lbbb)
     captions = [c for im in app.image for c in im.captions]
     assert any("record" in c for c in captions) and len(captions) >= len(list(SAMPLES.glob("*/*.png"))) * 0.5
 

@@ -186,6 +186,9 @@ def test_train_and_evaluate_cli_write_model_card_and_results(excerpt_dataset, tm
         assert 0 <= m[key] <= 1
     assert res["params"] > 0 and res["file_bytes"] > 0 and res["latency_ms_single"] > 0
     assert "evaluate" in res["command"] and res["split"] == "beatwise"
+    by_record = res["per_record_confusion"]
+    assert sorted(by_record) == res["test_records"]
+    np.testing.assert_array_equal(np.sum([np.array(c) for c in by_record.values()], axis=0), m["confusion_matrix"])
     card = json.loads((tmp_path / "m" / "ecgnet_waveform_beatwise.json").read_text())
     assert card["metrics"]["beatwise_macro_f1"] == pytest.approx(m["macro_f1"], abs=1e-4)
 
@@ -245,6 +248,19 @@ def test_metrics_on_known_predictions():
     assert m["per_class"]["R"]["support"] == 0 and "R" not in m["macro_f1_classes"]
     assert m["confusion_matrix"][0][1] == 1
     assert expected_calibration_error(np.eye(6)[[0, 1]], np.array([0, 1])) == pytest.approx(0.0)
+
+
+def test_per_record_confusion_counts_each_patient_apart():
+    from ecg_core.evaluate import per_record_confusion
+
+    y = np.array([1, 1, 1, 0, 0, 5])
+    pred = np.array([0, 0, 1, 0, 3, 5])
+    groups = np.array(["mitdb/214", "mitdb/214", "mitdb/111", "mitdb/111", "mitdb/214", "vfdb/424"])
+    cm = per_record_confusion(pred, y, groups)
+    assert list(cm) == ["mitdb/111", "mitdb/214", "vfdb/424"]
+    assert cm["mitdb/214"][1][0] == 2 and cm["mitdb/214"][0][3] == 1 and np.sum(cm["mitdb/214"]) == 3
+    assert cm["mitdb/111"][1][1] == 1 and cm["mitdb/111"][0][0] == 1 and np.sum(cm["mitdb/111"]) == 2
+    assert cm["vfdb/424"][5][5] == 1 and np.sum(cm["vfdb/424"]) == 1
 
 
 # ---------------------------------------------------------------- the shipped default model
