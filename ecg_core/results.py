@@ -113,9 +113,6 @@ def class_recall(card: dict, results: StoredResults | None = None, split: str = 
     return None
 
 
-DATABASE_LABELS = {"mitdb": "MIT-BIH Arrhythmia", "vfdb": "MIT-BIH Malignant Ventricular Ectopy"}
-
-
 def per_record_counts(row: dict) -> dict[str, np.ndarray] | None:
     """'db/record' -> its confusion matrix from a stored result; None if the result predates per-record counts;
     ValueError if a stored matrix is not a non-negative count matrix of the six classes."""
@@ -136,8 +133,8 @@ def per_record_counts(row: dict) -> dict[str, np.ndarray] | None:
 
 
 def per_record_table(row: dict) -> pd.DataFrame | None:
-    """One line per test record of a stored result: windows, accuracy, recall of each class present, the
-    commonest mistake and the class counts. None and ValueError as `per_record_counts`."""
+    """One line per test record of a stored result: windows, accuracy, the commonest mistake, the recall of
+    each class present and the class counts. None and ValueError as `per_record_counts`."""
     counts = per_record_counts(row)
     if counts is None:
         return None
@@ -145,16 +142,16 @@ def per_record_table(row: dict) -> pd.DataFrame | None:
     for group, cm in counts.items():
         support = cm.sum(axis=1)
         database, _, record = group.partition("/")
-        rec = {"record": record, "database": DATABASE_LABELS.get(database, database),
+        rec = {"record": record, "database": database,
                "test windows": int(support.sum()),
                "accuracy": float(np.trace(cm) / support.sum()) if support.sum() else None}
-        for i, key in enumerate(CLASS_KEYS):
-            rec[f"recall {key}"] = float(cm[i, i] / support[i]) if support[i] else None
         errors = cm.copy()
         np.fill_diagonal(errors, 0)
         true_i, pred_i = np.unravel_index(int(errors.argmax()), errors.shape)
         rec["commonest mistake"] = (f"{CLASS_KEYS[true_i]} called {CLASS_KEYS[pred_i]} ({errors[true_i, pred_i]:,})"
                                     if errors.any() else "")
+        for i, key in enumerate(CLASS_KEYS):
+            rec[f"recall {key}"] = float(cm[i, i] / support[i]) if support[i] else None
         rec["classes (windows)"] = " · ".join(f"{k} {n:,}" for k, n in zip(CLASS_KEYS, support) if n)
         records.append(rec)
     return pd.DataFrame.from_records(records)

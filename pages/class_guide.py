@@ -55,9 +55,10 @@ for cls, tab in zip(CLASSES, tabs):
                 if r < WEAK_RECALL:
                     st.warning(f"Weak spot: the model misses {1 - r:.0%} of {cls.name.lower()} beats in new "
                                "patients.", icon=":material/warning:")
-            if by_patient and by_patient[cls.key]:
-                st.caption("Found in each test patient: " + " · ".join(
-                    f"{record}: {found:,} of {total:,}" for record, found, total in by_patient[cls.key]))
+        if by_patient and by_patient[cls.key]:
+            st.caption(f"Found by {info.name} in each test patient (record: beats found of beats of this class): "
+                       + " · ".join(f"{record}: {found:,} of {total:,}" for record, found, total in
+                                    by_patient[cls.key]))
         rows = manifest[manifest["label"] == cls.key].head(SAMPLES_SHOWN)
         if len(rows):
             st.markdown(f"**Real examples** ({SHOWN_AS.get(representation, SHOWN_AS['waveform'])})")

@@ -104,7 +104,8 @@ else:
         "accuracy": pct, **{c: pct for c in by_record.columns if c.startswith("recall ")},
         "test windows": st.column_config.NumberColumn(format="localized"),
     })
-    st.caption("Recall: the share of that patient's windows of the class that the model labels correctly (blank: "
+    st.caption("Database: mitdb = MIT-BIH Arrhythmia, vfdb = MIT-BIH Malignant Ventricular Ectopy (PhysioNet). "
+               "Recall: the share of that patient's windows of the class that the model labels correctly (None: "
                "the patient has none). A class found in one patient and missed in another is a class the model "
                f"has not learned in general. Click a column header to sort. Protocol: {row.get('protocol', '?')}.")
 with st.expander("How to regenerate these numbers"):

@@ -131,7 +131,7 @@ def test_class_guide_shows_every_class_recall_and_real_samples(app):
     stored = json.loads((MODELS / "results" / f"{default_card()['name']}__recordwise.json").read_text())
     lbbb = [(g.split("/")[1], cm[1][1], sum(cm[1])) for g, cm in stored["per_record_confusion"].items() if sum(cm[1])]
     assert lbbb, "the record-wise test split holds LBBB patients"
-    per_patient = [c.value for c in app.caption if c.value.startswith("Found in each test patient")]
+    per_patient = [c.value for c in app.caption if c.value.startswith("Found by ")]
     assert len(per_patient) == len(CLASSES), "every class occurs in some test patient"
     assert all(f"{rec}: {found:,} of {total:,}" in per_patient[1] for rec, found, total in lbbb)
     captions = [c for im in app.image for c in im.captions]
