@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ecg_core.predict import ModelError
+from ecg_core.model.predict import ModelError
 from ui import components, state
 
 ROOT = Path(__file__).resolve().parent

@@ -14,7 +14,7 @@ def _err(msg: str) -> None:
 
 
 def cmd_build_dataset(a: argparse.Namespace) -> int:
-    from ecg_core import dataset
+    from ecg_core.data import dataset
 
     ds = dataset.build(a.mitdb, a.vfdb, a.representation, cap_per_class=a.cap_per_class, seed=a.seed,
                        progress=_err if a.verbose else None, workers=a.workers)
@@ -26,7 +26,7 @@ def cmd_build_dataset(a: argparse.Namespace) -> int:
 
 
 def cmd_export_samples(a: argparse.Namespace) -> int:
-    from ecg_core import dataset
+    from ecg_core.data import dataset
 
     ds = dataset.load(a.dataset)
     out = a.out or f"sample_images/{ds.meta['representation']}"
@@ -36,14 +36,14 @@ def cmd_export_samples(a: argparse.Namespace) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from ecg_core import train
+    from ecg_core.model import train
 
     train.main(a)
     return 0
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from ecg_core import evaluate
+    from ecg_core.model import evaluate
 
     evaluate.main(a)
     return 0
@@ -51,7 +51,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 def _refusing(command: str, run, a: argparse.Namespace) -> int:
     """Run a model-writing command; a refusal (bad input) is one line on stderr and exit code 2."""
-    from ecg_core.predict import ModelError
+    from ecg_core.model.predict import ModelError
 
     try:
         run(a)
@@ -62,19 +62,19 @@ def _refusing(command: str, run, a: argparse.Namespace) -> int:
 
 
 def cmd_ensemble(a: argparse.Namespace) -> int:
-    from ecg_core import ensemble
+    from ecg_core.model import ensemble
 
     return _refusing("ensemble", ensemble.main, a)
 
 
 def cmd_offsets(a: argparse.Namespace) -> int:
-    from ecg_core import offsets
+    from ecg_core.model import offsets
 
     return _refusing("offsets", offsets.main, a)
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
-    from ecg_core import predict
+    from ecg_core.model import predict
 
     return predict.cli(a)
 
@@ -86,7 +86,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def cmd_classify_record(a: argparse.Namespace) -> int:
-    from ecg_core import record_mode
+    from ecg_core.pipeline import record_mode
 
     return record_mode.cli(a)
 

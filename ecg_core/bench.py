@@ -32,7 +32,7 @@ def _median_time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def _windows(n: int) -> np.ndarray:
-    from ecg_core import beats, signals
+    from ecg_core.signal import beats, signals
 
     rec = signals.read_record(ROOT / "tests" / "data" / "mitdb" / "208")
     b = beats.labelled_beats(rec.signal, rec.annotations.sample, rec.annotations.symbol)
@@ -43,7 +43,7 @@ def _windows(n: int) -> np.ndarray:
 def bench_render(n: int) -> list[tuple[str, float, str, str]]:
     import cv2
 
-    from ecg_core.render import render_overlay, render_spectral, render_waveform
+    from ecg_core.picture.render import render_overlay, render_spectral, render_waveform
 
     cv2.setNumThreads(1)
     w = _windows(n)
@@ -58,9 +58,9 @@ def bench_render(n: int) -> list[tuple[str, float, str, str]]:
 
 
 def bench_model(model_path: str | None, quick: bool) -> list[tuple[str, float, str, str]]:
-    from ecg_core import predict
-    from ecg_core.explain import GradCam
-    from ecg_core.imaging import load_image, to_model_input
+    from ecg_core.model import predict
+    from ecg_core.model.explain import GradCam
+    from ecg_core.picture.imaging import load_image, to_model_input
 
     info = predict.info_from_path(model_path) if model_path else predict.default_model()
     clf = predict.load(info)
@@ -79,8 +79,8 @@ def bench_model(model_path: str | None, quick: bool) -> list[tuple[str, float, s
         cam.heatmaps(x, [int(np.argmax(probs[0]))])
 
     t_cam = _median_time(classify_and_explain, repeats)
-    from ecg_core.guard import check_ecg_image, check_for
-    from ecg_core.imaging import decode_image
+    from ecg_core.picture.guard import check_ecg_image, check_for
+    from ecg_core.picture.imaging import decode_image
 
     gray = decode_image(data)
     check = check_for(info.representation) or check_ecg_image
@@ -112,7 +112,7 @@ def bench_cold_start() -> list[tuple[str, float, str, str]]:
 def bench_record(mitdb: str, model_path: str | None) -> list[tuple[str, float, str, str]]:
     """A full 30-minute mitdb record from upload bytes to per-beat labels."""
     try:
-        from ecg_core import record_mode
+        from ecg_core.pipeline import record_mode
     except ImportError:
         return []
     bench_fn = getattr(record_mode, "bench_full_record", None)

@@ -6,9 +6,9 @@ import json
 
 import streamlit as st
 
-from ecg_core import figures
 from ecg_core.classes import CLASS_BY_KEY, CLASSES
-from ecg_core.predict import ModelError
+from ecg_core.figures import charts
+from ecg_core.model.predict import ModelError
 from ecg_core.settings import IMAGE_SIZE, PREPROCESSING_VERSION, TEMPLATE_SPAN_S, WINDOW_AFTER_S, WINDOW_BEFORE_S
 from ui import components, state
 
@@ -16,11 +16,11 @@ EXAMPLE_RECORD = state.ROOT / "tests" / "data" / "mitdb" / "208"
 
 
 @st.cache_data(show_spinner="Rendering an example beat...")
-def example_beat(path: str) -> figures.PipelineExample:
+def example_beat(path: str) -> charts.PipelineExample:
     try:
-        return figures.pipeline_example(path, "V")
+        return charts.pipeline_example(path, "V")
     except ValueError:
-        return figures.pipeline_example(path)
+        return charts.pipeline_example(path)
 
 
 st.title("About this dashboard")
@@ -64,7 +64,7 @@ st.markdown(f"""
 """)
 if (EXAMPLE_RECORD.with_suffix(".dat")).exists():
     ex = example_beat(str(EXAMPLE_RECORD))
-    st.plotly_chart(figures.pipeline_figure(ex), key="about_pipeline", config={"displayModeBar": False})
+    st.plotly_chart(charts.pipeline_figure(ex), key="about_pipeline", config={"displayModeBar": False})
     st.caption(f"One real {CLASS_BY_KEY[ex.label].name.lower()} beat of MIT-BIH record {ex.record} at "
                f"{ex.r_peak_s:.2f} s (committed test excerpt): raw lead, filtered lead with the beat window shaded, "
                "the window around the R peak (dotted), and the image the model sees.")

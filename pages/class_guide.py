@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ecg_core import figures
 from ecg_core.classes import CLASSES
-from ecg_core.predict import ModelError
-from ecg_core.results import class_recall, class_recall_by_record
+from ecg_core.data.results import class_recall, class_recall_by_record
+from ecg_core.figures import charts
+from ecg_core.model.predict import ModelError
 from ui import components, state
 
 WEAK_RECALL = 0.5
@@ -28,7 +28,7 @@ by_patient = class_recall_by_record(state.stored_results(), info.name) if info e
 if recall:
     protocol = info.card.get("metrics", {}).get("recordwise_protocol", "record-wise test split")
     st.subheader(f"How often `{info.name}` finds each class in new patients")
-    st.plotly_chart(figures.recall_bars(recall), key="guide_recall", config={"displayModeBar": False})
+    st.plotly_chart(charts.recall_bars(recall), key="guide_recall", config={"displayModeBar": False})
     st.caption(f"Recall = share of the beats of a class that the model labels correctly, measured on patients "
                f"it never saw in training ({protocol}). Bars below {WEAK_RECALL:.0%} mark classes where the "
                "model misses most beats: do not trust it there.")

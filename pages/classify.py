@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
-from ecg_core.imaging import display_name
+from ecg_core.picture.imaging import display_name
 from ecg_core.settings import LEADS_PER_REPRESENTATION, TEMPLATE_SPAN_S
 from ui import batch, components, state
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ecg_core import figures
-from ecg_core.results import SPLIT_LABELS, comparison_table, per_class_f1, per_record_table
+from ecg_core.data.results import SPLIT_LABELS, comparison_table, per_class_f1, per_record_table
+from ecg_core.figures import charts
 from ui import state
 
 SPLIT_HELP = {
@@ -68,7 +68,7 @@ for ref in results.reported:
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Per-class F1")
-    st.plotly_chart(figures.per_class_f1_bars(per_class_f1(rows), ref_f1), key="comparison_f1")
+    st.plotly_chart(charts.per_class_f1_bars(per_class_f1(rows), ref_f1), key="comparison_f1")
     st.caption("F1 of each class for each model (higher is better). "
                + ("The dashed line is the reported, not reproduced, macro F1 of the seed report." if ref_f1
                   else ""))
@@ -77,7 +77,7 @@ with right:
     scatter = [{"model": r["model"], "architecture": r.get("architecture"), "size_mb": r["file_bytes"] / 1e6,
                 "macro_f1": r["metrics"]["macro_f1"], "latency_ms": r.get("latency_ms_single")}
                for r in rows if r.get("file_bytes")]
-    st.plotly_chart(figures.size_vs_f1_scatter(scatter, ref_f1), key="comparison_scatter")
+    st.plotly_chart(charts.size_vs_f1_scatter(scatter, ref_f1), key="comparison_scatter")
     st.caption("Model file size (log scale) against macro F1; hover for latency. Up and left is better."
                + (" Dashed line: reported, not reproduced." if ref_f1 else ""))
 
@@ -85,7 +85,7 @@ st.subheader("Confusion matrix")
 names = list(table["model"])
 model = st.selectbox("Model", names, key=f"comparison_cm_{split}")
 row = results.find(model, split)
-st.plotly_chart(figures.confusion_heatmap(row["metrics"]["confusion_matrix"]), key="comparison_cm")
+st.plotly_chart(charts.confusion_heatmap(row["metrics"]["confusion_matrix"]), key="comparison_cm")
 st.caption(f"Rows: true class; columns: predicted class. Each cell shows the count and the share of the true "
            f"class. The diagonal is correct. Protocol: {row.get('protocol', '?')}.")
 

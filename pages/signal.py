@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ecg_core import figures, record_figures, record_mode
 from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS, CLASS_NAMES
-from ecg_core.imaging import encode_png
+from ecg_core.figures import charts, record_figures
+from ecg_core.io.signal_io import DEFAULT_ADC_GAIN, MAX_FS, MIN_FS, SignalInputError, read_upload
+from ecg_core.picture.imaging import encode_png
+from ecg_core.pipeline import record_mode
 from ecg_core.settings import WORKING_FS
-from ecg_core.signal_io import DEFAULT_ADC_GAIN, MAX_FS, MIN_FS, SignalInputError, read_upload
 from ui import components, state
 
 UPLOAD_TYPES = ["hea", "dat", "atr", "csv", "txt", "tsv", "edf"]
@@ -205,5 +206,5 @@ if result.comparison is not None:
     st.dataframe(per_class, hide_index=True, width="stretch", column_config={
         "agreement": st.column_config.NumberColumn(format="percent"),
         "precision": st.column_config.NumberColumn(format="percent")})
-    st.plotly_chart(figures.confusion_heatmap(c.confusion.to_numpy(), "Reference (rows) vs predicted (columns)"),
+    st.plotly_chart(charts.confusion_heatmap(c.confusion.to_numpy(), "Reference (rows) vs predicted (columns)"),
                     key="signal_confusion")

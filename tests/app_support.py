@@ -74,9 +74,9 @@ def manifest() -> pd.DataFrame:
 @functools.cache
 def default_predictions() -> pd.DataFrame:
     """Every bundled sample with its manifest label and the default model's prediction (computed directly)."""
-    from ecg_core import predict
     from ecg_core.classes import CLASS_KEYS
-    from ecg_core.imaging import load_image
+    from ecg_core.model import predict
+    from ecg_core.picture.imaging import load_image
 
     clf = predict.load(predict.default_model(MODELS))
     m = manifest()
@@ -104,7 +104,7 @@ def png_bytes(a: np.ndarray) -> bytes:
 
 def copy_default_model(dest: Path) -> Path:
     """Copy the default model and its card into dest; returns the copied .keras path."""
-    from ecg_core import predict
+    from ecg_core.model import predict
 
     info = predict.default_model(MODELS)
     dest.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,7 @@ def save_second_model(dest: Path, name: str, macro_f1: float) -> Path:
     """A real, differently initialised ecgnet saved with a card (not default) next to the copied one."""
     import keras
 
-    from ecg_core import architectures, predict
+    from ecg_core.model import architectures, predict
 
     keras.utils.set_random_seed(7)
     model = architectures.build("ecgnet")

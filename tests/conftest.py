@@ -18,6 +18,6 @@ VFDB = TEST_DATA / "vfdb"
 @pytest.fixture(scope="session")
 def excerpt_dataset():
     """The real pipeline (read, filter, cut, render, normalise) on the committed excerpt."""
-    from ecg_core import dataset
+    from ecg_core.data import dataset
 
     return dataset.build(MITDB, VFDB, "waveform")

@@ -19,7 +19,7 @@ from app_support import (
 )
 
 from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
-from ecg_core.imaging import display_name
+from ecg_core.picture.imaging import display_name
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def app(monkeypatch):
 
 @pytest.fixture(scope="module")
 def clf():
-    from ecg_core import predict
+    from ecg_core.model import predict
 
     return predict.load(predict.default_model(MODELS))
 
@@ -157,7 +157,7 @@ def test_batch_matches_direct_prediction_and_csv(clf):
 
 
 def test_batch_normalises_like_training(clf):
-    from ecg_core.imaging import load_image
+    from ecg_core.picture.imaging import load_image
     from ui import batch
 
     name, data = sample_files(1)[0]

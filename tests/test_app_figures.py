@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 from app_support import MODELS, ROOT, SAMPLES, best_agreeing_sample
 
-from ecg_core import figures
 from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS
-from ecg_core.results import (
+from ecg_core.data.results import (
     StoredResults,
     class_recall,
     class_recall_by_record,
@@ -20,30 +19,31 @@ from ecg_core.results import (
     per_class_f1,
     per_record_table,
 )
+from ecg_core.figures import charts
 
 
 def test_probability_bars_sorted_highlighted_in_class_colours():
     probs = np.array([0.05, 0.1, 0.02, 0.08, 0.7, 0.05])
-    fig = figures.probability_bars(probs, threshold=0.8)
+    fig = charts.probability_bars(probs, threshold=0.8)
     bar = fig.data[0]
     assert list(bar.x) == sorted(probs)  # ascending: plotly draws the largest on top
-    assert bar.y[-1] == figures.class_label("V")
+    assert bar.y[-1] == charts.class_label("V")
     assert bar.marker.color[-1] == CLASS_BY_KEY["V"].colour  # predicted: full colour
     assert all(c.startswith("rgba(") for c in bar.marker.color[:-1])  # others faded
     assert any("threshold" in a.text for a in fig.layout.annotations)
     with pytest.raises(ValueError):
-        figures.probability_bars([0.5, 0.5])
+        charts.probability_bars([0.5, 0.5])
 
 
 def test_confusion_heatmap_row_shares_and_counts():
     m = np.diag([10, 20, 30, 40, 50, 60])
     m[0, 4] = 10
-    fig = figures.confusion_heatmap(m.tolist())
+    fig = charts.confusion_heatmap(m.tolist())
     z = np.asarray(fig.data[0].z)
     assert z[0, 0] == pytest.approx(0.5) and z[0, 4] == pytest.approx(0.5) and z[5, 5] == 1
     assert fig.data[0].text[0][4].startswith("10<br>50%")
     with pytest.raises(ValueError):
-        figures.confusion_heatmap([[1, 2], [3, 4]])
+        charts.confusion_heatmap([[1, 2], [3, 4]])
 
 
 def test_stored_results_table_and_reference_row():
@@ -57,7 +57,7 @@ def test_stored_results_table_and_reference_row():
     assert all(f"F1 {k}" in table.columns for k in CLASS_KEYS)
     assert list(table["macro F1"]) == sorted(table["macro F1"], reverse=True)
     f1 = per_class_f1(res.evaluated)
-    fig = figures.per_class_f1_bars(f1, res.reported[0]["metrics"]["macro_f1"] if res.reported else None)
+    fig = charts.per_class_f1_bars(f1, res.reported[0]["metrics"]["macro_f1"] if res.reported else None)
     assert len(fig.data) == len(f1)
 
 
@@ -96,26 +96,26 @@ def test_class_recall_from_card_or_results(tmp_path):
 
 
 def test_pipeline_example_is_the_training_pipeline():
-    from ecg_core.beats import labelled_beats
-    from ecg_core.imaging import normalise_batch
-    from ecg_core.render import render
-    from ecg_core.signals import read_record
+    from ecg_core.picture.imaging import normalise_batch
+    from ecg_core.picture.render import render
+    from ecg_core.signal.beats import labelled_beats
+    from ecg_core.signal.signals import read_record
 
     path = ROOT / "tests" / "data" / "mitdb" / "208"
-    ex = figures.pipeline_example(path, "V")
+    ex = charts.pipeline_example(path, "V")
     assert ex.label == "V" and ex.image.shape == (128, 128) and ex.image.dtype == np.uint8
     rec = read_record(path)
     beats = labelled_beats(rec.signal, rec.annotations.sample, rec.annotations.symbol)
     i = int(np.flatnonzero(beats.centres == round(ex.r_peak_s * ex.fs))[0])
     assert np.allclose(ex.window, beats.windows[i], atol=1e-5)
     assert np.array_equal(ex.image, normalise_batch(render(beats.windows[i: i + 1], "waveform"), "waveform")[0])
-    assert len(figures.pipeline_figure(ex).data) == 4
+    assert len(charts.pipeline_figure(ex).data) == 4
 
 
 def test_gradcam_on_reloaded_default_model_differs_by_class():
-    from ecg_core import predict
-    from ecg_core.explain import GradCam, mass_near_trace, overlay
-    from ecg_core.imaging import load_image, to_model_input
+    from ecg_core.model import predict
+    from ecg_core.model.explain import GradCam, mass_near_trace, overlay
+    from ecg_core.picture.imaging import load_image, to_model_input
 
     clf = predict.load(predict.default_model(MODELS))  # loaded from the saved .keras file, as the app does
     cam = GradCam(clf.model)

@@ -32,7 +32,7 @@ def app(monkeypatch):
 
 
 def default_card() -> dict:
-    from ecg_core import predict
+    from ecg_core.model import predict
 
     return predict.default_model(MODELS).card
 
@@ -165,8 +165,8 @@ def test_corrupt_model_file_shows_restore_page(monkeypatch, tmp_path):
 
 
 def test_model_picker_switches_models(monkeypatch, tmp_path):
-    from ecg_core import predict
-    from ecg_core.imaging import load_image
+    from ecg_core.model import predict
+    from ecg_core.picture.imaging import load_image
 
     copy_default_model(tmp_path)
     second = save_second_model(tmp_path, "second_model", 0.123)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecg_core.augment import augment_image, morph_warp
-from ecg_core.imaging import to_model_input
+from ecg_core.model.augment import augment_image, morph_warp
+from ecg_core.picture.imaging import to_model_input
 
 
 @pytest.fixture(scope="module")

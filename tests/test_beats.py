@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecg_core import beats, signals
 from ecg_core.classes import CLASS_INDEX, CLASS_KEYS, SYMBOL_TO_KEY
 from ecg_core.settings import WINDOW_AFTER, WINDOW_BEFORE, WINDOW_LEN, WORKING_FS
+from ecg_core.signal import beats, signals
 from tests.conftest import MITDB, VFDB
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_core import architectures, predict
 from ecg_core.classes import CLASS_KEYS
-from ecg_core.explain import GradCam, mass_near_trace
-from ecg_core.imaging import load_image, to_model_input
+from ecg_core.model import architectures, predict
+from ecg_core.model.explain import GradCam, mass_near_trace
+from ecg_core.picture.imaging import load_image, to_model_input
 from tests.conftest import ROOT
 
 MIN_MASS_NEAR_TRACE = 0.5  # measured 2026-11-25 on the 36 sample images: median 0.53 (area share 0.40)

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ecg_core.imaging import MAX_DECODED_SIDE, ImageInputError, decode_image, decode_image_with_notes
+from ecg_core.picture.imaging import MAX_DECODED_SIDE, ImageInputError, decode_image, decode_image_with_notes
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about corrupt EXIF, bombs
 

@@ -1,5 +1,5 @@
 """The not-an-ECG-image guard on committed and generated pictures (the dataset-scale rates come from
-`python -m ecg_core.guard --dataset data/waveform`, which needs data/ and is not run here)."""
+`python -m ecg_core.picture.guard --dataset data/waveform`, which needs data/ and is not run here)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecg_core import guard
-from ecg_core.guard import THRESHOLDS, GuardResult, check_ecg_image, ecg_variants, non_ecg_corpus
-from ecg_core.imaging import decode_image
+from ecg_core.picture import guard
+from ecg_core.picture.guard import THRESHOLDS, GuardResult, check_ecg_image, ecg_variants, non_ecg_corpus
+from ecg_core.picture.imaging import decode_image
 
 SAMPLES = sorted((Path(__file__).resolve().parent.parent / "sample_images" / "waveform").glob("*/*.png"))
 REASONS = {c.reason for c in THRESHOLDS} | {c.low_reason for c in THRESHOLDS if c.low_reason}

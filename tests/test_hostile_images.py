@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ecg_core import imaging
-from ecg_core.imaging import (
+from ecg_core.picture import imaging
+from ecg_core.picture.imaging import (
     MAX_FILES_PER_BATCH,
     ImageInputError,
     decode_batch,

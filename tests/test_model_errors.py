@@ -1,4 +1,4 @@
-"""A missing or corrupt model never crashes: ecg_core.predict raises ModelError saying how to restore it."""
+"""A missing or corrupt model never crashes: ecg_core.model.predict raises ModelError saying how to restore it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ecg_core import predict
-from ecg_core.predict import ModelError, ModelInfo
+from ecg_core.model import predict
+from ecg_core.model.predict import ModelError, ModelInfo
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_images" / "waveform" / "V" / "mitdb_200_396585.png"

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecg_core import architectures, dataset, predict
 from ecg_core.classes import CLASS_KEYS
-from ecg_core.imaging import to_model_input
+from ecg_core.data import dataset
+from ecg_core.model import architectures, predict
+from ecg_core.picture.imaging import to_model_input
 from tests.conftest import ROOT
 
 keras = pytest.importorskip("keras")
@@ -29,7 +30,7 @@ def tiny(excerpt_dataset):
 
 @pytest.mark.parametrize("name", sorted(architectures.ARCHITECTURES))
 def test_each_architecture_trains_a_step_and_reloads_identically(name, tiny, tmp_path):
-    from ecg_core.explain import GradCam
+    from ecg_core.model.explain import GradCam
 
     x, y = tiny
     model = architectures.build(name)
@@ -63,7 +64,7 @@ def test_unknown_architecture_is_refused():
 
 
 def test_training_batches_are_seeded_weighted_and_independent_of_workers(excerpt_dataset):
-    from ecg_core.train import Batches, class_weights
+    from ecg_core.model.train import Batches, class_weights
 
     ds = excerpt_dataset
     idx = np.arange(len(ds))
@@ -94,7 +95,7 @@ def test_training_batches_are_seeded_weighted_and_independent_of_workers(excerpt
 
 
 def test_time_limit_stops_after_the_epoch_that_passes_it(tiny):
-    from ecg_core.train import TimeLimit
+    from ecg_core.model.train import TimeLimit
 
     x, y = tiny
     model = architectures.build("ecgnet_lite")
@@ -122,7 +123,7 @@ def _saved_member(tmp_path: Path, name: str, x: np.ndarray, target: int, represe
 
 
 def test_ensemble_averages_its_members_and_refuses_mixed_pictures(tiny, tmp_path):
-    from ecg_core import ensemble
+    from ecg_core.model import ensemble
 
     x, _ = tiny
     a, b = _saved_member(tmp_path, "a", x, 0), _saved_member(tmp_path, "b", x, 3)
@@ -226,7 +227,7 @@ def test_train_cli_can_validate_on_whole_train_records(excerpt_dataset, tmp_path
 
 
 def test_evaluation_uses_the_beatwise_split_the_model_was_trained_on(excerpt_dataset):
-    from ecg_core.evaluate import split_seed
+    from ecg_core.model.evaluate import split_seed
     from ecg_core.settings import SPLIT_SEED
 
     assert split_seed({"split_seed": 0, "training": {"seed": 4}}) == 0
@@ -238,7 +239,7 @@ def test_evaluation_uses_the_beatwise_split_the_model_was_trained_on(excerpt_dat
 
 
 def test_metrics_on_known_predictions():
-    from ecg_core.evaluate import expected_calibration_error, metrics
+    from ecg_core.model.evaluate import expected_calibration_error, metrics
 
     y = np.array([0, 0, 1, 1, 5])
     probs = np.eye(6)[[0, 1, 1, 1, 5]] * 0.9 + 0.1 / 6
@@ -251,7 +252,7 @@ def test_metrics_on_known_predictions():
 
 
 def test_per_record_confusion_counts_each_patient_apart():
-    from ecg_core.evaluate import per_record_confusion
+    from ecg_core.model.evaluate import per_record_confusion
 
     y = np.array([1, 1, 1, 0, 0, 5])
     pred = np.array([0, 0, 1, 0, 3, 5])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecg_core import offsets
+from ecg_core.model import offsets
 
 keras = pytest.importorskip("keras")
 

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 from conftest import MITDB, VFDB
 
-from ecg_core import beats, dataset, guard, imaging, peaks, record_mode, render, signals
+from ecg_core.data import dataset
+from ecg_core.picture import guard, imaging, render
+from ecg_core.pipeline import record_mode
 from ecg_core.settings import IMAGE_SIZE, TEMPLATE_INTENSITY, WINDOW_AFTER, WINDOW_BEFORE, WINDOW_LEN, WORKING_FS
+from ecg_core.signal import beats, peaks, signals
 
 
 def _synthetic(n_beats: int = 30, rr: int = 300, odd: int = 15) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,12 @@ import wfdb
 from conftest import MITDB, ROOT, VFDB
 from scipy import signal as sps
 
-from ecg_core import record_figures, record_mode, signal_io, signals
 from ecg_core.classes import CLASS_INDEX, CLASS_KEYS
+from ecg_core.figures import record_figures
+from ecg_core.io import signal_io
+from ecg_core.pipeline import record_mode
 from ecg_core.settings import WORKING_FS
+from ecg_core.signal import signals
 
 CLEAN = ["208", "232"]
 AGREEMENT_RECORDS = ["207", "208", "232", "114"]
@@ -21,7 +24,7 @@ SHARED_MITDB = ROOT.parent / "shared" / "data" / "mitdb"
 
 @pytest.fixture(scope="module")
 def clf():
-    from ecg_core import predict
+    from ecg_core.model import predict
 
     return predict.load()
 
@@ -88,10 +91,10 @@ def test_per_beat_table_is_at_the_records_own_rate(results):
 
 
 def test_beat_images_are_made_like_training_images(results):
-    from ecg_core.beats import cut_windows, with_templates
-    from ecg_core.imaging import normalise_batch
-    from ecg_core.peaks import detect_beats
-    from ecg_core.render import render
+    from ecg_core.picture.imaging import normalise_batch
+    from ecg_core.picture.render import render
+    from ecg_core.signal.beats import cut_windows, with_templates
+    from ecg_core.signal.peaks import detect_beats
 
     res = results["208"]
     rep = res.representation

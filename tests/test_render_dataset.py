@@ -6,14 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_core import dataset, imaging, render
 from ecg_core.classes import CLASS_KEYS
+from ecg_core.data import dataset
+from ecg_core.picture import imaging, render
 from ecg_core.settings import IMAGE_SIZE, WINDOW_LEN
 
 
 @pytest.fixture(scope="module")
 def windows(excerpt_dataset):
-    from ecg_core import beats, signals
+    from ecg_core.signal import beats, signals
     from tests.conftest import MITDB
 
     rec = signals.read_record(MITDB / "208")

@@ -10,8 +10,8 @@ import wfdb
 from conftest import MITDB, VFDB
 from scipy import signal as sps
 
-from ecg_core import signal_io as sio
-from ecg_core.signal_io import SignalInputError
+from ecg_core.io import signal_io as sio
+from ecg_core.io.signal_io import SignalInputError
 
 
 def record_files(path: Path) -> dict[str, bytes]:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import wfdb
 
-from ecg_core import signals
 from ecg_core.settings import WORKING_FS
+from ecg_core.signal import signals
 from tests.conftest import MITDB, VFDB
 
 

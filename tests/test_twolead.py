@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from conftest import MITDB, ROOT, VFDB
 
-from ecg_core import beats, dataset, imaging, render, signals
+from ecg_core.data import dataset
+from ecg_core.picture import imaging, render
 from ecg_core.settings import IMAGE_SIZE, WINDOW_LEN
+from ecg_core.signal import beats, signals
 
 
 def test_second_lead_prefers_v1_then_the_other_lead():
@@ -71,7 +73,9 @@ def test_record_mode_refuses_a_two_lead_model_with_a_clear_message(tmp_path):
 
     import keras
 
-    from ecg_core import architectures, predict, record_mode, signal_io
+    from ecg_core.io import signal_io
+    from ecg_core.model import architectures, predict
+    from ecg_core.pipeline import record_mode
 
     path = tmp_path / "tl.keras"
     architectures.build("ecgnet_lite").save(path)

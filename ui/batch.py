@@ -1,8 +1,8 @@
 """Classify a batch of image files given as (name, bytes) pairs. Plain Python: no Streamlit, nothing on disk.
 
-Each file is decoded and normalised with `ecg_core.imaging` (the same code training used); an unreadable
+Each file is decoded and normalised with `ecg_core.picture.imaging` (the same code training used); an unreadable
 file gets a one-line reason and the rest of the batch still runs. Trace pictures are checked by the
-non-ECG guard (`ecg_core.guard.check_for`: overlay pictures with ranges of their own); flagged images are not
+non-ECG guard (`ecg_core.picture.guard.check_for`: overlay pictures with ranges of their own); flagged images are not
 classified unless asked to.
 All valid images go through `Classifier.predict_proba` in one call.
 """
@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
-from ecg_core.guard import check_for
-from ecg_core.imaging import MAX_FILES_PER_BATCH, ImageInputError, decode_image, display_name, normalise
+from ecg_core.picture.guard import check_for
+from ecg_core.picture.imaging import MAX_FILES_PER_BATCH, ImageInputError, decode_image, display_name, normalise
 
 GuardFn = Callable[[np.ndarray], object]
-AUTO = "auto"  # the guard for the model's representation (ecg_core.guard.check_for)
+AUTO = "auto"  # the guard for the model's representation (ecg_core.picture.guard.check_for)
 MAX_FILES = MAX_FILES_PER_BATCH
 
 

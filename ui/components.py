@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 import streamlit as st
 
-from ecg_core import figures
 from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS, CLASS_NAMES, CLASSES
-from ecg_core.explain import METHODS, colormap_legend, mass_near_trace, overlay
-from ecg_core.imaging import to_model_input
-from ecg_core.predict import ModelError, ModelInfo
+from ecg_core.figures import charts
+from ecg_core.model.explain import METHODS, colormap_legend, mass_near_trace, overlay
+from ecg_core.model.predict import ModelError, ModelInfo
+from ecg_core.picture.imaging import to_model_input
 from ui import state
 from ui.batch import ImageResult, results_csv, results_frame
 
@@ -116,7 +116,7 @@ def prediction_panel(image: np.ndarray, probs: np.ndarray, key: str) -> None:
                    f"({probs[CLASS_KEYS.index(second)]:.0%}).", icon=":material/help:")
     chart, cam = st.columns([1.25, 1], gap="large")
     with chart:
-        st.plotly_chart(figures.probability_bars(probs, top, threshold), key=f"{key}_bars",
+        st.plotly_chart(charts.probability_bars(probs, top, threshold), key=f"{key}_bars",
                         config={"displayModeBar": False})
         st.caption(probability_caption(threshold))
     with cam:

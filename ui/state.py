@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
-from ecg_core import predict
-from ecg_core.predict import Classifier, ModelError, ModelInfo
-from ecg_core.results import StoredResults, load_results
+from ecg_core.data.results import StoredResults, load_results
+from ecg_core.model import predict
+from ecg_core.model.predict import Classifier, ModelError, ModelInfo
 
 if TYPE_CHECKING:
-    from ecg_core.explain import GradCam
+    from ecg_core.model.explain import GradCam
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_ROOT = ROOT / "sample_images"  # one folder per representation, the same beats in each
@@ -65,7 +65,7 @@ def _load_classifier(path: str, stamp: tuple[int, int]) -> Classifier:
 
 @st.cache_resource(show_spinner="Preparing Grad-CAM (once per model)...", max_entries=8)
 def _load_gradcam(path: str, stamp: tuple[int, int]) -> GradCam:
-    from ecg_core.explain import GradCam  # imports Keras: only when a heatmap is first needed
+    from ecg_core.model.explain import GradCam  # imports Keras: only when a heatmap is first needed
 
     return GradCam(_load_classifier(path, stamp).model)
 

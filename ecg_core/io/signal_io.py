@@ -24,7 +24,7 @@ import pandas as pd
 from wfdb.io import annotation as wfdb_ann
 from wfdb.io.header import parse_header_content, rx_record, rx_signal
 
-from ecg_core.signals import PREFERRED_LEAD, choose_lead
+from ecg_core.signal.signals import PREFERRED_LEAD, choose_lead
 
 MIN_FS, MAX_FS = 100.0, 1000.0  # Hz
 MIN_DURATION_S = 10.0
@@ -54,7 +54,7 @@ class Reference:
 
 @dataclass
 class SignalInput:
-    """One lead in millivolts at its own rate, ready for ecg_core.signals.prepare_signal."""
+    """One lead in millivolts at its own rate, ready for ecg_core.signal.signals.prepare_signal."""
 
     name: str
     signal: np.ndarray  # float64, millivolts, no NaN

@@ -13,9 +13,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from ecg_core import architectures
-from ecg_core.evaluate import split_seed
-from ecg_core.predict import read_card
+from ecg_core.model import architectures
+from ecg_core.model.evaluate import split_seed
+from ecg_core.model.predict import read_card
 from ecg_core.settings import SPLIT_SEED
 
 SHARED_KEYS = ("classes", "input_shape", "representation", "preprocessing_version", "split")

@@ -7,9 +7,9 @@ whether strokes close loops like letters do, and how busy the picture was before
 an accepted range; a picture outside any range is flagged with that feature's one-line reason. The ranges
 were chosen on validation data only (see THRESHOLDS).
 
-Recompute the rates: python -m ecg_core.guard --dataset data/waveform
+Recompute the rates: python -m ecg_core.picture.guard --dataset data/waveform
 Overlay pictures (a beat over its dimmer template) have their own ranges, chosen the same way:
-python -m ecg_core.guard --dataset data/overlay
+python -m ecg_core.picture.guard --dataset data/overlay
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ecg_core.imaging import GRID_CONTRAST, contrast_map, decode_image, normalise_waveform
+from ecg_core.picture.imaging import GRID_CONTRAST, contrast_map, decode_image, normalise_waveform
 from ecg_core.settings import IMAGE_MARGIN, IMAGE_SIZE
 
 WORK_SIDE = 192  # the guard looks at a copy box-reduced to at most this many pixels per side (speed)
@@ -66,7 +66,7 @@ class Check:
 # q = 0.0001, flags the most non-ECG validation pictures (98.5 %) while flagging <= 0.25 % of ECG ones (0.05 %).
 # Held-out: the record-wise TEST split (22160 pictures, other patients) and the corpus's other half (132, other
 # photographs). Measured with
-#     python -m ecg_core.guard --dataset data/waveform --per-class 1000
+#     python -m ecg_core.picture.guard --dataset data/waveform --per-class 1000
 # held-out ECG flagged 0.32 % (weighted by the test split's class frequencies; 0.15 % class-balanced; grid
 # 0.34 %, JPEG 0.27 %, PNG and inverted 0 %); held-out non-ECG flagged 99.2 % (photographs, blank, noise,
 # gradients, checkerboards 100 %, text 92 %).
@@ -131,7 +131,7 @@ def check_ecg_image(gray: np.ndarray, checks: tuple[Check, ...] = THRESHOLDS) ->
 # Overlay pictures (a beat over its dimmer template) part into two curves wherever the beat departs from the
 # patient's usual beat: more strokes per column and closed loops than one trace. Their ranges were chosen the
 # same way on the overlay dataset (same features, same candidate quantiles, same validation rule):
-#     python -m ecg_core.guard --dataset data/overlay --per-class 500
+#     python -m ecg_core.picture.guard --dataset data/overlay --per-class 500
 # Validation: 12000 overlay pictures (500 per class of the record-wise TRAIN split x 4 variants) and the
 # non-ECG validation half; the choice, q = 0.0005, flags 0.24 % of ECG and 94.7 % of non-ECG validation
 # pictures. Held-out: ECG flagged 0.07 % (weighted by the TEST split's class frequencies; 0.30 % class-balanced,
@@ -356,8 +356,8 @@ def _sample(labels: np.ndarray, idx: np.ndarray, per_class: int, seed: int) -> n
 def corpus_features(dataset_path: str, per_class: int = 1000, seed: int = 0) -> dict:
     """Feature rows of every evaluation picture (class-balanced ECG samples of both record-wise parts, both
     halves of the non-ECG corpus) and the test split's class frequencies (to weight per-class rates)."""
-    from ecg_core import dataset
     from ecg_core.classes import CLASS_KEYS
+    from ecg_core.data import dataset
 
     ds = dataset.load(dataset_path)
     train, test = dataset.split_indices(ds, "recordwise")
@@ -428,7 +428,7 @@ def report(f: dict, checks: tuple[Check, ...] | None = None, out=sys.stdout) -> 
 def main(argv: list[str] | None = None) -> int:
     import pickle
 
-    p = argparse.ArgumentParser(prog="python -m ecg_core.guard", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m ecg_core.picture.guard", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="data/waveform", help="waveform dataset cache (folder or .npz)")
     p.add_argument("--per-class", type=int, default=1000, help="ECG images per class and split")
     p.add_argument("--seed", type=int, default=0)

@@ -17,10 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from ecg_core import architectures, dataset  # noqa: E402
-from ecg_core.augment import augment_batch  # noqa: E402
 from ecg_core.classes import CLASS_KEYS  # noqa: E402
-from ecg_core.imaging import to_model_input  # noqa: E402
+from ecg_core.data import dataset  # noqa: E402
+from ecg_core.model import architectures  # noqa: E402
+from ecg_core.model.augment import augment_batch  # noqa: E402
+from ecg_core.picture.imaging import to_model_input  # noqa: E402
 from ecg_core.settings import PREPROCESSING_VERSION, SPLIT_SEED  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS
-from ecg_core.record_mode import RecordResult
+from ecg_core.pipeline.record_mode import RecordResult
 from ecg_core.settings import WORKING_FS
 
 MAX_STRIP_POINTS = 24_000  # about 66 s at 360 Hz in full resolution

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ecg_core.architectures import last_conv_layer
+from ecg_core.model.architectures import last_conv_layer
 
 COLORMAP = cv2.COLORMAP_JET
 METHODS = ("gradcam", "gradcam++")

@@ -1,4 +1,4 @@
-"""Read stored evaluation results (models/results/*.json, written by `ecg_core.evaluate`) for display.
+"""Read stored evaluation results (models/results/*.json, written by `ecg_core.model.evaluate`) for display.
 
 Nothing here trains or evaluates: the comparison page is built only from these files.
 """

@@ -181,11 +181,11 @@ def pipeline_example(record_path: str | Path, label: str | None = None, context_
     """
     import wfdb
 
-    from ecg_core.beats import labelled_beats
-    from ecg_core.imaging import normalise_batch
-    from ecg_core.render import render
+    from ecg_core.picture.imaging import normalise_batch
+    from ecg_core.picture.render import render
     from ecg_core.settings import WINDOW_AFTER, WINDOW_BEFORE, WORKING_FS
-    from ecg_core.signals import bandpass, choose_lead, read_annotations, resample
+    from ecg_core.signal.beats import labelled_beats
+    from ecg_core.signal.signals import bandpass, choose_lead, read_annotations, resample
 
     path = Path(record_path)
     rec = wfdb.rdrecord(str(path))

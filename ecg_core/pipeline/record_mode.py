@@ -32,12 +32,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg_core import signals
-from ecg_core.beats import cut_windows, inside_bounds, rhythm_episodes, with_templates
 from ecg_core.classes import CLASS_INDEX, CLASS_KEYS, SYMBOL_TO_KEY, VF_RHYTHMS
-from ecg_core.imaging import normalise_batch
-from ecg_core.peaks import detect_beats, pan_tompkins  # noqa: F401  (re-exported)
-from ecg_core.render import render
+from ecg_core.io.signal_io import SignalInput, SignalInputError, read_path
+from ecg_core.picture.imaging import normalise_batch
+from ecg_core.picture.render import render
 from ecg_core.settings import (
     LEADS_PER_REPRESENTATION,
     TEMPLATE_REPRESENTATIONS,
@@ -46,7 +44,9 @@ from ecg_core.settings import (
     WINDOW_BEFORE_S,
     WORKING_FS,
 )
-from ecg_core.signal_io import SignalInput, SignalInputError, read_path
+from ecg_core.signal import signals
+from ecg_core.signal.beats import cut_windows, inside_bounds, rhythm_episodes, with_templates
+from ecg_core.signal.peaks import detect_beats, pan_tompkins  # noqa: F401  (re-exported)
 
 Progress = Callable[[float, str], None]
 
@@ -428,7 +428,7 @@ def episodes_csv(result: RecordResult) -> bytes:
 
 def cli(a: argparse.Namespace) -> int:
     """python -m ecg_core classify-record PATH [--model M] --out beats.csv [--episodes episodes.csv]."""
-    from ecg_core.predict import ModelError, info_from_path, load
+    from ecg_core.model.predict import ModelError, info_from_path, load
 
     def err(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -479,8 +479,8 @@ def _fmt(v: float | None) -> str:
 
 def bench_full_record(mitdb_dir: str | Path, record: str = "100", clf=None, repeats: int = 1) -> float:
     """Seconds from a record's file bytes in memory to per-beat labels (model loaded beforehand; best of repeats)."""
-    from ecg_core.predict import load
-    from ecg_core.signal_io import read_wfdb_bytes
+    from ecg_core.io.signal_io import read_wfdb_bytes
+    from ecg_core.model.predict import load
 
     base = Path(mitdb_dir)
     files = {f.name: f.read_bytes() for f in base.glob(f"{record}.*") if f.suffix in (".hea", ".dat")}

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg_core.beats import Beats, episode_windows, labelled_beats, rhythm_episodes, with_templates
+from ecg_core.signal.beats import Beats, episode_windows, labelled_beats, rhythm_episodes, with_templates
 from ecg_core.classes import CLASS_KEYS
-from ecg_core.imaging import encode_png, normalise_batch
-from ecg_core.peaks import detect_beats
-from ecg_core.render import render
+from ecg_core.picture.imaging import encode_png, normalise_batch
+from ecg_core.signal.peaks import detect_beats
+from ecg_core.picture.render import render
 from ecg_core.settings import (
     LEADS_PER_REPRESENTATION,
     PREPROCESSING_VERSION,
@@ -28,7 +28,7 @@ from ecg_core.settings import (
     TEMPLATE_REPRESENTATIONS,
     WORKING_FS,
 )
-from ecg_core.signals import RecordError, read_record
+from ecg_core.signal.signals import RecordError, read_record
 
 # de Chazal et al. 2004 inter-patient protocol; paced records 102 104 107 217 excluded.
 PACED_RECORDS = ("102", "104", "107", "217")

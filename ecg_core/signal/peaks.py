@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecg_core import signals
 from ecg_core.settings import WORKING_FS
+from ecg_core.signal import signals
 
 
 def pan_tompkins(x: np.ndarray, fs: int = WORKING_FS, band: tuple[float, float] = (5.0, 15.0),
@@ -18,7 +18,7 @@ def pan_tompkins(x: np.ndarray, fs: int = WORKING_FS, band: tuple[float, float] 
     integration, scipy.signal.find_peaks with a 200 ms refractory period); the adaptive signal/noise
     thresholds, search-back after 1.66 mean RR and T-wave rejection (< 360 ms after a beat with less than
     half its slope) run over the candidate peaks only. Peaks are then snapped to the largest deflection
-    within 50 ms, as ecg_core.signals.detect_r_peaks does.
+    within 50 ms, as ecg_core.signal.signals.detect_r_peaks does.
     """
     from scipy import signal as sps
     from scipy.ndimage import maximum_filter1d, uniform_filter1d
@@ -68,7 +68,7 @@ def pan_tompkins(x: np.ndarray, fs: int = WORKING_FS, band: tuple[float, float] 
 
 
 def detect_beats(x: np.ndarray, fs: int = WORKING_FS, method: str = "pan-tompkins") -> np.ndarray:
-    """R peaks of a prepared signal: 'pan-tompkins' (default, fast) or 'xqrs' (ecg_core.signals.detect_r_peaks).
+    """R peaks of a prepared signal: 'pan-tompkins' (default, fast) or 'xqrs' (ecg_core.signal.signals.detect_r_peaks).
 
     On all 48 MIT-BIH records (MLII, 150 ms): Pan-Tompkins Se 0.9952 / +P 0.9961 in ~0.13 s per 30 min;
     wfdb's XQRS Se 0.9913 / +P 0.9966 in ~6 s per 30 min (its local-peak search is a per-sample Python loop).

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_core import dataset
 from ecg_core.classes import CLASS_KEYS
+from ecg_core.data import dataset
 from ecg_core.settings import SPLIT_SEED
 
 
@@ -91,7 +91,7 @@ def split_seed(card: dict) -> int:
 def evaluate(model_path: str | Path, dataset_path: str | Path, split: str, seed: int = 0,
              max_per_class: int | None = None, command: str | None = None) -> dict:
     """Evaluate a model on the test part of a split; returns the result dict (JSON-ready)."""
-    from ecg_core import predict
+    from ecg_core.model import predict
 
     info = predict.info_from_path(model_path)
     clf = predict.Classifier(info)

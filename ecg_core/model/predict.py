@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ecg_core.classes import CLASS_KEYS
-from ecg_core.imaging import ImageInputError, load_image, to_model_input
+from ecg_core.picture.imaging import ImageInputError, load_image, to_model_input
 from ecg_core.settings import IMAGE_SIZE, PREPROCESSING_VERSION
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 PREDICT_BATCH = 256
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_core import dataset
 from ecg_core.classes import CLASS_KEYS
-from ecg_core.evaluate import split_seed
-from ecg_core.predict import read_card
+from ecg_core.data import dataset
+from ecg_core.model.evaluate import split_seed
+from ecg_core.model.predict import read_card
 
 GRID = np.round(np.arange(-1.0, 1.0 + 1e-9, 0.05), 2)  # candidate offsets, in logit units
 PASSES = 3  # coordinate-ascent sweeps over the classes after N (whose offset stays 0)
@@ -95,7 +95,7 @@ def make(model_path: Path, dataset_dir: str, name: str, out: Path) -> Path:
     """Choose offsets for a model on its validation windows and write the offset copy + its card."""
     import keras
 
-    from ecg_core.imaging import to_model_input
+    from ecg_core.picture.imaging import to_model_input
 
     if not model_path.exists():
         raise ValueError(f"{model_path}: no such model file")

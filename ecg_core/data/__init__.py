@@ -1,0 +1,1 @@
+"""Datasets built from the databases, their splits and caches, and stored evaluation results."""

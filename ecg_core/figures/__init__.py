@@ -1,0 +1,1 @@
+"""Plotly figure builders, testable without Streamlit."""

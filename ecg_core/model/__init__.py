@@ -1,0 +1,1 @@
+"""Architectures, augmentation, training, evaluation, prediction, explanation, offsets and ensembles."""

@@ -1,0 +1,1 @@
+"""Whole jobs: a recording or a picture in, beats, episodes and quality out."""

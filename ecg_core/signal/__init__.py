@@ -1,0 +1,1 @@
+"""Samples -> beats: filters, R peaks, beat windows, beat features and rhythm segments."""
