@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wfdb
-from conftest import MITDB, VFDB
+from conftest import MITDB, ROOT, VFDB
 from scipy import signal as sps
 
 from ecg_core.io import signal_io as sio
@@ -119,14 +119,53 @@ def test_csv_short_gaps_are_filled():
     assert np.isfinite(sig.signal).all() and "10 missing samples were filled in" in sig.notes[0]
 
 
-def test_edf_bytes(tmp_path):
+def edf_bytes(path: Path, tmp_path: Path) -> bytes:
+    """The record as EDF, written by wfdb's converter (it pads the last data record with -32768)."""
     from wfdb.io.convert.edf import wfdb_to_edf
 
-    wfdb_to_edf(str(VFDB / "430"), output_filename=str(tmp_path / "430.edf"))
-    sig = sio.read_upload({"430.edf": (tmp_path / "430.edf").read_bytes()})
-    assert sig.fs == 250 and sig.lead == "ECG"
-    rec = wfdb.rdrecord(str(VFDB / "430"))
-    np.testing.assert_allclose(sig.signal[: rec.sig_len], rec.p_signal[:, 0], atol=1e-9)
+    out = tmp_path / f"{path.name}.edf"
+    wfdb_to_edf(str(path), output_filename=str(out))
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("path, lead", [(VFDB / "430", 0), (MITDB / "207", 0), (MITDB / "114", 1)])
+def test_edf_bytes_equal_rdrecord(tmp_path, path, lead):
+    sig = sio.read_upload({f"{path.name}.edf": edf_bytes(path, tmp_path)})
+    rec = wfdb.rdrecord(str(path))
+    assert sig.fs == rec.fs and sig.lead == rec.sig_name[lead] and sig.signal.size == rec.sig_len
+    np.testing.assert_allclose(sig.signal, rec.p_signal[:, lead], atol=1e-9)
+    assert any("padding the last data record" in n for n in sig.notes)
+    assert sig.quality.verdict == "good"
+
+
+def _edf_with(data: bytes, samples_per_record: bytes | None = None, records: bytes | None = None) -> bytes:
+    d = bytearray(data)
+    ns = int(d[252:256])
+    if records is not None:
+        d[236:244] = records.ljust(8)
+    if samples_per_record is not None:
+        at = 256 + ns * 216
+        for i in range(ns):
+            d[at + 8 * i: at + 8 * (i + 1)] = samples_per_record.ljust(8)
+    return bytes(d)
+
+
+def test_malformed_edf_counts_get_one_line_messages(tmp_path):
+    data = edf_bytes(MITDB / "208", tmp_path)
+    cases = [
+        (_edf_with(data, b"0", b"-1"),  # was an uncaught ZeroDivisionError
+         "x.edf: the header gives 0 samples per data record; every signal needs at least one."),
+        (_edf_with(data, b"-5"),
+         "x.edf: the header gives -5 samples per data record; every signal needs at least one."),
+        (_edf_with(data, records=b"99"), "x.edf: the header describes 99 data records but the file is shorter."),
+        (data[:300], "x.edf: the file ends inside its header (300 of 768 bytes)."),
+    ]
+    for bad, message in cases:
+        with pytest.raises(SignalInputError) as exc:
+            sio.read_upload({"x.edf": bad})
+        assert str(exc.value) == message
+    ok = sio.read_upload({"x.edf": _edf_with(data, records=b"-1")})  # -1: 'unknown' (written while recording)
+    assert ok.signal.size == 43200
 
 
 # ---------------------------------------------------------------- refusals, each with its exact message
@@ -144,6 +183,21 @@ def _rate_header(rate: bytes) -> dict[str, bytes]:
     return files
 
 
+def _header_with(old: bytes, new: bytes) -> dict[str, bytes]:
+    files = record_files(MITDB / "208")
+    assert old in files["208.hea"]
+    files["208.hea"] = files["208.hea"].replace(old, new, 1)
+    return files
+
+
+def _random_dat() -> dict[str, bytes]:
+    """208's valid header over random bytes of the right length."""
+    files = record_files(MITDB / "208")
+    files["208.dat"] = np.random.default_rng(3).integers(0, 256, len(files["208.dat"]), dtype=np.uint8).tobytes()
+    return files
+
+
+GAIN = b"200.0(1024)/mV 12 0 1003"
 NOISE = np.random.default_rng(0).normal(size=7200)
 
 REFUSALS = [
@@ -184,6 +238,38 @@ REFUSALS = [
     ("unsupported type", lambda: sio.read_upload({"beat.png": b"\x89PNG"}),
      "beat.png: unsupported file type; upload a WFDB record (.hea + .dat [+ .atr]), a .csv or an .edf file."),
     ("not EDF", lambda: sio.read_upload({"x.edf": b"hello" * 100}), "x.edf: not an EDF file (invalid header)."),
+    # headers wfdb's patterns let through to defaults (250 Hz, the file's length)
+    ("negative rate", lambda: sio.read_upload(_header_with(b" 360 ", b" -360 ")),
+     "208.hea: the sampling rate '-360' is not a positive number of Hz."),
+    ("NaN rate", lambda: sio.read_upload(_header_with(b" 360 ", b" nan ")),
+     "208.hea: the sampling rate 'nan' is not a positive number of Hz."),
+    ("negative sample count", lambda: sio.read_upload(_header_with(b" 43200", b" -43200")),
+     "208.hea: the sample count '-43200' is not a whole number of samples."),
+    ("NaN gain", lambda: sio.read_upload(_header_with(GAIN, b"nan(1024)/mV 12 0 1003")),
+     "208.hea: the ADC gain 'nan(1024)/mV' of signal 1 is not a number."),
+    # out of physical range: the flat-line check used to be fooled by an overflowing standard deviation
+    ("tiny gain", lambda: sio.read_upload(_header_with(GAIN, b"1e-300(1024)/mV 12 0 1003")),
+     "208.dat: the sample at 56.36 s reads 4.67e+302 mV; an ECG stays within +-20 mV "
+     "(check the units, the gain and the baseline)."),
+    ("huge gain", lambda: sio.read_upload(_header_with(GAIN, b"1e300(1024)/mV 12 0 1003")),
+     "208.dat: the signal spans only 8.16e-298 mV peak to peak, less than an ECG amplifier resolves "
+     "(20 microvolts); check the units and the gain."),
+    ("overflow CSV", lambda: sio.read_upload({"big.csv": b"1e308\n-1e308\n" * 3600}, fs=360),
+     "big.csv: the sample at 0.00 s reads 1e+308 mV; an ECG stays within +-20 mV "
+     "(check the units, the gain and the baseline)."),
+    ("infinite CSV", lambda: sio.read_upload({"inf.csv": csv_bytes(np.r_[NOISE[:10], np.inf, NOISE])}, fs=360),
+     "inf.csv: the sample at 0.03 s reads inf mV; an ECG stays within +-20 mV "
+     "(check the units, the gain and the baseline)."),
+    ("all-NaN CSV", lambda: sio.read_upload({"nan.csv": b"nan\n" * 7200}, fs=360),
+     "nan.csv: no sample is a number (every value is empty or NaN)."),
+    ("all-NaN value column", lambda: sio.read_upload({"nan2.csv": b"t,v\n" + b"".join(
+        f"{i / 360:.5f},\n".encode() for i in range(7200))}),
+     "nan2.csv: no sample of column 'v' is a number (every value is empty or NaN)."),
+    # a valid header over random bytes: within range, not flat, but no part of it is an ECG
+    ("random .dat", lambda: sio.read_upload(_random_dat()),
+     "208: not readable as an ECG: 0 % of the recording is readable (mostly high-frequency noise)."),
+    ("white-noise CSV", lambda: sio.read_upload({"noise.csv": csv_bytes(NOISE * 0.3)}, fs=360),
+     "noise: not readable as an ECG: 0 % of the recording is readable (mostly high-frequency noise)."),
 ]
 
 
@@ -197,3 +283,60 @@ def test_refusals_have_one_line_messages(case, call, message):
 def test_recordings_longer_than_24_hours_are_refused():
     with pytest.raises(SignalInputError, match=r"^long.csv: the recording lasts 24.1 h; at most 24 h are accepted.$"):
         sio.validate(np.zeros(int(24.1 * 3600 * 100)), 100.0, "long.csv")
+
+
+def test_negative_gain_is_read_as_wfdb_does_with_a_note():
+    """WFDB allows a negative gain (samples stored inverted): read as wfdb.rdrecord reads it, and said."""
+    files = _header_with(GAIN, b"-200.0(1024)/mV 12 0 1003")
+    sig = sio.read_upload(files)
+    np.testing.assert_array_equal(sig.signal, -mlii())
+    assert sig.notes[0] == ("Signal MLII has a negative ADC gain (-200): its samples are turned over as the header "
+                            "asks; if the trace looks upside down, check the header.")
+
+
+def test_a_header_without_rate_says_250_hz_is_assumed():
+    files = record_files(MITDB / "208")
+    files["208.hea"] = files["208.hea"].replace(b"208 2 360 43200", b"208 2", 1)
+    sig = sio.read_upload(files)
+    assert sig.fs == 250 and sig.notes[0] == "208.hea gives no sampling rate; WFDB's default of 250 Hz is assumed."
+
+
+def test_real_excerpt_is_accepted_with_a_good_verdict():
+    for path in (MITDB / "208", MITDB / "232", VFDB / "430"):
+        sig = sio.read_upload(record_files(path))
+        assert sig.quality.verdict == "good" and sig.quality.readable_share >= 0.9
+        assert sig.notes[-1].startswith("Signal quality good: ") and sig.reference is not None
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3])
+def test_a_random_annotation_file_is_flagged_not_used(seed):
+    files = record_files(MITDB / "208")
+    files["208.atr"] = np.random.default_rng(seed).integers(0, 256, 6000, dtype=np.uint8).tobytes()
+    sig = sio.read_upload(files)
+    assert sig.reference is None
+    note = [n for n in sig.notes if n.startswith("208.atr is not used as the reference")]
+    assert len(note) == 1 and "agree for only" in note[0] and "\n" not in note[0]
+
+
+# ---------------------------------------------------------------- the hand decoder against wfdb on the full databases
+
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db", ["mitdb", "vfdb"])
+def test_hand_decoder_equals_rdrecord_on_every_record(db):
+    """wfdb reads records only from paths (a memory:// path is made local), so .dat bytes are decoded here."""
+    folder = SHARED / db
+    records = sorted(p.stem for p in folder.glob("*.hea"))
+    if not records:
+        pytest.skip(f"{folder} holds no records")
+    assert len(records) >= {"mitdb": 48, "vfdb": 20}[db]
+    for r in records:
+        files = record_files(folder / r)
+        header = sio.parse_header(files[f"{r}.hea"].decode(), f"{r}.hea")
+        signals = sio.read_wfdb_signals(header, files, f"{r}.hea")
+        rec = wfdb.rdrecord(str(folder / r))  # whole records: ~5 s for both databases
+        assert header.fs == rec.fs and header.sig_len == rec.sig_len
+        assert [s.name for s in header.signals] == rec.sig_name
+        np.testing.assert_array_equal(signals, rec.p_signal, err_msg=f"{db} {r}")

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ecg_core.classes import CLASS_INDEX, CLASS_KEYS, SYMBOL_TO_KEY, VF_RHYTHMS
-from ecg_core.io.signal_io import SignalInput, SignalInputError, read_path
+from ecg_core.io.signal_io import SignalInput, SignalInputError, read_path, require_quality
 from ecg_core.picture.imaging import normalise_batch
 from ecg_core.picture.render import render
 from ecg_core.settings import (
@@ -320,6 +320,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     """
     if not reads_one_lead(clf.info.representation):
         raise ValueError(two_lead_message(clf.name, clf.info.representation))
+    sig = require_quality(sig)  # the verdict joins the notes; a recording judged unreadable is refused
     report = progress or (lambda f, m: None)
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -427,11 +428,34 @@ def episodes_csv(result: RecordResult) -> bytes:
 # ---------------------------------------------------------------- CLI and benchmark
 
 def cli(a: argparse.Namespace) -> int:
-    """python -m ecg_core classify-record PATH [--model M] --out beats.csv [--episodes episodes.csv]."""
+    """python -m ecg_core classify-record PATH [--model M] --out beats.csv [--episodes episodes.csv].
+
+    Bad input, an unusable output path or an unreadable recording: exit status 2 and one line on stderr."""
+    import os
+
     from ecg_core.model.predict import ModelError, info_from_path, load
 
     def err(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
+
+    def output_problem(path: str, flag: str) -> str | None:
+        """Why `path` cannot receive an output file (checked before the work starts), or None."""
+        p = Path(path)
+        if p.is_dir():
+            return f"cannot write {flag} {path}: it is a folder; give a file name."
+        if not p.parent.is_dir():
+            return f"cannot write {flag} {path}: the folder {p.parent} does not exist."
+        if not os.access(p if p.exists() else p.parent, os.W_OK):
+            return f"cannot write {flag} {path}: permission denied."
+        existed = p.exists()
+        try:  # what os.access cannot tell (root, read-only file systems): open it as the write will
+            with open(p, "ab"):
+                pass
+        except OSError as exc:
+            return f"cannot write {flag} {path}: {exc.strerror or exc}."
+        if not existed:
+            p.unlink(missing_ok=True)
+        return None
 
     last = [-1]
 
@@ -441,6 +465,15 @@ def cli(a: argparse.Namespace) -> int:
             last[0] = step
             err(f"[{frac:4.0%}] {msg}")
 
+    outputs = [(a.out, "--out")] + ([(a.episodes, "--episodes")] if a.episodes else [])
+    if a.episodes and Path(a.episodes).resolve() == Path(a.out).resolve():
+        err(f"error: --out and --episodes name the same file ({a.out}).")
+        return 2
+    for path, flag in outputs:
+        problem = output_problem(path, flag)
+        if problem:
+            err(f"error: {problem}")
+            return 2
     try:
         sig = read_path(a.path, fs=a.fs, units=a.units, adc_gain=a.adc_gain,
                         adc_baseline=getattr(a, "adc_baseline", 0.0))
@@ -456,10 +489,18 @@ def cli(a: argparse.Namespace) -> int:
         err(f"error: {two_lead_message(clf.name, clf.info.representation)}")
         return 2
     err(f"{sig.name}: {sig.duration_s:.1f} s at {sig.fs:g} Hz, lead {sig.lead}; model {clf.name}")
-    result = classify_signal(sig, clf, progress)
-    Path(a.out).write_bytes(beats_csv(result))
-    if a.episodes:
-        Path(a.episodes).write_bytes(episodes_csv(result))
+    try:
+        result = classify_signal(sig, clf, progress)
+    except SignalInputError as exc:
+        err(f"error: {exc}")
+        return 2
+    try:
+        Path(a.out).write_bytes(beats_csv(result))
+        if a.episodes:
+            Path(a.episodes).write_bytes(episodes_csv(result))
+    except OSError as exc:  # checked above; the disk can still fill up or the folder vanish meanwhile
+        err(f"error: cannot write {exc.filename or a.out}: {exc.strerror or exc}.")
+        return 2
     s = summary(result)
     err(f"wrote {a.out} ({s['beats']} beats)" + (f" and {a.episodes} ({s['vf_episodes']} VF episodes)"
                                                    if a.episodes else ""))
