@@ -121,21 +121,29 @@ def window_measures(x: np.ndarray, fs: float) -> tuple[np.ndarray, int, dict[str
     """(window starts, window length, measures per window, Pan-Tompkins peaks at the working rate)."""
     n = min(int(round(WINDOW_S * fs)), x.size)
     starts = _window_starts(x.size, n)
-    idx = starts[:, None] + np.arange(n)[None, :]
-    raw = x[idx]
     band = sps.sosfiltfilt(sps.butter(2, (1.0, 40.0), btype="bandpass", fs=fs, output="sos"), x)
     low = sps.sosfiltfilt(sps.butter(2, 0.7, btype="lowpass", fs=fs, output="sos"), x)
-    b = band[idx]
-    amp = np.percentile(np.abs(b), 99, axis=1)
-    c = b - b.mean(axis=1, keepdims=True)
-    var = (c * c).mean(axis=1)
-    kurt = (c**4).mean(axis=1) / np.maximum(var * var, 1e-30)
-    spec = np.abs(np.fft.rfft((raw - raw.mean(axis=1, keepdims=True)) * np.hanning(n), axis=1)) ** 2
-    freqs = np.fft.rfftfreq(n, 1.0 / fs)
-    total = spec[:, freqs >= 0.5].sum(axis=1)
-    hf = spec[:, freqs >= HF_CUTOFF_HZ].sum(axis=1) / np.maximum(total, 1e-30)
     hi, lo = float(x.max()), float(x.min())
-    clip = ((raw >= hi) | (raw <= lo)).mean(axis=1) if hi > lo else np.ones(starts.size)
+    freqs = np.fft.rfftfreq(n, 1.0 / fs)
+    taper = np.hanning(n)
+    cols = ("ptp_mv", "clip_share", "hf_share", "kurtosis", "baseline_ratio")
+    out = {k: np.empty(starts.size) for k in cols}
+    chunk = max(1, 2_000_000 // n)  # windows per pass: a few tens of MB at most, even for 24 h at 1000 Hz
+    for c0 in range(0, starts.size, chunk):
+        sl = slice(c0, c0 + chunk)
+        idx = starts[sl, None] + np.arange(n)[None, :]
+        raw, b = x[idx], band[idx]
+        amp = np.percentile(np.abs(b), 99, axis=1)
+        c = b - b.mean(axis=1, keepdims=True)
+        var = (c * c).mean(axis=1)
+        out["kurtosis"][sl] = (c**4).mean(axis=1) / np.maximum(var * var, 1e-30)
+        spec = np.abs(np.fft.rfft((raw - raw.mean(axis=1, keepdims=True)) * taper, axis=1)) ** 2
+        total = spec[:, freqs >= 0.5].sum(axis=1)
+        out["hf_share"][sl] = spec[:, freqs >= HF_CUTOFF_HZ].sum(axis=1) / np.maximum(total, 1e-30)
+        out["clip_share"][sl] = ((raw >= hi) | (raw <= lo)).mean(axis=1) if hi > lo else 1.0
+        out["ptp_mv"][sl] = np.minimum(np.ptp(raw, axis=1), np.ptp(b, axis=1))
+        out["baseline_ratio"][sl] = np.ptp(low[idx], axis=1) / np.maximum(amp, 1e-12)
+    del band, low
 
     xp = signals.prepare_signal(x, fs).astype(np.float64)
     scale = WORKING_FS / fs
@@ -164,17 +172,7 @@ def window_measures(x: np.ndarray, fs: float) -> tuple[np.ndarray, int, dict[str
             corr = seg @ seg.T
             np.fill_diagonal(corr, -1.0)
             shape[i] = float(np.median(corr.max(axis=1)))
-    measures = {
-        "start_s": starts / fs,
-        "ptp_mv": np.minimum(np.ptp(raw, axis=1), np.ptp(b, axis=1)),
-        "clip_share": clip,
-        "hf_share": hf,
-        "kurtosis": kurt,
-        "agreement": agreement,
-        "shape": shape,
-        "baseline_ratio": np.ptp(low[idx], axis=1) / np.maximum(amp, 1e-12),
-        "beats": beats,
-    }
+    measures = {"start_s": starts / fs, **out, "agreement": agreement, "shape": shape, "beats": beats}
     return starts, n, measures, pt
 
 
