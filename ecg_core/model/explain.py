@@ -89,6 +89,19 @@ def colormap_legend(width: int = 256, height: int = 12) -> np.ndarray:
     return cv2.cvtColor(cv2.applyColorMap(ramp, COLORMAP), cv2.COLOR_BGR2RGB)
 
 
+def time_profile(image: np.ndarray, heatmap: np.ndarray, radius: int = 3) -> np.ndarray:
+    """The heatmap along the picture's time axis: per column, its strongest value on or near the trace.
+
+    A beat picture's columns are time (see render.window_time_axis), so this is where in time the model
+    looked; it is what the picture pages draw along the user's own trace. Scaled to a maximum of 1.
+    """
+    trace = (np.asarray(image) > 64).astype(np.uint8)
+    near = cv2.dilate(trace, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)) > 0
+    prof = np.where(near, heatmap, 0.0).max(axis=0)
+    top = float(prof.max())
+    return (prof / top).astype(np.float32) if top > 0 else prof.astype(np.float32)
+
+
 def mass_near_trace(image: np.ndarray, heatmap: np.ndarray, radius: int = 6) -> float:
     """Fraction of the heatmap's mass within `radius` pixels of the trace (bright pixels)."""
     trace = (np.asarray(image) > 64).astype(np.uint8)

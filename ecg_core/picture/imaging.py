@@ -25,6 +25,7 @@ MAX_PIXELS = 25_000_000  # e.g. 5000 x 5000; larger images are refused before de
 MAX_SIDE = 20_000  # pixels on the longer side; refused before decoding
 MIN_SIDE = 16
 MAX_DECODED_SIDE = 1024  # decoded pictures are box-reduced to at most this many pixels per side
+MAX_DIGITIZE_SIDE = 2000  # pictures to digitize keep more detail: a 12-lead page's small boxes stay resolved
 MAX_FILES_PER_BATCH = 200  # files beyond this in one upload are not decoded (bounds CPU time per rerun)
 DISPLAY_NAME_MAX = 60  # characters of a file name shown to the user
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF")
@@ -57,13 +58,42 @@ def decode_image(data: bytes) -> np.ndarray:
 
 def decode_image_with_notes(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
     """Like decode_image, plus one-line notes for the user on what was done (first frame used, rotated)."""
+    img, notes = open_image(data, MAX_DECODED_SIDE)
+    gray = _to_gray(img)
+    if max(gray.shape) > MAX_DECODED_SIDE:
+        scale = MAX_DECODED_SIDE / max(gray.shape)
+        size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    gray = np.clip(np.nan_to_num(gray, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0).astype(np.float32)
+    return np.ascontiguousarray(gray), notes
+
+
+def decode_rgb_with_notes(data: bytes, max_side: int = MAX_DIGITIZE_SIDE) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Untrusted bytes -> RGB float32 (h, w, 3) in [0, 1] at most max_side pixels per side, plus notes.
+
+    The colour is kept (the digitizer tells a red grid from a black trace by it); transparency is flattened
+    onto the ground a viewer would show. Failures are ImageInputError, as for decode_image.
+    """
+    img, notes = open_image(data, max_side)
+    rgb = _to_rgb(img)
+    if max(rgb.shape[:2]) > max_side:
+        scale = max_side / max(rgb.shape[:2])
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    rgb = np.clip(np.nan_to_num(rgb, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0).astype(np.float32)
+    return np.ascontiguousarray(rgb), notes
+
+
+def open_image(data: bytes, max_side: int = MAX_DECODED_SIDE) -> tuple[Image.Image, tuple[str, ...]]:
+    """Untrusted bytes -> a loaded Pillow image (first frame, upright, box-reduced towards max_side) and notes;
+    every failure is an ImageInputError with a one-line reason."""
     if not data:
         raise ImageInputError("The file is empty (0 bytes).")
     if len(data) > MAX_FILE_BYTES:
         raise ImageInputError(
             f"The file is too large ({len(data) / 2**20:.1f} MB; limit {MAX_FILE_BYTES // 2**20} MB).")
     try:
-        return _decode(bytes(data))
+        return _open(bytes(data), max_side)
     except ImageInputError:
         raise
     except UnidentifiedImageError:
@@ -74,8 +104,8 @@ def decode_image_with_notes(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
         raise ImageInputError(DAMAGED) from None
 
 
-def _decode(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The Pillow part of decode_image; raises Pillow's own errors for the caller to translate."""
+def _open(data: bytes, max_side: int) -> tuple[Image.Image, tuple[str, ...]]:
+    """The Pillow part of open_image; raises Pillow's own errors for the caller to translate."""
     notes: list[str] = []
     img = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     w, h = img.size
@@ -92,7 +122,7 @@ def _decode(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
         notes.append(ANIMATED_NOTE)
         img.seek(0)
     if img.format == "JPEG":  # decode large JPEGs at a reduced DCT scale: faster and less memory
-        img.draft(img.mode, (MAX_DECODED_SIDE, MAX_DECODED_SIDE))
+        img.draft(img.mode, (max_side, max_side))
     img.load()
     try:
         if img.getexif().get(0x0112) in (2, 3, 4, 5, 6, 7, 8):
@@ -100,19 +130,28 @@ def _decode(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
             notes.append(ROTATED_NOTE)
     except _DECODER_ERRORS:  # malformed EXIF: keep the picture as stored
         pass
-    factor = max(img.size) // MAX_DECODED_SIDE
+    factor = max(img.size) // max_side
     if factor >= 2:  # box-reduce big pictures before the float conversion (memory: 4 x 4 bytes per RGBA pixel)
         if img.mode in ("P", "PA", "1"):
             img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "L")
-        if not img.mode.startswith("I;16"):  # Pillow cannot reduce 16-bit pictures: cv2 does it below
+        if not img.mode.startswith("I;16"):  # Pillow cannot reduce 16-bit pictures: cv2 does it later
             img = img.reduce(factor)
+    return img, tuple(notes)
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Any PIL mode -> RGB float32 [0, 1]; grey-level modes are repeated in three channels."""
+    if img.mode in ("RGB", "RGBX", "YCbCr", "CMYK", "HSV") and "transparency" not in img.info:
+        return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    if img.mode in ("P", "PA", "RGBA", "RGBa") or "transparency" in img.info:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:4]
+        lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        drawn = lum[alpha[..., 0] > 0.5]
+        ground = 0.0 if drawn.size and np.percentile(drawn, 10) > 0.5 else 1.0
+        return (rgba[..., :3] * alpha + ground * (1.0 - alpha)).astype(np.float32)
     gray = _to_gray(img)
-    if max(gray.shape) > MAX_DECODED_SIDE:
-        scale = MAX_DECODED_SIDE / max(gray.shape)
-        size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    gray = np.clip(np.nan_to_num(gray, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0).astype(np.float32)
-    return np.ascontiguousarray(gray), tuple(notes)
+    return np.repeat(gray[..., None], 3, axis=2)
 
 
 def _to_gray(img: Image.Image) -> np.ndarray:

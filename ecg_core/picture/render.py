@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from scipy import signal as sps
 
-from ecg_core.settings import IMAGE_MARGIN, IMAGE_SIZE, TEMPLATE_INTENSITY, WORKING_FS
+from ecg_core.settings import IMAGE_MARGIN, IMAGE_SIZE, TEMPLATE_INTENSITY, WINDOW_BEFORE, WINDOW_LEN, WORKING_FS
 
 _SHIFT = 4  # OpenCV sub-pixel bits: coordinates are multiplied by 2**_SHIFT
 SPECTRAL_NPERSEG = 64  # 178 ms analysis window
@@ -113,6 +113,16 @@ def render_spectral(windows: np.ndarray, size: int = IMAGE_SIZE, fs: int = WORKI
     for i, m in enumerate(scaled):
         out[i] = np.clip(cv2.resize(m[::-1], (size, size), interpolation=cv2.INTER_LINEAR), 0, 255)
     return out
+
+
+def window_time_axis(size: int = IMAGE_SIZE, margin: int = IMAGE_MARGIN) -> np.ndarray:
+    """For each column of a trace picture, its time in working-rate samples from the beat's R peak.
+
+    The window's WINDOW_LEN samples span the columns margin .. size - 1 - margin (see _trace_points);
+    columns in the margins extrapolate the same axis.
+    """
+    inner = size - 1 - 2 * margin
+    return (np.arange(size) - margin) / inner * (WINDOW_LEN - 1) - WINDOW_BEFORE
 
 
 RENDERERS = {"waveform": render_waveform, "spectral": render_spectral, "twolead": render_twolead,

@@ -1,0 +1,332 @@
+"""Picture bytes -> calibrated ECG signals: the digitizer.
+
+Steps: decode (colour kept) -> ground and ink maps (dark-on-light or light-on-dark, shading removed) ->
+deskew from the grid or baseline -> grid period -> straight lines (grid, axes) removed -> trace mask (text
+and specks dropped) -> strips -> one followed path per strip -> calibration -> signals in millivolts.
+
+Calibration: from the ECG grid when there is one (1 mm small boxes; 25 mm/s and 10 mm/mV), else from
+the time span the user states for the trace's width (presets in SPAN_PRESETS); a picture without grid and
+without a stated span gets a guess from its shape, and says so. Amplitude without a grid is relative
+(the models scale every beat to its own range).
+
+Nothing is written to disk; every failure is a DigitizeError whose str() is one line for the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ecg_core.io.signal_io import SignalInput
+from ecg_core.picture import grid as gridlib
+from ecg_core.picture import trace as tracelib
+from ecg_core.picture.imaging import ImageInputError, decode_rgb_with_notes
+from ecg_core.settings import WORKING_FS
+
+PAPER_SPEED_MM_S = 25.0
+PAPER_GAIN_MM_MV = 10.0
+SPAN_PRESETS: dict[str, float] = {  # label -> seconds across the trace
+    "a single beat (about 0.8 s)": 0.8,
+    "a beat picture of this project (1.6 s)": 1.6,
+    "a 10 s rhythm strip": 10.0,
+}
+STRIP_ASPECT = 2.5  # without grid or stated span, a picture this much wider than tall is taken for a 10 s strip
+MIN_COVERAGE = 0.5  # share of the trace's columns that must hold trace pixels
+MAX_TALL_SHARE = 0.35  # columns with a run this much taller than the line: filled areas, not a trace
+MIN_GRID_CONFIDENCE = gridlib.MIN_CONFIDENCE
+UNRELATIVE_RANGE_MV = 1.5  # a trace without amplitude calibration is scaled to this peak-to-peak (robust)
+
+
+class DigitizeError(ValueError):
+    """A picture that cannot be digitized; str(error) is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How pixels became seconds and millivolts, and how sure that is."""
+
+    method: str  # "grid", "span" (stated) or "assumed"
+    px_per_s: float
+    px_per_mv: float | None  # None: amplitude relative
+    confidence: float  # 0..1
+    description: str
+
+
+@dataclass
+class Trace:
+    """One digitized strip: the signal, and where it lies in the user's picture."""
+
+    label: str
+    signal_mv: np.ndarray  # at WORKING_FS
+    fs: float
+    t0_s: float  # time of sample 0 from the picture's left edge, as calibrated
+    path_x: np.ndarray  # the followed path in the uploaded picture's pixel coordinates (one point per column)
+    path_y: np.ndarray
+    quality: float  # 0..1: coverage x smoothness of the followed path
+    thickness: float
+    px_per_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.signal_mv.size / self.fs
+
+    def picture_x(self, t_s: np.ndarray) -> np.ndarray:
+        """Picture columns (uploaded picture) of times measured from the picture's left edge."""
+        cols = np.arange(self.path_x.size)
+        rel = (np.asarray(t_s, dtype=float) - self.t0_s) * self.px_per_s
+        return np.interp(rel, cols, self.path_x)
+
+    def picture_y(self, t_s: np.ndarray) -> np.ndarray:
+        cols = np.arange(self.path_y.size)
+        rel = (np.asarray(t_s, dtype=float) - self.t0_s) * self.px_per_s
+        return np.interp(rel, cols, self.path_y)
+
+
+@dataclass
+class Digitized:
+    """What the digitizer read from a picture."""
+
+    width: int
+    height: int
+    layout: str  # "strip", "stacked", "twelve_lead"
+    traces: list[Trace]
+    primary: int  # index of the trace to classify with a one-lead model (lead II rhythm strip on a 12-lead)
+    calibration: Calibration
+    rotation_deg: float
+    light_on_dark: bool
+    grid_px_per_mm: float | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def quality(self) -> float:
+        return float(self.traces[self.primary].quality * max(self.calibration.confidence, 0.3) ** 0.25)
+
+    def signal_input(self, name: str, index: int | None = None) -> SignalInput:
+        """A trace as the SignalInput every recording becomes (one lead, mV, WORKING_FS)."""
+        tr = self.traces[self.primary if index is None else index]
+        notes = list(self.notes) + [f"Digitized from the picture: {self.calibration.description}."]
+        return SignalInput(name, tr.signal_mv.astype(np.float64), tr.fs, tr.label, None, notes)
+
+
+@dataclass(frozen=True)
+class Pulse:
+    """A calibration pulse at the start of a strip: a flat-topped step of 1 mV (usually 0.2 s wide)."""
+
+    end_column: int  # first column of the path after the pulse (and its gap)
+    height_px: float  # pixels per millivolt it shows
+    width_px: float
+
+
+def find_pulse(path: tracelib.Path, px_per_mm: float | None) -> Pulse | None:
+    """The calibration pulse in the first quarter of a followed strip, if there is one.
+
+    A pulse is a plateau at least 3 mm (or 5 % of the strip) wide whose rows stay within about a line width,
+    at least 5 mm (or a quarter of the trace's range) above the level before and after it, entered and left
+    by steep strokes. ECG waves do not stay that flat that high.
+    """
+    y = tracelib.fill_gaps(path.y)
+    n = y.size
+    if n < 40:
+        return None
+    t = path.thickness
+    lo_level = float(np.median(y))
+    span = float(np.percentile(y, 99.5) - np.percentile(y, 0.5))
+    min_height = 5 * px_per_mm if px_per_mm else 0.25 * span
+    min_width = 3 * px_per_mm if px_per_mm else 0.05 * n
+    region = y[: max(int(0.25 * n), 10)]
+    high = region < lo_level - max(min_height, 3 * t)
+    i = 0
+    while i < region.size:
+        if not high[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < region.size and high[j + 1]:
+            j += 1
+        top = region[i: j + 1]
+        plateau = float(np.median(top))
+        flat = np.abs(top - plateau) <= max(2.0, 0.6 * t)  # the stroke columns at either end are not flat
+        width = _longest_run(flat)
+        if width >= min_width and width >= 0.7 * top.size - 2:
+            before = y[max(0, i - 4): i]
+            after_idx = j + 1
+            while after_idx < n and y[after_idx] < lo_level - 2 * t:
+                after_idx += 1
+            level = float(np.median(before)) if before.size else lo_level
+            if after_idx < n and level - plateau >= min_height:
+                gap = int(round(px_per_mm)) if px_per_mm else 2
+                return Pulse(min(n - 1, after_idx + gap), level - plateau, float(width))
+        i = j + 1
+    return None
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    best = run = 0
+    for f in flags:
+        run = run + 1 if f else 0
+        best = max(best, run)
+    return best
+
+
+def _without_pulse(path: tracelib.Path, pulse: Pulse) -> tracelib.Path:
+    cut = pulse.end_column
+    keep = path.sample_x >= path.x_start + cut
+    return tracelib.Path(path.x_start + cut, path.y[cut:], path.sample_x[keep], path.sample_y[keep], path.thickness,
+                         path.coverage, path.smoothness)
+
+
+def _guess_span(width_px: int, height_px: int, trace_px: int) -> tuple[float, str]:
+    if width_px >= STRIP_ASPECT * height_px:
+        return 10.0, "no grid and no stated span: taken for a 10 s strip from its shape"
+    return 1.6, "no grid and no stated span: taken for a 1.6 s beat picture from its shape"
+
+
+def calibrate(period: gridlib.GridPeriod | None, trace_px: int, width: int, height: int,
+              span_s: float | None) -> Calibration:
+    """Pixels per second and per millivolt from the grid, a stated span, or a guess."""
+    if span_s is not None:
+        if not np.isfinite(span_s) or not 0.2 <= span_s <= 60.0:
+            raise DigitizeError(f"The stated span must be between 0.2 and 60 seconds, not {span_s:g}.")
+        px_s = trace_px / span_s
+        px_mv = PAPER_GAIN_MM_MV * period.px_per_mm if period and period.large_boxes else None
+        return Calibration("span", px_s, px_mv, 0.9,
+                           f"stated span {span_s:g} s over the trace's {trace_px} px"
+                           + ("" if px_mv else "; amplitude relative"))
+    if period is not None and period.confidence >= MIN_GRID_CONFIDENCE:
+        px_mm = period.px_per_mm
+        return Calibration("grid", PAPER_SPEED_MM_S * px_mm, PAPER_GAIN_MM_MV * px_mm, period.confidence,
+                           f"ECG grid, small box {px_mm:.2f} px = 1 mm, read at {PAPER_SPEED_MM_S:g} mm/s and "
+                           f"{PAPER_GAIN_MM_MV:g} mm/mV")
+    span, why = _guess_span(width, height, trace_px)
+    return Calibration("assumed", trace_px / span, None, 0.3, f"{why} (state the span if it is not)")
+
+
+def _to_picture(xs: np.ndarray, ys: np.ndarray, inverse: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    if inverse is None:
+        return xs, ys
+    pts = np.stack([xs, ys, np.ones_like(xs)], axis=0)
+    out = inverse @ pts
+    return out[0], out[1]
+
+
+def _resample(x_cols: np.ndarray, y_rows: np.ndarray, baseline: float, cal: Calibration) -> np.ndarray:
+    """Samples (picture column, row) -> millivolts at WORKING_FS from the first column on (linear)."""
+    found = np.isfinite(y_rows)
+    x_cols, y_rows = x_cols[found], y_rows[found]
+    duration = (x_cols[-1] - x_cols[0]) / cal.px_per_s
+    t = np.arange(int(np.floor(duration * WORKING_FS)) + 1) / WORKING_FS
+    rows = np.interp(x_cols[0] + t * cal.px_per_s, x_cols, y_rows)
+    if cal.px_per_mv:
+        return -(rows - baseline) / cal.px_per_mv
+    v = -(rows - baseline)
+    lo, hi = np.percentile(v, [1, 99]) if v.size else (0.0, 1.0)
+    return v * (UNRELATIVE_RANGE_MV / max(hi - lo, 1e-6))
+
+
+def digitize(data: bytes, span_s: float | None = None, expect: str = "auto") -> Digitized:
+    """Picture bytes -> Digitized, or DigitizeError with a one-line reason.
+
+    span_s: the seconds the trace's width spans, when the picture has no grid (or to override it).
+    expect: "auto", "beat" (one trace expected) or "strip".
+    """
+    try:
+        rgb, decode_notes = decode_rgb_with_notes(data)
+    except ImageInputError as exc:
+        raise DigitizeError(str(exc)) from None
+    h, w = rgb.shape[:2]
+    notes = list(decode_notes)
+    g = gridlib.ground(rgb)
+    period = gridlib.grid_period(g.line_ink)
+    angle = gridlib.skew_angle(g.line_ink)
+    inverse = None
+    if angle:
+        fill = tuple(float(c) for c in np.median(rgb.reshape(-1, 3), axis=0))
+        turned = gridlib.rotate(rgb, angle, fill)
+        g2 = gridlib.ground(turned)
+        period2 = gridlib.grid_period(g2.line_ink)
+        # a tilt is trusted when straightening sharpens the grid, or, without any grid, in a wide strip
+        better = period2 and (period2.confidence > period.confidence if period else period2.confidence >= 0.5)
+        if better or \
+                (period is None and period2 is None and w >= STRIP_ASPECT * h):
+            rgb, g, period = turned, g2, period2
+            m = np.vstack([gridlib.rotation_matrix((h, w), angle), [0, 0, 1]])
+            inverse = np.linalg.inv(m)[:2]
+            notes.append(f"Straightened by {angle:+.1f} degrees.")
+        else:
+            angle = 0.0
+    clean = gridlib.remove_lines(g.trace_ink)
+    mask = tracelib.trace_mask(clean)
+    strips = tracelib.bands(mask)
+    if not strips:
+        raise DigitizeError("No ECG trace was found in the picture.")
+    if len(strips) > tracelib.MAX_BANDS:
+        raise DigitizeError(f"{len(strips)} rows of traces were found: this layout is not understood "
+                            "(a rhythm strip, 2-3 stacked strips or a standard 12-lead page are).")
+    if expect == "beat" and len(strips) > 1:
+        raise DigitizeError(f"{len(strips)} traces were found where one beat was expected.")
+    layout = "strip" if len(strips) == 1 else "stacked" if len(strips) <= 3 else "twelve_lead"
+    paths = [tracelib.follow(mask, clean, (top, bottom), base) for top, base, bottom in strips]
+    if layout == "twelve_lead":
+        primary = len(paths) - 1  # the full-width lead-II rhythm strip at the bottom
+        full = max((p.y.size for p in paths if p), default=0)
+        if paths[primary] is None or paths[primary].y.size < 0.7 * full:
+            raise DigitizeError("This looks like a 12-lead page but no full-width lead-II rhythm strip was found "
+                                "at its bottom.")
+        notes.append(f"12-lead layout ({len(strips)} rows): the bottom rhythm strip (lead II) is read.")
+    else:
+        primary = 0
+        if layout == "stacked":
+            notes.append(f"{len(strips)} stacked strips: the top one is classified.")
+    if paths[primary] is None:
+        raise DigitizeError("No ECG trace could be followed in the picture.")
+    px_mm = period.px_per_mm if period and period.confidence >= MIN_GRID_CONFIDENCE else None
+    pulses = [find_pulse(p, px_mm) if p is not None else None for p in paths]
+    paths = [_without_pulse(p, q) if q is not None else p for p, q in zip(paths, pulses)]
+    pulse = pulses[primary]
+    main = paths[primary]
+    tall = _tall_share(mask, strips[primary], main)
+    if tall > MAX_TALL_SHARE:
+        raise DigitizeError("The picture holds filled areas rather than a line trace (a chart or a photograph?): "
+                            "no ECG trace was found.")
+    if main.coverage < MIN_COVERAGE:
+        raise DigitizeError(f"The trace could be followed over only {100 * main.coverage:.0f} % of its width: "
+                            "the picture is too faint, broken or busy to digitize.")
+    cal = calibrate(period, main.y.size, w, h, span_s)
+    if pulse is not None:
+        gain = pulse.height_px / cal.px_per_mv if cal.px_per_mv else None
+        if gain is None or abs(gain - 1.0) > 0.08:  # the pulse says otherwise (or there is no grid)
+            cal = Calibration(cal.method, cal.px_per_s, pulse.height_px, cal.confidence, cal.description
+                              + f"; amplitude from the 1 mV calibration pulse ({pulse.height_px:.0f} px)")
+        else:
+            cal = Calibration(cal.method, cal.px_per_s, cal.px_per_mv, cal.confidence,
+                              cal.description + " (the 1 mV calibration pulse agrees)")
+        notes.append("A calibration pulse at the start of the strip was recognised and left out of the signal.")
+    traces = []
+    for k, p in enumerate(paths):
+        if p is None:
+            continue
+        y = tracelib.fill_gaps(p.y)
+        baseline = float(np.median(y))
+        sig = _resample(p.sample_x, p.sample_y, baseline, cal)
+        px, py = _to_picture(p.columns.astype(float), y, inverse)
+        label = ("II (rhythm strip)" if layout == "twelve_lead" and k == primary
+                 else f"strip {k + 1}" if layout != "strip" else "picture trace")
+        tr = Trace(label, sig, float(WORKING_FS), p.x_start / cal.px_per_s, px, py,
+                   float(p.coverage * p.smoothness), p.thickness, cal.px_per_s)
+        traces.append(tr)
+        if k == primary:
+            primary_index = len(traces) - 1
+    return Digitized(w, h, layout, traces, primary_index, cal, angle, g.light_on_dark,
+                     period.px_per_mm if period else None, notes)
+
+
+def _tall_share(mask: np.ndarray, strip: tuple[int, int, int], path: tracelib.Path) -> float:
+    """Share of the path's columns whose trace run in the strip is many line widths tall."""
+    top, _, bottom = strip
+    sub = mask[top:bottom, path.x_start: path.x_start + path.y.size]
+    heights = sub.sum(axis=0)
+    found = heights > 0
+    if not found.any():
+        return 0.0
+    return float(np.mean(heights[found] > 6 * path.thickness + 4))

@@ -1,0 +1,231 @@
+"""An ECG picture's ground, grid and tilt: ink maps, the grid's period, straight-line removal, deskew.
+
+Every function takes float32 arrays in [0, 1] and returns new arrays; nothing is drawn or written.
+The grid period is what calibrates a paper ECG: a small box is 1 mm, which is 40 ms at 25 mm/s and
+0.1 mV at 10 mm/mV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+MIN_PERIOD_PX = 3.0  # a grid finer than this cannot be told from JPEG noise
+MAX_PERIOD_PX = 60.0
+MIN_GRID_SIDE_PX = 100  # a grid seen one way only must be measured over at least this many pixels
+MIN_CONFIDENCE = 0.2
+LINE_COVERAGE = 0.7  # a row or column (of a tile) inked over this share of its length holds a straight line
+
+
+@dataclass(frozen=True)
+class Ground:
+    """How ink stands out from the paper or screen."""
+
+    light_on_dark: bool
+    trace_ink: np.ndarray  # the trace stands out most here; coloured grid lines fade (HSV value)
+    line_ink: np.ndarray  # every line stands out here, grid included (luminance)
+
+
+@dataclass(frozen=True)
+class GridPeriod:
+    """The ECG grid's small-box period in pixels, and how sure we are of it."""
+
+    px_per_mm: float
+    confidence: float  # 0..1: periodicity strength, small/large box structure, x/y agreement
+    large_boxes: bool  # bold lines every five small boxes were seen
+
+
+def ground(rgb: np.ndarray, background_px: int = 15) -> Ground:
+    """Ink maps of a picture: 0 on the paper (or screen), 1 on the strongest ink.
+
+    The local background is a morphological closing (opening for light-on-dark pictures) larger than a line,
+    so shading and uneven lighting do not count as ink.
+    """
+    lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    # HSV value: red, pink or green grid lines stay bright in it; a black or dark blue trace does not
+    value = np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
+    dark = float(np.median(lum)) < 0.5
+    k = cv2.getStructuringElement(cv2.MORPH_RECT, (background_px, background_px))
+
+    def ink(channel: np.ndarray) -> np.ndarray:
+        c = np.ascontiguousarray(channel, dtype=np.float32)
+        if dark:
+            bg = cv2.morphologyEx(c, cv2.MORPH_OPEN, k)
+            out = c - bg
+        else:
+            bg = cv2.morphologyEx(c, cv2.MORPH_CLOSE, k)
+            out = (bg - c) / np.maximum(bg, 0.2)
+        out = np.clip(out, 0.0, None)
+        top = float(np.percentile(out, 99.95)) if out.size > 4000 else float(out.max())
+        return np.clip(out / max(top, 1e-3), 0.0, 1.0).astype(np.float32)
+
+    line = ink(lum)
+    if dark:
+        return Ground(dark, line, line)
+    # A dark trace is dark in luminance, whatever its hue (black, dark blue, a plot's pure blue); a coloured grid
+    # is light in luminance and bright in its own channel, so it fades in the value channel. Take the value
+    # ink, and the luminance ink where the pixel itself is dark.
+    dark_weight = np.clip((0.62 - lum) / 0.3, 0.0, 1.0)
+    trace = np.maximum(ink(value), line * dark_weight)
+    return Ground(dark, trace.astype(np.float32), line)
+
+
+def _spectrum(profile: np.ndarray, pad: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """(frequencies in cycles per pixel, power) of a detrended, windowed line profile."""
+    p = profile.astype(np.float64)
+    p = p - cv2.blur(p.reshape(1, -1), (31, 1)).ravel()
+    p = (p - p.mean()) * np.hanning(p.size)
+    n = 1 << int(np.ceil(np.log2(p.size * pad)))
+    power = np.abs(np.fft.rfft(p, n)) ** 2
+    return np.fft.rfftfreq(n), power
+
+
+def _peak(freqs: np.ndarray, power: np.ndarray, f: float, rel: float = 0.04) -> tuple[float, float]:
+    """(frequency, power) of the strongest bin within +-rel of f, parabolically interpolated."""
+    lo, hi = np.searchsorted(freqs, f * (1 - rel)), np.searchsorted(freqs, f * (1 + rel)) + 1
+    lo, hi = max(lo, 1), min(hi, power.size - 1)
+    if hi <= lo:
+        return f, 0.0
+    i = lo + int(np.argmax(power[lo:hi]))
+    a, b, c = np.log(power[i - 1: i + 2] + 1e-30)
+    d = a - 2 * b + c
+    shift = float(np.clip(0.5 * (a - c) / d, -0.5, 0.5)) if d < 0 else 0.0
+    return float(freqs[i] + shift * (freqs[1] - freqs[0])), float(power[i])
+
+
+def _period_1d(profile: np.ndarray) -> tuple[float, float, bool]:
+    """(small-box period px, strength 0..1, bold lines seen) of a grid's line profile; period 0 when none.
+
+    A grid is a comb in the spectrum: its fundamental is the widest repeat (the 5 mm bold lines where they
+    are drawn), and paper with bold lines has an especially strong fifth harmonic (the 1 mm lines). The period
+    is refined on the highest harmonic that stands out, which measures it over the whole picture.
+    """
+    if profile.size < 8 * MIN_PERIOD_PX:
+        return 0.0, 0.0, False
+    freqs, power = _spectrum(profile)
+    band = (freqs >= 1.0 / min(5.5 * MAX_PERIOD_PX, profile.size / 3)) & (freqs <= 1.0 / MIN_PERIOD_PX)
+    if not band.any() or power[band].max() <= 0:
+        return 0.0, 0.0, False
+    total = float(power[band].sum())
+    f_top = float(freqs[band][np.argmax(power[band])])
+    floor = float(np.median(power[band]))
+    # the fundamental: the lowest sub-multiple of the strongest line that still stands out of the floor
+    f0 = f_top
+    for k in range(6, 1, -1):
+        f, pw = _peak(freqs, power, f_top / k)
+        if f >= freqs[band][0] and pw > 30 * floor and pw > 0.02 * power[band].max():
+            f0 = f_top / k
+            break
+    f0, _ = _peak(freqs, power, f0)
+    harmonics = [(_peak(freqs, power, k * f0)) for k in range(1, 11) if k * f0 <= 0.5]
+    comb = sum(pw for _, pw in harmonics)
+    # share of the profile's power on the comb's bins (each harmonic's peak spreads over ~pad bins)
+    strength = float(np.clip(comb * 12 / max(total, 1e-30), 0.0, 1.0))
+    powers = np.array([pw for _, pw in harmonics])
+    bold = powers.size >= 5 and powers[4] > 2.0 * max(float(np.mean(powers[1:4])), 1e-30)
+    # refine on the highest harmonic that stands out
+    best = 1
+    for k, (_, pw) in enumerate(harmonics, start=1):
+        if pw > 0.1 * powers.max():
+            best = k
+    f_ref = harmonics[best - 1][0] / best
+    spacing = 1.0 / f_ref
+    if bold:
+        return spacing / 5.0, strength, True
+    if spacing > 14.0:  # lines this far apart are the 5 mm lines of a grid without the 1 mm ones
+        return spacing / 5.0, strength * 0.8, True
+    return spacing, strength, False
+
+
+def grid_period(line_ink: np.ndarray) -> GridPeriod | None:
+    """The ECG grid's small-box period, measured from column and row profiles of the line ink, or None.
+
+    A grid repeats both ways with one period: when columns and rows agree within 3 % it is taken (their
+    weighted mean); one direction alone must be clearly periodic, in a picture large enough to tell.
+    """
+    cols = np.median(line_ink, axis=0)  # the trace covers few rows of a column; grid lines all of them
+    rows = np.median(line_ink, axis=1)
+    px, sx, bx = _period_1d(cols)
+    py, sy, by = _period_1d(rows)
+    if px > 0 and py > 0 and abs(px - py) / max(px, py) < 0.03:
+        period = (px * sx + py * sy) / max(sx + sy, 1e-9)
+        return GridPeriod(float(period), float(np.clip(0.4 + sx + sy, 0.0, 1.0)), bx or by)
+    if min(line_ink.shape) < MIN_GRID_SIDE_PX:
+        return None
+    period, strength, bold = max(((px, sx, bx), (py, sy, by)), key=lambda c: c[1])
+    confidence = float(np.clip(2.0 * (strength - 0.15), 0.0, 1.0))
+    if period <= 0 or confidence < MIN_CONFIDENCE:
+        return None
+    return GridPeriod(float(period), confidence, bold)
+
+
+def remove_lines(ink: np.ndarray, coverage: float = LINE_COVERAGE) -> np.ndarray:
+    """Ink less the straight horizontal and vertical lines (grid, axes, frames) that cross a tile.
+
+    A line's strength in a column is a low percentile of that column (the trace covers few of its pixels, a
+    grid or axis line nearly all); the same along rows, per quarter of the width so that mild perspective and
+    a slight residual tilt are followed. A steep QRS stroke that fills a column loses that column only, which
+    the trace follower bridges.
+    """
+    q = 100.0 * (1.0 - coverage)
+    h, w = ink.shape
+    vertical = np.empty_like(ink)
+    tiles_v = 2 if h >= 300 else 1
+    for t in range(tiles_v):
+        a, b = t * h // tiles_v, (t + 1) * h // tiles_v
+        vertical[a:b] = np.percentile(ink[a:b], q, axis=0)[None, :]
+    horizontal = np.empty_like(ink)
+    for t in range(4):
+        a, b = t * w // 4, (t + 1) * w // 4
+        horizontal[:, a:b] = np.percentile(ink[:, a:b], q, axis=1)[:, None]
+    return np.clip(ink - np.maximum(vertical, horizontal), 0.0, 1.0).astype(np.float32)
+
+
+def skew_angle(line_ink: np.ndarray, max_deg: float = 6.0, work_side: int = 480) -> float:
+    """The rotation (degrees, counter-clockwise positive as cv2 uses it) that makes lines horizontal.
+
+    The angle whose row profile is sharpest (grid lines, axes and the baseline line up with pixel rows);
+    0 unless the best angle is clearly sharper than no rotation.
+    """
+    h, w = line_ink.shape
+    s = min(1.0, work_side / max(h, w))
+    small = cv2.resize(line_ink, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape
+    centre = (sw / 2.0, sh / 2.0)
+
+    def sharpness(angle: float) -> float:
+        m = cv2.getRotationMatrix2D(centre, angle, 1.0)
+        r = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderValue=0.0)
+        prof = r.sum(axis=1)
+        return float(np.sum(np.diff(prof) ** 2))
+
+    coarse = np.arange(-max_deg, max_deg + 1e-9, 0.5)
+    scores = np.array([sharpness(a) for a in coarse])
+    best = float(coarse[int(np.argmax(scores))])
+    fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.1)
+    fscores = np.array([sharpness(a) for a in fine])
+    best = float(fine[int(np.argmax(fscores))])
+    base = sharpness(0.0)
+    if abs(best) < 0.15 or max(fscores) < 1.08 * base:
+        return 0.0
+    return round(best, 2)
+
+
+def rotate(image: np.ndarray, angle: float, fill: float | tuple[float, ...]) -> np.ndarray:
+    """image rotated by `angle` degrees about its centre (same size), the uncovered corners filled."""
+    if angle == 0.0:
+        return image
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
+    border = fill if isinstance(fill, tuple) else (fill, fill, fill)
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=border)
+
+
+def rotation_matrix(shape: tuple[int, int], angle: float) -> np.ndarray:
+    """The 2 x 3 affine matrix `rotate` applies to a picture of this shape."""
+    h, w = shape[:2]
+    return cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)

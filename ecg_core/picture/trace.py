@@ -1,0 +1,262 @@
+"""Follow an ECG trace through a cleaned ink map: the trace mask, its rows (strips), and one path per strip.
+
+The path is chosen column by column among the runs of trace pixels in each column, by dynamic programming
+(Viterbi): the cost of a step is the vertical gap between consecutive runs, so the path stays on the
+connected trace through steep QRS strokes and small gaps, and text or specks beside it are left alone.
+A run taller than the line shows a stroke: its far end is taken where the trace turns (a peak), its
+middle where it passes through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import signal as sps
+
+STRONG, WEAK = 0.45, 0.18  # hysteresis thresholds on the cleaned ink (relative to its top)
+SKIP_COST = 2.0  # cost of a column without any trace pixel, in pixels of vertical gap
+MAX_BANDS = 6
+
+
+@dataclass(frozen=True)
+class Path:
+    """One followed trace: a row (sub-pixel) for each column from x_start, NaN where no trace was found,
+    and the finer signal samples (two per column where the trace moves within a column)."""
+
+    x_start: int
+    y: np.ndarray  # float64 rows, one per column
+    sample_x: np.ndarray  # float64 picture columns of the signal samples, increasing
+    sample_y: np.ndarray  # float64 rows of the signal samples, NaN where no trace was found
+    thickness: float
+    coverage: float  # share of columns between the ends where trace pixels were found
+    smoothness: float  # share of steps between found columns without a jump larger than a few line widths
+
+    @property
+    def columns(self) -> np.ndarray:
+        return np.arange(self.x_start, self.x_start + self.y.size)
+
+
+def trace_mask(ink: np.ndarray) -> np.ndarray:
+    """Boolean mask of trace pixels: hysteresis threshold, then small blobs (text glyphs, specks) dropped."""
+    top = float(np.percentile(ink, 99.9)) if ink.size > 2000 else float(ink.max())
+    if top <= 0.05:
+        return np.zeros(ink.shape, dtype=bool)
+    strong = ink >= STRONG * top
+    weak = (ink >= WEAK * top).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+    keep = np.zeros(n, dtype=bool)
+    keep[np.unique(labels[strong])] = True
+    keep[0] = False
+    h, w = ink.shape
+    bw, bh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    small = (bw < max(4, 0.025 * w)) & (bh < max(6, 0.08 * h))
+    keep &= ~small
+    return keep[labels]
+
+
+def bands(mask: np.ndarray) -> list[tuple[int, int, int]]:
+    """Horizontal strips of trace: (top row, baseline row, bottom row) each, from the top of the picture.
+
+    Each strip's baseline is a peak of the row profile of trace pixels (a trace spends most of its time
+    there); a strip reaches halfway to the next one.
+    """
+    h = mask.shape[0]
+    prof = mask.sum(axis=1).astype(np.float64)
+    if prof.max() <= 0:
+        return []
+    smooth = np.convolve(prof, np.ones(5) / 5, mode="same")
+    peaks, _ = sps.find_peaks(smooth, height=0.2 * smooth.max(), prominence=0.15 * smooth.max(),
+                              distance=max(8, h // (2 * MAX_BANDS)))
+    if peaks.size == 0:
+        peaks = np.array([int(np.argmax(smooth))])
+    # a strip is only a strip if its trace runs a good part of the picture's width
+    widths = []
+    for p in peaks:
+        cols = mask[max(0, p - 3): p + 4].any(axis=0)
+        widths.append(cols.sum())
+    widths = np.array(widths)
+    peaks = peaks[widths >= 0.2 * widths.max()]
+    out = []
+    for i, p in enumerate(peaks):
+        top = 0 if i == 0 else (peaks[i - 1] + p) // 2
+        bottom = h if i == len(peaks) - 1 else (p + peaks[i + 1]) // 2
+        out.append((int(top), int(p), int(bottom)))
+    return out
+
+
+def _runs(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (inclusive) rows of the runs of True in a boolean column."""
+    d = np.diff(np.concatenate([[0], col.view(np.int8), [0]]))
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
+
+
+def _column_runs(mask: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Start and end rows (inclusive) of the runs of True in every column, all columns at once."""
+    pad = np.zeros((1, mask.shape[1]), dtype=np.int8)
+    d = np.diff(np.vstack([pad, mask.astype(np.int8), pad]), axis=0)
+    start_col, start_row = np.nonzero(d.T == 1)  # transposed: sorted by column, then row
+    end_col, end_row = np.nonzero(d.T == -1)
+    cuts = np.searchsorted(start_col, np.arange(1, mask.shape[1]))
+    return np.split(start_row, cuts), np.split(end_row - 1, cuts)
+
+
+def line_thickness(mask: np.ndarray) -> float:
+    """The drawn line's width in pixels: the median length of single short runs (flat stretches)."""
+    lengths = []
+    for x in range(0, mask.shape[1], max(1, mask.shape[1] // 200)):
+        s, e = _runs(mask[:, x])
+        if s.size == 1:
+            lengths.append(e[0] - s[0] + 1)
+    return float(np.median(lengths)) if lengths else 1.0
+
+
+def follow(mask: np.ndarray, ink: np.ndarray, rows: tuple[int, int], baseline: int) -> Path | None:
+    """The trace of one strip (rows [top, bottom)) as a sub-pixel row per column, or None if there is none."""
+    top, bottom = rows
+    sub = mask[top:bottom]
+    cols = np.flatnonzero(sub.any(axis=0))
+    if cols.size < 8:
+        return None
+    x0, x1 = int(cols[0]), int(cols[-1]) + 1
+    thick = max(1.0, line_thickness(sub[:, x0:x1]))
+    weights = ink[top:bottom]
+
+    starts, ends = _column_runs(sub[:, x0:x1])
+    back: list[np.ndarray | None] = []
+    prev_s = prev_e = None
+    prev_cost = None
+    for i in range(x1 - x0):
+        s, e = starts[i], ends[i]
+        if s.size == 0:
+            back.append(None)
+            if prev_cost is not None:
+                prev_cost = prev_cost + SKIP_COST
+            continue
+        if prev_s is None:
+            cost = np.abs((s + e) / 2.0 - (baseline - top)) * 1e-3  # start near the baseline on ties
+            bp = np.full(s.size, -1)
+        else:
+            gap = np.maximum(0, np.maximum(s[None, :] - prev_e[:, None], prev_s[:, None] - e[None, :]))
+            total = prev_cost[:, None] + gap / thick
+            bp = np.argmin(total, axis=0)
+            cost = total[bp, np.arange(s.size)]
+        back.append(bp)
+        prev_s, prev_e, prev_cost = s, e, cost
+    if prev_cost is None:
+        return None
+
+    # backtrack
+    n = x1 - x0
+    chosen = np.full(n, -1)
+    j = int(np.argmin(prev_cost))
+    for i in range(n - 1, -1, -1):
+        if back[i] is None:
+            continue
+        chosen[i] = j
+        j = int(back[i][j])
+        if j < 0:
+            break
+    y = np.full(n, np.nan)
+    lo = np.full(n, np.nan)
+    hi = np.full(n, np.nan)
+    for i in range(n):
+        if chosen[i] < 0:
+            continue
+        a, b = starts[i][chosen[i]], ends[i][chosen[i]]
+        lo[i], hi[i] = a, b
+        w = weights[a: b + 1, x0 + i]
+        y[i] = a + float(np.dot(np.arange(b - a + 1), w) / max(w.sum(), 1e-9))
+    sx, sy = _samples(y, lo, hi, thick)
+    found = np.isfinite(y)
+    steps = np.abs(np.diff(y[found])) if found.sum() > 1 else np.zeros(0)
+    smooth = float(np.mean(steps <= 4 * thick + 2)) if steps.size else 0.0
+    return Path(x0, y + top, sx + x0, sy + top, thick, float(found.mean()), smooth)
+
+
+def _samples(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, thick: float) -> tuple[np.ndarray, np.ndarray]:
+    """Signal samples (column, row) from the followed runs.
+
+    Where the trace is flat a column's run is about a line wide and gives its (ink-weighted) centre. Where
+    it is steep, columns are a poor sampler: a thick line's up- and downstroke overlap in the same columns.
+    There the followed pixels are scanned row by row instead, and each row's crossings (the centres of its
+    runs) are points of the graph: sorted by column they sample strokes, spikes and turns at full height
+    and with their timing.
+    """
+    n = y.size
+    found = np.isfinite(y)
+    tall = found & ((hi - lo + 1) > 1.8 * thick + 1)
+    xs: list[float] = []
+    ys: list[float] = []
+    half = thick / 2.0
+    i = 0
+    while i < n:
+        if not found[i]:
+            i += 1
+            continue
+        if not tall[i]:
+            xs.append(float(i))
+            ys.append(float(y[i]))
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and tall[j + 1]:
+            j += 1
+        a, b = max(0, i - 1), min(n - 1, j + 1)
+        r0, r1 = int(np.nanmin(lo[a: b + 1])), int(np.nanmax(hi[a: b + 1]))
+        window = np.zeros((r1 - r0 + 1, b - a + 1), dtype=bool)  # the followed runs only (no text beside)
+        for c in range(a, b + 1):
+            if found[c]:
+                window[int(lo[c]) - r0: int(hi[c]) - r0 + 1, c - a] = True
+        last = window.shape[1] - 1
+        for r in range(window.shape[0]):
+            s, e = _runs(window[r])
+            for s0, e0 in zip(s, e):
+                wide = e0 - s0 + 1 > 1.6 * thick
+                from_left, to_right = s0 == 0 and a < i, e0 == last and b > j
+                if from_left or to_right:  # joins a flat neighbour: only the stroke's own end is a new crossing
+                    if wide and not (from_left and to_right):
+                        xs.append(a + (e0 - half + 0.5 if from_left else s0 + half - 0.5))
+                        ys.append(float(r0 + r))
+                elif wide:  # two strokes merged in this row (near a peak): both crossings
+                    xs += [a + s0 + half - 0.5, a + e0 - half + 0.5]
+                    ys += [float(r0 + r)] * 2
+                else:
+                    xs.append(a + 0.5 * (s0 + e0))
+                    ys.append(float(r0 + r))
+        i = j + 1
+    return _one_per_column(np.asarray(xs), np.asarray(ys), thick)
+
+
+def _one_per_column(xs: np.ndarray, ys: np.ndarray, thick: float, per_px: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Points at (nearly) the same column become one sample: the top (or bottom) of the points where both
+    neighbouring samples lie below it (above it), a spike narrower than the line; else their middle."""
+    key = np.round(xs * per_px)
+    uniq, inv = np.unique(key, return_inverse=True)
+    lo = np.full(uniq.size, np.inf)
+    hi = np.full(uniq.size, -np.inf)
+    np.minimum.at(lo, inv, ys)
+    np.maximum.at(hi, inv, ys)
+    mid = 0.5 * (lo + hi)
+    row = mid.copy()
+    half = thick / 2.0
+    for k in np.flatnonzero(hi - lo > thick):
+        left = mid[k - 1] if k > 0 else None
+        right = mid[k + 1] if k + 1 < uniq.size else None
+        if left is None or right is None:
+            continue
+        if left > lo[k] + thick and right > lo[k] + thick:
+            row[k] = lo[k] + half
+        elif left < hi[k] - thick and right < hi[k] - thick:
+            row[k] = hi[k] - half
+    return uniq / per_px, row
+
+
+def fill_gaps(y: np.ndarray) -> np.ndarray:
+    """NaN rows filled by linear interpolation between found ones (ends held)."""
+    found = np.isfinite(y)
+    if found.all() or not found.any():
+        return y
+    x = np.arange(y.size)
+    return np.interp(x, x[found], y[found])

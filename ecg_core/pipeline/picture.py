@@ -1,0 +1,229 @@
+"""A picture in, every beat classified: picture -> digitizer -> the signal pipeline of recordings -> beats.
+
+A strip picture becomes a SignalInput and goes through `record_mode.classify_signal`, the same beat
+detection, beat pictures and model as an uploaded recording. The models read 1.0 s before and 0.6 s after
+each R peak; a picture's edges are padded with its own baseline (PAD_S) so that its first and last beats
+can be classified too, with the context they lack shown as flat.
+
+A lone beat (a trace shorter than LONE_BEAT_MAX_S) is one beat: the one R peak found, classified with the
+baseline padding around it; it has no preceding beat and no patient template but itself.
+
+Without grid calibration the time scale is a stated or assumed span: every beat is then classified again
+at SPAN_FACTORS of that span, and a beat whose class changes is marked uncertain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecg_core.classes import CLASS_KEYS
+from ecg_core.io.signal_io import SignalInput
+from ecg_core.picture.digitize import Digitized, DigitizeError, Trace, digitize
+from ecg_core.picture.render import window_time_axis
+from ecg_core.pipeline import record_mode
+from ecg_core.settings import WORKING_FS
+from ecg_core.signal import signals
+from ecg_core.signal.peaks import detect_beats
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+PAD_S = 1.2
+LONE_BEAT_MAX_S = 2.5
+SPAN_FACTORS = (0.8, 1.0, 1.25)  # the span check: within +-25 % of the stated or assumed span
+CSV_COLUMNS = ["file", "beat", "time_s", "predicted", "confidence", *CLASS_KEYS, "error", "uncertain"]
+
+
+@dataclass
+class PictureResult:
+    """Every beat of a picture, where it lies in the picture, and how the picture was read."""
+
+    name: str
+    digitized: Digitized
+    kind: str  # "beat" or "strip"
+    model: str
+    representation: str
+    x: np.ndarray  # prepared, padded signal at WORKING_FS (what windows are cut from)
+    pad: int  # padding samples before the picture's trace in x
+    centres: np.ndarray  # R peaks in x of the beats in `beats`
+    peaks: np.ndarray  # every R peak in x (for the templates)
+    beats: pd.DataFrame  # beat, time_s, predicted, confidence, N..VF, uncertain, span_classes, x_px, y_px
+    episodes: pd.DataFrame  # VF episodes (start_s, end_s, duration_s) from the picture's left edge
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def trace(self) -> Trace:
+        return self.digitized.traces[self.digitized.primary]
+
+    def image(self, i: int) -> np.ndarray:
+        """The model's picture of beat i, made exactly as for classification."""
+        return record_mode.beat_image(self.x, int(self.centres[i]), self.representation, self.peaks)
+
+    def probabilities(self, i: int) -> np.ndarray:
+        return self.beats.loc[self.beats.index[i], list(CLASS_KEYS)].to_numpy(dtype=np.float32)
+
+    def window_picture_x(self, i: int) -> np.ndarray:
+        """Picture columns of the model picture's columns for beat i (time axis of the beat window)."""
+        t = self.beats["time_s"].iloc[i] + window_time_axis() / WORKING_FS
+        return self.trace.picture_x(t)
+
+
+def _padded(signal_mv: np.ndarray, pad: int) -> np.ndarray:
+    edge = max(1, int(0.2 * WORKING_FS))
+    left = np.full(pad, np.median(signal_mv[:edge]))
+    right = np.full(pad, np.median(signal_mv[-edge:]))
+    return np.concatenate([left, signal_mv, right])
+
+
+def _stretch(signal_mv: np.ndarray, factor: float) -> np.ndarray:
+    """The trace read with a span `factor` times the calibrated one (longer: more samples)."""
+    n = max(2, int(round(signal_mv.size * factor)))
+    return np.interp(np.linspace(0, signal_mv.size - 1, n), np.arange(signal_mv.size), signal_mv)
+
+
+def _lone_beat_centre(x: np.ndarray, pad: int, n: int) -> int:
+    """The R peak of a lone beat: the detected peak of largest amplitude inside the trace, else the extreme."""
+    peaks = detect_beats(x)
+    inside = peaks[(peaks >= pad) & (peaks < pad + n)]
+    if inside.size:
+        return int(inside[np.argmax(np.abs(x[inside]))])
+    seg = np.abs(x[pad: pad + n])
+    return pad + int(np.argmax(seg))
+
+
+def _classify_once(trace_mv: np.ndarray, clf, kind: str, name: str, lead: str):
+    """(x, centres, peaks, probs, episodes in s from the trace start, notes) for one reading of the trace."""
+    pad = int(round(PAD_S * WORKING_FS))
+    padded = _padded(trace_mv, pad)
+    if kind == "beat":
+        x = signals.prepare_signal(padded, WORKING_FS)
+        centre = _lone_beat_centre(x, pad, trace_mv.size)
+        centres = np.array([centre], dtype=np.int64)
+        probs = record_mode.classify_windows(x, centres, clf, peaks=centres)
+        return x, pad, centres, centres, probs, pd.DataFrame(columns=["start_s", "end_s", "duration_s"]), []
+    sig = SignalInput(name, padded, float(WORKING_FS), lead)
+    res = record_mode.classify_signal(sig, clf)
+    inside = (res.centres >= pad) & (res.centres < pad + trace_mv.size)
+    probs = res.beats[list(CLASS_KEYS)].to_numpy(dtype=np.float32)[inside]
+    ep = res.episodes.copy()
+    if len(ep):
+        ep[["start_s", "end_s"]] = (ep[["start_s", "end_s"]] - pad / WORKING_FS).clip(
+            lower=0.0, upper=trace_mv.size / WORKING_FS)
+        ep["duration_s"] = (ep["end_s"] - ep["start_s"]).round(2)
+        ep = ep[ep["duration_s"] > 0]
+    vf = res.beats["in_vf_episode"].to_numpy()[inside]
+    return res.x, pad, res.centres[inside], res.peaks_own, probs, ep, [bool(v) for v in vf]
+
+
+def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | None = None,
+                     expect: str = "auto") -> PictureResult:
+    """Picture bytes -> PictureResult; DigitizeError (one line) when the picture cannot be read.
+
+    span_s: seconds across the trace when the picture has no grid; expect: "auto", "beat" or "strip".
+    """
+    if not record_mode.reads_one_lead(clf.info.representation):
+        raise DigitizeError(record_mode.two_lead_message(clf.name, clf.info.representation)
+                            .replace("a recording", "a one-lead picture"))
+    dig = digitize(data, span_s=span_s, expect="beat" if expect == "beat" else "auto")
+    trace = dig.traces[dig.primary]
+    kind = "beat" if expect == "beat" or (expect == "auto" and trace.duration_s < LONE_BEAT_MAX_S) else "strip"
+    if kind == "beat" and trace.duration_s < 0.25:
+        raise DigitizeError(f"The trace spans only {trace.duration_s:.2f} s as calibrated: too short for a beat.")
+    x, pad, centres, peaks, probs, episodes, in_vf = _classify_once(trace.signal_mv, clf, kind, name, trace.label)
+    notes = list(dig.notes)
+    if centres.size == 0:
+        raise DigitizeError("No heartbeat was found in the digitized trace.")
+    times = trace.t0_s + (centres - pad) / WORKING_FS
+    k = probs.argmax(axis=1)
+    span_classes = [[CLASS_KEYS[j]] for j in k]
+    if dig.calibration.method != "grid":
+        for f in SPAN_FACTORS:
+            if f == 1.0:
+                continue
+            _, pad_f, c_f, _, p_f, _, _ = _classify_once(_stretch(trace.signal_mv, f), clf, kind, name, trace.label)
+            if c_f.size == 0:
+                continue
+            t_f = trace.t0_s + (c_f - pad_f) / WORKING_FS / f  # back on the calibrated time axis
+            nearest = np.abs(times[:, None] - t_f[None, :]).argmin(axis=1)
+            close = np.abs(times - t_f[nearest]) < 0.1
+            for i in np.flatnonzero(close):
+                span_classes[i].append(CLASS_KEYS[int(p_f[nearest[i]].argmax())])
+        notes.append(f"Span check: every beat classified again with the time scale {SPAN_FACTORS[0]:g}x and "
+                     f"{SPAN_FACTORS[-1]:g}x; a beat whose class changes is marked uncertain.")
+    uncertain = [len(set(c)) > 1 for c in span_classes]
+    beats = pd.DataFrame({
+        "beat": np.arange(centres.size),
+        "time_s": np.round(times, 3),
+        "predicted": np.array(CLASS_KEYS, dtype=object)[k],
+        "confidence": np.round(probs[np.arange(k.size), k], 4),
+        **{key: np.round(probs[:, j], 4) for j, key in enumerate(CLASS_KEYS)},
+        "uncertain": uncertain,
+        "span_classes": [" / ".join(dict.fromkeys(c)) for c in span_classes],
+        "in_vf_episode": in_vf if in_vf else [False] * centres.size,
+        "x_px": np.round(trace.picture_x(times), 1),
+        "y_px": np.round(trace.picture_y(times), 1),
+    })
+    if len(episodes):
+        episodes = episodes.copy()
+        episodes[["start_s", "end_s"]] += trace.t0_s
+    return PictureResult(name, dig, kind, clf.name, clf.info.representation, x, pad, centres,
+                         np.asarray(peaks), beats, episodes, notes)
+
+
+def csv_rows(result: PictureResult | None, file: str, error: str | None = None) -> list[dict]:
+    """The predict CLI's rows for one picture: one per beat, or one row with the reason it was not read."""
+    if result is None:
+        return [{"file": file, "beat": "", "time_s": "", "predicted": "", "confidence": "",
+                 **{k: "" for k in CLASS_KEYS}, "error": error or "", "uncertain": ""}]
+    rows = []
+    for _, b in result.beats.iterrows():
+        rows.append({"file": file, "beat": int(b["beat"]), "time_s": f"{b['time_s']:.3f}",
+                     "predicted": b["predicted"], "confidence": f"{b['confidence']:.4f}",
+                     **{k: f"{b[k]:.4f}" for k in CLASS_KEYS}, "error": "", "uncertain": bool(b["uncertain"])})
+    return rows
+
+
+
+def iter_picture_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files as given, and picture files found recursively in folders (sorted)."""
+    for p in map(Path, paths):
+        if p.is_dir():
+            yield from sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            yield p
+
+
+def cli(a: argparse.Namespace) -> int:
+    """python -m ecg_core predict PICTURE_OR_FOLDER... [--model M] [--span S] [--layout auto|beat|strip].
+
+    One CSV row per beat on stdout; a picture that cannot be read gives one row with the reason in `error`,
+    the same reason the Classify page shows. Exit code 1 when any picture could not be read.
+    """
+    from ecg_core.model.predict import ModelError, info_from_path, load
+
+    try:
+        clf = load(info_from_path(a.model) if a.model else None)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, restval="")
+    writer.writeheader()
+    failed = 0
+    for f in iter_picture_files(a.paths):
+        try:
+            data = f.read_bytes()
+            rows = csv_rows(classify_picture(data, clf, f.name, span_s=a.span, expect=a.layout), str(f))
+        except DigitizeError as exc:
+            rows = csv_rows(None, str(f), str(exc))
+        except OSError as exc:
+            rows = csv_rows(None, str(f), f"cannot read file ({exc.strerror or exc})")
+        failed += bool(rows[0]["error"])
+        writer.writerows(rows)
+        sys.stdout.flush()
+    return 1 if failed else 0
