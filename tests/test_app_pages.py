@@ -54,20 +54,45 @@ def test_sidebar_picker_preselects_default_and_shows_its_f1(app):
     assert any("not a medical device" in c.value for c in app.sidebar.caption)
 
 
-def test_comparison_page_is_built_from_stored_json(app):
+def comparison_tables(at, splits: list[str]) -> dict:
+    """The comparison page's tables by role: 'recipes <split>' (the headline, one per split in `splits`, page
+    order), 'singles <split>' and 'runs <split>' (in expanders), 'patients'. AppTest keeps no key of a dataframe,
+    so they are found by place."""
+    out, folded = {}, []
+    for e in at.expander:
+        split = "beatwise" if "beat-wise" in e.label else "recordwise"
+        role = "singles" if "single" in e.label else "runs" if "Every run" in e.label else None
+        if role and e.dataframe:
+            out[f"{role} {split}"] = e.dataframe[0].value
+            folded.append(e.dataframe[0])
+    shown = [d.value for d in at.dataframe if not any(d is f for f in folded)]
+    out.update(zip((f"recipes {s}" for s in splits), (t for t in shown if "recipe" in t.columns)))
+    out.update(("patients", t) for t in shown if "record" in t.columns)
+    return out
+
+
+def stored_rows() -> tuple[list[dict], list[dict]]:
     rows = [json.loads(p.read_text()) for p in sorted((MODELS / "results").glob("*.json"))]
-    evaluated = [r for r in rows if r.get("kind") != "reported"]
-    reported = [r for r in rows if r.get("kind") == "reported"]
+    return [r for r in rows if r.get("kind") != "reported"], [r for r in rows if r.get("kind") == "reported"]
+
+
+def test_comparison_page_is_built_from_stored_json(app):
+    evaluated, reported = stored_rows()
     switch(app, "comparison")
+    splits = [s for s in ("recordwise", "beatwise") if any(r["split"] == s for r in evaluated)]
+    tables = comparison_tables(app, splits)
+    for split in splits:
+        rows = [r for r in evaluated if r["split"] == split]
+        lines = [tables[f"recipes {split}"]] + ([tables[f"singles {split}"]] if f"singles {split}" in tables else [])
+        runs = sorted(m for t in lines for line in t["models"] for m in line.split(", "))
+        assert runs == sorted(r["model"] for r in rows)  # every stored result in exactly one recipe line
     split = app.radio(key="comparison_split").value
-    expected = sorted(r["model"] for r in evaluated if r["split"] == split)  # one row per stored result
-    table = app.dataframe[0].value
-    assert sorted(table["model"]) == expected
+    table = tables[f"runs {split}"]
+    assert sorted(table["model"]) == sorted(r["model"] for r in evaluated if r["split"] == split)
     for r in evaluated:
         if r["split"] == split:
             row = (table["model"] == r["model"]) & (table["protocol"] == r["protocol"])
-            got = table.loc[row, "macro F1"].item()
-            assert got == pytest.approx(r["metrics"]["macro_f1"])
+            assert table.loc[row, "macro F1"].item() == pytest.approx(r["metrics"]["macro_f1"])
     assert len(app.get("plotly_chart")) == 3  # per-class F1, size vs F1, confusion matrix
     for r in reported:
         assert any("reported, not reproduced" in m.label and f"{r['metrics']['macro_f1']:.3f}" in m.value
@@ -76,15 +101,50 @@ def test_comparison_page_is_built_from_stored_json(app):
         app.radio(key="comparison_split").set_value(
             {"beat-wise": "beatwise", "record-wise": "recordwise"}.get(other, other))
         run_ok(app)
-        if not any(r["split"] == app.radio(key="comparison_split").value for r in evaluated):
-            assert "No model has been evaluated" in all_text(app)
+        assert f"runs {app.radio(key='comparison_split').value}" in comparison_tables(app, splits)
+
+
+def test_comparison_groups_seed_runs_marks_shipped_and_folds_singles(app):
+    """The grouped view: one line per recipe (mean +- sd over seeds, best seed), metrics first, shipped models
+    marked, single experiments in an expander, each split under a heading that names its protocol."""
+    from ecg_core.data.results import recipe_of
+
+    evaluated, _ = stored_rows()
+    switch(app, "comparison")
+    headers = [h.value for h in app.header]
+    assert any(h.startswith("Patient-wise test (record-wise)") for h in headers)
+    assert any(h.startswith("Beat-wise test") and "leaks" in h for h in headers)
+    text = all_text(app)
+    assert "DS1" in text and "DS2" in text and "70 %" in text
+    tables = comparison_tables(app, ["recordwise", "beatwise"])
+    recipes = tables["recipes recordwise"]
+    assert list(recipes.columns[:4]) == ["recipe", "shipped", "macro F1", "± sd"]
+    assert all(f"recall {k}" in recipes.columns for k in CLASS_KEYS)
+    assert list(recipes.columns).index("latency (ms)") < list(recipes.columns).index("protocol")
+    name = default_card()["name"]
+    recipe = recipe_of(name)[0]
+    seeds = [r for r in evaluated if r["split"] == "recordwise" and recipe_of(r["model"])[0] == recipe
+             and r["protocol"] == default_card()["metrics"]["recordwise_protocol"]]
+    line = recipes[recipes["recipe"] == recipe]
+    assert len(line) == 1 and line["runs"].item() == len(seeds) > 1
+    assert line["macro F1"].item() == pytest.approx(np.mean([r["metrics"]["macro_f1"] for r in seeds]))
+    assert line["± sd"].item() == pytest.approx(np.std([r["metrics"]["macro_f1"] for r in seeds], ddof=1))
+    assert line["shipped"].item().startswith("default")
+    assert len(recipes) < sum(r["split"] == "recordwise" for r in evaluated)
+    shipped = {p.stem for p in MODELS.glob("*.keras")}
+    for split in ("recordwise", "beatwise"):
+        singles = tables[f"singles {split}"]
+        assert (singles["runs"] == 1).all() and (singles["shipped"] == "").all()
+        assert not set(singles["models"]) & shipped
+    assert any(e.label.endswith("single record-wise experiment(s): one run each, not shipped")
+               for e in app.expander)
 
 
 def test_comparison_split_toggle_and_confusion_matrix(monkeypatch, tmp_path):
     copy_default_model(tmp_path)
     (tmp_path / "results").mkdir()
-    src = next(r for r in (json.loads(p.read_text()) for p in sorted((MODELS / "results").glob("*.json")))
-               if r.get("kind") != "reported" and r["split"] == "recordwise")
+    card = default_card()  # its result: a shipped model, so a headline line even with one run
+    src = next(r for r in stored_rows()[0] if r["model"] == card["name"] and r["split"] == "recordwise")
     missed = np.zeros((len(CLASS_KEYS), len(CLASS_KEYS)), dtype=int)
     missed[1, 0] = 1980  # every LBBB beat of one patient called normal
     src = dict(src, per_record_confusion={"mitdb/214": missed.tolist()})
@@ -101,21 +161,29 @@ def test_comparison_split_toggle_and_confusion_matrix(monkeypatch, tmp_path):
     monkeypatch.setenv("ECG_MODELS_DIR", str(tmp_path))
     at = run_ok(new_app())
     switch(at, "comparison")
-    assert list(at.dataframe[0].value["model"]) == [src["model"], "bad_counts"]
+    tables = comparison_tables(at, ["recordwise", "beatwise"])
+    assert list(tables["runs recordwise"]["model"]) == [src["model"], "bad_counts"]
+    assert list(tables["recipes recordwise"]["models"]) == [src["model"]]  # the shipped one; bad_counts: single
+    assert list(tables["singles recordwise"]["models"]) == ["bad_counts"]
     assert any("broken.json" in w.value for w in at.warning)
-    patients = at.dataframe[1].value
+    patients = tables["patients"]
     assert list(patients["record"]) == ["214"] and patients["recall L"].item() == 0
     assert patients["commonest mistake"].item() == "L called N (1,980)"
     at.selectbox(key="comparison_cm_recordwise").set_value("bad_counts")
     run_ok(at)
-    assert len(at.dataframe) == 1 and any("mitdb/100" in w.value for w in at.warning)
+    assert "patients" not in comparison_tables(at, ["recordwise", "beatwise"])
+    assert any("mitdb/100" in w.value for w in at.warning)
     assert not any("no per-patient counts" in i.value for i in at.info)
     at.radio(key="comparison_split").set_value("beatwise")
     run_ok(at)
-    table = at.dataframe[0].value
+    tables = comparison_tables(at, ["recordwise", "beatwise"])
+    table = tables["runs beatwise"]
     assert list(table["model"]) == ["beat_model"] and table["macro F1"].item() == pytest.approx(0.987)
+    assert "recipes beatwise" not in tables  # one unshipped run: a single experiment, folded away
+    assert tables["singles beatwise"]["macro F1"].item() == pytest.approx(0.987)
     assert "leaks" in all_text(at)
-    assert len(at.dataframe) == 1 and any("no per-patient counts" in i.value for i in at.info)
+    assert "patients" not in tables
+    assert any("no per-patient counts" in i.value for i in at.info)
     heat = [c for c in at.get("plotly_chart") if "Heatmap" in c.proto.spec or "heatmap" in c.proto.spec]
     assert heat, "no confusion-matrix heatmap"
 

@@ -6,6 +6,8 @@ Nothing here trains or evaluates: the comparison page is built only from these f
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,10 @@ import pandas as pd
 from ecg_core.classes import CLASS_KEYS
 
 SPLIT_LABELS = {"recordwise": "record-wise", "beatwise": "beat-wise"}
+SEED_SUFFIX = re.compile(r"_seed(\d+)$")
+# A beat-wise run trained with --seed 1 before the split had its own seed is tested on that split; the runs of a
+# recipe are still one protocol ("all windows"), each on its own split.
+_OWN_SPLIT = re.compile(r"\s*\(the model's own split, seed \d+\)")
 
 
 @dataclass
@@ -69,29 +75,119 @@ def load_results(results_dir: str | Path) -> StoredResults:
 
 
 def comparison_table(rows: list[dict]) -> pd.DataFrame:
-    """One line per evaluated model: provenance, headline metrics, per-class F1, size and speed."""
+    """One line per evaluated run: headline metrics, per-class F1, size and speed, then provenance."""
     records = []
     for r in rows:
         m = r["metrics"]
-        rec = {
-            "model": r["model"],
+        rec = {"model": r["model"], "macro F1": m.get("macro_f1"), "accuracy": m.get("accuracy")}
+        for k in CLASS_KEYS:
+            rec[f"F1 {k}"] = m["per_class"].get(k, {}).get("f1")
+        rec["params"] = r.get("params")
+        rec["size (MB)"] = r["file_bytes"] / 1e6 if r.get("file_bytes") else None
+        rec["latency (ms)"] = r.get("latency_ms_single")
+        rec.update({
             "architecture": r.get("architecture"),
             "representation": r.get("representation"),
             "trained on": SPLIT_LABELS.get(r.get("trained_on"), r.get("trained_on")),
             "split": SPLIT_LABELS.get(r.get("split"), r.get("split")),
             "protocol": r.get("protocol"),
             "test windows": m.get("n"),
-            "accuracy": m.get("accuracy"),
-            "macro F1": m.get("macro_f1"),
-        }
-        for k in CLASS_KEYS:
-            rec[f"F1 {k}"] = m["per_class"].get(k, {}).get("f1")
-        rec["params"] = r.get("params")
-        rec["size (MB)"] = r["file_bytes"] / 1e6 if r.get("file_bytes") else None
-        rec["latency (ms)"] = r.get("latency_ms_single")
+        })
         records.append(rec)
     table = pd.DataFrame.from_records(records)
     return table.sort_values("macro F1", ascending=False, ignore_index=True) if len(table) else table
+
+
+def recipe_of(model: str) -> tuple[str, int]:
+    """A result's recipe and seed: 'x_seed3' -> ('x', 3); a name without the suffix is seed 0 (train's default)."""
+    m = SEED_SUFFIX.search(model)
+    return (model[:m.start()], int(m.group(1))) if m else (model, 0)
+
+
+def protocol_family(protocol: str | None) -> str:
+    """The protocol without the note of which beat-wise split a run was tested on (each run on its own)."""
+    return _OWN_SPLIT.sub("", str(protocol or "")).strip()
+
+
+def _mean(values: list) -> float | None:
+    vals = [float(v) for v in values if isinstance(v, (int, float))]
+    return float(np.mean(vals)) if vals else None
+
+
+def _shipped_mark(runs: list[tuple[int, dict]], shipped: Collection[str], default: str | None) -> str:
+    marks = [("default" if r["model"] == default else "shipped") + (f" · seed {seed}" if len(runs) > 1 else "")
+             for seed, r in runs if r["model"] in shipped or r["model"] == default]
+    return ", ".join(marks)
+
+
+def recipe_table(rows: list[dict], shipped: Collection[str] = (), default: str | None = None) -> pd.DataFrame:
+    """One line per recipe (the result name without its `_seedN` suffix) and protocol, over its seeds.
+
+    Metrics first: mean macro F1, its standard deviation over seeds (None for one run), the number of runs, the
+    best seed and its macro F1, mean accuracy and per-class recall (where stored); then size, latency and
+    provenance. `shipped` names the results whose model file ships; `default` the app's default model. Recipes
+    tested on every test window come first, then subsamples; within each, highest mean macro F1 first.
+    """
+    groups: dict[tuple[str, str], list[tuple[int, dict]]] = {}
+    for r in rows:
+        recipe, seed = recipe_of(str(r["model"]))
+        groups.setdefault((recipe, protocol_family(r.get("protocol"))), []).append((seed, r))
+    records = []
+    for (recipe, protocol), runs in groups.items():
+        runs.sort(key=lambda sr: sr[0])
+        f1 = [float(r["metrics"]["macro_f1"]) for _, r in runs]
+        best_seed, best = max(runs, key=lambda sr: sr[1]["metrics"]["macro_f1"])
+        rec = {
+            "recipe": recipe,
+            "shipped": _shipped_mark(runs, shipped, default),
+            "macro F1": float(np.mean(f1)),
+            "± sd": float(np.std(f1, ddof=1)) if len(f1) > 1 else None,
+            "runs": len(runs),
+            "best seed": best_seed,
+            "best macro F1": float(best["metrics"]["macro_f1"]),
+            "accuracy": _mean([r["metrics"].get("accuracy") for _, r in runs]),
+        }
+        for k in CLASS_KEYS:
+            rec[f"recall {k}"] = _mean([r["metrics"]["per_class"].get(k, {}).get("recall") for _, r in runs])
+        sizes = [r["file_bytes"] / 1e6 for _, r in runs if r.get("file_bytes")]
+        latency = [r["latency_ms_single"] for _, r in runs if isinstance(r.get("latency_ms_single"), (int, float))]
+        rec["size (MB)"] = float(np.median(sizes)) if sizes else None
+        rec["latency (ms)"] = float(np.median(latency)) if latency else None
+        rec["params"] = best.get("params")
+        rec["seeds"] = ", ".join(str(s) for s, _ in runs)
+        rec["architecture"] = best.get("architecture")
+        rec["representation"] = best.get("representation")
+        rec["protocol"] = protocol
+        rec["test windows"] = best["metrics"].get("n")
+        rec["models"] = ", ".join(r["model"] for _, r in runs)
+        records.append(rec)
+    table = pd.DataFrame.from_records(records)
+    if not len(table):
+        return table
+    order = table.assign(_sub=table["protocol"].str.contains("subsample"), _f1=-table["macro F1"])
+    return table.loc[order.sort_values(["_sub", "_f1", "recipe"]).index].reset_index(drop=True)
+
+
+def headline_and_singles(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a `recipe_table` into the recipes shown at once (repeated over seeds, or shipped) and the single,
+    unshipped experiments (shown when asked for)."""
+    if not len(table):
+        return table, table
+    headline = (table["runs"] > 1) | (table["shipped"] != "")
+    return table[headline].reset_index(drop=True), table[~headline].reset_index(drop=True)
+
+
+def recipe_per_class_f1(rows: list[dict], table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """recipe -> class key -> F1 averaged over the recipe's runs, for the recipes (and order) of `table`."""
+    out = {}
+    for _, line in table.iterrows():
+        runs = [r for r in rows if r["model"] in set(line["models"].split(", "))
+                and protocol_family(r.get("protocol")) == line["protocol"]]
+        name = (line["recipe"] + (" · subsample" if "subsample" in line["protocol"] else "")
+                + (f" (mean of {len(runs)})" if len(runs) > 1 else ""))
+        out[name] = {k: v for k in CLASS_KEYS
+                     if (v := _mean([r["metrics"]["per_class"].get(k, {}).get("f1") for r in runs])) is not None}
+    return out
 
 
 def per_class_f1(rows: list[dict]) -> dict[str, dict[str, float]]:
