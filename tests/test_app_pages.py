@@ -52,6 +52,31 @@ def test_sidebar_picker_preselects_default_and_shows_its_f1(app):
     label = picker.options[picker.index]
     assert card["name"] in label and f"{card['metrics']['recordwise_macro_f1']:.3f}" in label
     assert any("not a medical device" in c.value for c in app.sidebar.caption)
+    assert any(c.value.startswith("**The default.** For new patients") for c in app.sidebar.caption)
+
+
+def test_picker_says_in_plain_words_what_each_model_is_for():
+    """Labels come from the cards (default flag, split, representation, metrics), never from model names."""
+    from pathlib import Path
+
+    from ecg_core.model.predict import ModelInfo, read_card
+    from ui.components import model_label
+
+    for path in sorted(MODELS.glob("*.keras")):
+        card = read_card(path)
+        label = model_label(ModelInfo(path, card))
+        assert label.endswith(f" · {card['name']}")
+        assert label.startswith("default · one lead · beat over the patient's usual beat · F1 ") == bool(
+            card.get("default")), label
+        if card["split"] == "beatwise":
+            assert label.startswith("beat-wise benchmark model (patients seen in training) · ")
+            assert "unseen" not in label
+            assert f"beat-wise F1 {card['metrics']['beatwise_macro_f1']:.3f}" in label
+        else:
+            assert f"F1 {card['metrics']['recordwise_macro_f1']:.3f} on unseen patients" in label
+    two = {"name": "x", "representation": "twolead_overlay", "split": "recordwise", "metrics": {}}
+    assert model_label(ModelInfo(Path("x.keras"), two)) == \
+        "two leads · each lead's beat over its usual beat · not evaluated yet · x"
 
 
 def comparison_tables(at, splits: list[str]) -> dict:

@@ -35,12 +35,29 @@ def class_badge(key: str) -> str:
 
 
 def model_label(info: ModelInfo) -> str:
-    """'name · F1 0.912 · default' for the picker (F1 = record-wise macro F1)."""
-    f1 = info.metric("recordwise_macro_f1")
-    parts = [info.name, f"F1 {f1:.3f}" if f1 is not None else "F1 n/a"]
-    if info.is_default:
-        parts.append("default")
-    return " · ".join(parts)
+    """What a model is for, in plain words from its card, then its name, for the picker: e.g. 'default · one lead
+    · beat over the patient's usual beat · F1 0.467 on unseen patients · <name>'. A model trained and tested on
+    the beat-wise split is called a benchmark: its test patients also gave training beats."""
+    from ecg_core.settings import LEADS_PER_REPRESENTATION
+
+    drawn = {"waveform": "the beat's trace", "overlay": "beat over the patient's usual beat",
+             "spectral": "the beat's spectrogram", "twolead": "MLII above V1",
+             "twolead_overlay": "each lead's beat over its usual beat"}
+    leads = LEADS_PER_REPRESENTATION.get(info.representation, 1)
+    parts = ["default"] if info.is_default else []
+    if info.card.get("split") == "beatwise":
+        parts.append("beat-wise benchmark model (patients seen in training)")
+    parts += [{1: "one lead", 2: "two leads"}.get(leads, f"{leads} leads"),
+              drawn.get(info.representation, info.representation)]
+    f1, beat_f1 = info.metric("recordwise_macro_f1"), info.metric("beatwise_macro_f1")
+    if f1 is not None:
+        subsample = "subsample" in str(info.metric("recordwise_protocol") or "")
+        parts.append(f"F1 {f1:.3f} on unseen patients" + (" (subsample)" if subsample else ""))
+    elif beat_f1 is not None:
+        parts.append(f"beat-wise F1 {beat_f1:.3f}")
+    else:
+        parts.append("not evaluated yet")
+    return " · ".join([*parts, info.name])
 
 
 def model_picker() -> ModelInfo | None:
@@ -53,16 +70,30 @@ def model_picker() -> ModelInfo | None:
         st.session_state[state.MODEL_KEY] = paths[0]
     by_path = {str(m.path): m for m in models}
     chosen = st.sidebar.selectbox("Model", paths, key=state.MODEL_KEY, format_func=lambda p: model_label(by_path[p]),
-                                  help="Every model in the models folder that has a model card. The number is "
-                                  "its macro F1 on patients it never saw in training (record-wise test split).")
+                                  help="Every model in the models folder that has a model card, described from its "
+                                  "card: the default, how many leads it reads, how a beat is drawn for it, and its "
+                                  "macro F1 on patients it never saw in training (record-wise test). A beat-wise "
+                                  "benchmark model was tested on beats of patients it also trained on.")
     info = by_path[chosen]
     card = info.card
-    f1 = info.metric("recordwise_macro_f1")
-    score = (f"record-wise macro F1 **{f1:.3f}** (patients unseen in training)" if f1 is not None
-             else "no record-wise evaluation yet")
+    f1, beat_f1 = info.metric("recordwise_macro_f1"), info.metric("beatwise_macro_f1")
+    if card.get("split") == "beatwise":
+        score = " ".join([
+            "**A benchmark model.** Its beats were split at random, so its test patients also gave training beats:",
+            f"beat-wise macro F1 **{beat_f1:.3f}** says" if beat_f1 is not None else "a beat-wise score would say",
+            "how well it tells beats apart in patients it knows, not how it does on a new patient."])
+    elif f1 is not None:
+        subsample = "subsample" in str(info.metric("recordwise_protocol") or "")
+        score = (("**The default.** " if info.is_default else "") + "For new patients: macro F1 "
+                 f"**{f1:.3f}** on patients it never saw in training (record-wise test"
+                 + (", at most 300 test windows per class)." if subsample else ")."))
+    else:
+        score = "No record-wise evaluation yet."
+    if "twolead" in info.representation:
+        score += " Reads two leads (MLII above V1); pages that take one lead say so instead of classifying."
     st.sidebar.caption(
-        f"{score} · {card.get('architecture', '?')} · {info.representation} images · trained on the "
-        f"{str(card.get('split', '?')).replace('wise', '-wise')} split · {int(card.get('params', 0)):,} parameters")
+        f"{score} {card.get('architecture', '?')}, {int(card.get('params', 0)):,} parameters · {info.representation} "
+        f"pictures · trained on the {str(card.get('split', '?')).replace('wise', '-wise')} split")
     return info
 
 
