@@ -85,6 +85,12 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return bench.main(a)
 
 
+def cmd_bench_pictures(a: argparse.Namespace) -> int:
+    from ecg_core import bench_pictures
+
+    return bench_pictures.main(a)
+
+
 def cmd_classify_record(a: argparse.Namespace) -> int:
     from ecg_core.pipeline import record_mode
 
@@ -171,6 +177,18 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--quick", action="store_true")
     bn.add_argument("--mitdb", default="../shared/data/mitdb")
     bn.set_defaults(func=cmd_bench)
+
+    bp = sub.add_parser("bench-pictures", help="picture path vs truth: digitization SNR, beat detection, F1, time")
+    bp.add_argument("--mitdb", default="../shared/data/mitdb")
+    bp.add_argument("--per-record", type=int, default=None, help="10 s strips per DS2 record (default 3; quick 1)")
+    bp.add_argument("--styles", nargs="+", default=None, help="picture styles (default: all)")
+    bp.add_argument("--records", nargs="+", default=None, help="DS2 records (default: all 22)")
+    bp.add_argument("--seed", type=int, default=0)
+    bp.add_argument("--model", default=None)
+    bp.add_argument("--quick", action="store_true", help="3 records, 2 styles, 1 strip each")
+    bp.add_argument("--out", default=None, help="also write the numbers and the command as JSON "
+                    "(e.g. docs/bench_pictures.json)")
+    bp.set_defaults(func=cmd_bench_pictures)
 
     cr = sub.add_parser("classify-record", help="classify every beat of a WFDB record or CSV signal")
     cr.add_argument("path")
