@@ -1,17 +1,22 @@
-"""Signal page: upload a whole recording (WFDB, CSV or EDF); every beat classified, VF episodes found."""
+"""Signal page: upload a whole recording (WFDB, CSV or EDF) or try a bundled sample; every beat classified,
+VF episodes found, a report for reviewers to download."""
 
 from __future__ import annotations
 
 import hashlib
 
+import cv2
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ecg_core import report
 from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS, CLASS_NAMES
 from ecg_core.figures import charts, record_figures
+from ecg_core.io import samples
 from ecg_core.io.signal_io import DEFAULT_ADC_GAIN, MAX_FS, MIN_FS, SignalInputError, read_upload
-from ecg_core.picture.imaging import encode_png
+from ecg_core.model.explain import overlay
+from ecg_core.picture.imaging import encode_png, to_model_input
 from ecg_core.pipeline import record_mode
 from ecg_core.settings import WORKING_FS
 from ui import components, state
@@ -25,6 +30,8 @@ LENGTH_KEY = "signal_length"
 CLICK_KEY = "signal_last_click"
 JUMP_KEY = "signal_jump_class"
 NO_JUMP_KEY = "signal_jump_none"
+SAMPLE_KEY = "signal_sample"  # the bundled sample being shown (None: the upload)
+SAMPLE_PICK_KEY = "signal_sample_pick"
 
 
 def show_beat(i: int) -> None:
@@ -49,6 +56,36 @@ def jump_to_next_of_class() -> None:
     show_beat(int(later[0] if later.size else rows[0]))
 
 
+def use_sample() -> None:
+    st.session_state[SAMPLE_KEY] = st.session_state[SAMPLE_PICK_KEY]
+
+
+def use_upload() -> None:
+    st.session_state.pop(SAMPLE_KEY, None)
+
+
+def report_maker(result: record_mode.RecordResult, info, i: int | None, source: str):
+    """The report download's deferred data: built (with the beat's Grad-CAM) only when the button is clicked."""
+    gradcam = state.current_gradcam()
+    try:
+        stored = state.stored_results().find(info.name, "recordwise")
+    except Exception:  # stored results are optional in the report
+        stored = None
+
+    def make() -> bytes:
+        beat_png = cam_png = None
+        if i is not None:
+            image = result.image(i)
+            top = int(np.argmax(result.probabilities(i)))
+            heat = gradcam.heatmaps(to_model_input(image), [top], "gradcam")[0]
+            beat_png = encode_png(cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST))
+            cam_png = encode_png(cv2.cvtColor(overlay(image, heat, 0.45, upscale=2), cv2.COLOR_RGB2BGR))
+        return report.record_report(result, info.card, selected=i, beat_png=beat_png, gradcam_png=cam_png,
+                                    source=source, stored_result=stored)
+
+    return make
+
+
 def clicked_beat() -> int | None:
     """Row of the beat marker selected on the rhythm strip (Plotly selection event), if any."""
     try:
@@ -70,13 +107,28 @@ if not record_mode.reads_one_lead(info.representation):
                "one lead. Choose a single-lead model in the sidebar.", icon=":material/info:")
     st.stop()
 st.markdown(
-    "Upload a single-lead recording: every beat is found, cut and classified exactly like the training beats, "
-    "and ventricular fibrillation is searched for with windows every 0.5 s. Files stay in memory for this "
-    "session only; nothing is written to disk.")
+    "Upload a single-lead recording, or try a sample: every beat is found, cut and classified exactly like the "
+    "training beats, and ventricular fibrillation is searched for with windows every 0.5 s. Files stay in memory "
+    "for this session only; nothing is written to disk.")
+
+try:
+    bundled = {s.key: s for s in samples.list_samples()}
+except samples.SampleError as exc:
+    bundled = {}
+    st.caption(f":material/info: {exc}")
+if bundled:
+    with st.container(border=True):
+        st.markdown("**Try a sample recording**: three minutes of a patient no model here was trained on, with "
+                    "the cardiologists' reference annotations (MIT-BIH databases, PhysioNet).")
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        c1.selectbox("Sample recording", list(bundled), key=SAMPLE_PICK_KEY, format_func=lambda k: bundled[k].label(),
+                     help="Excerpts of test-split records (mitdb DS2, vfdb test list); see sample_records/README.md.")
+        c2.button("Classify the sample", key="signal_sample_run", on_click=use_sample, type="primary",
+                  icon=":material/play_arrow:")
 
 uploaded = st.file_uploader(
     "WFDB record (.hea + .dat, optionally .atr reference annotations), or one CSV or EDF file",
-    type=UPLOAD_TYPES, accept_multiple_files=True, key="signal_upload",
+    type=UPLOAD_TYPES, accept_multiple_files=True, key="signal_upload", on_change=use_upload,
     help="WFDB: select the header, the signal file and (optionally) the .atr file together. "
     "CSV: one column of samples, or time (s) and value columns; an optional header row.")
 with st.expander("CSV options (sampling rate and units)", expanded=False):
@@ -89,10 +141,22 @@ with st.expander("CSV options (sampling rate and units)", expanded=False):
                            disabled=units != "adc")
     baseline = c4.number_input("ADC baseline", value=0.0, key="signal_baseline", disabled=units != "adc")
 
-files = {f.name: f.getvalue() for f in uploaded or []}
+sample = bundled.get(st.session_state.get(SAMPLE_KEY) or "")
+source = ""
+if sample is not None:
+    try:
+        files = samples.sample_files(sample)
+    except samples.SampleError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+    source = f"bundled sample: {sample.source} ({sample.title})"
+    st.info(f"**Sample recording: {sample.title}** ({sample.source}). {sample.shows} Upload a file to classify "
+            "your own recording instead.", icon=":material/ecg:")
+else:
+    files = {f.name: f.getvalue() for f in uploaded or []}
 if not files:
-    st.info("Upload a recording above. To try one, take a record of the MIT-BIH Arrhythmia Database "
-            "(e.g. `208.hea`, `208.dat` and `208.atr`).", icon=":material/upload:")
+    st.info("Upload a recording above, or try a sample recording. Any record of the MIT-BIH Arrhythmia Database "
+            "works too (e.g. `208.hea`, `208.dat` and `208.atr`).", icon=":material/upload:")
     st.stop()
 
 clf = state.classifier_for(info)
@@ -104,12 +168,13 @@ cached = st.session_state.get(RESULT_KEY)
 if cached and cached[0] == digest:
     result: record_mode.RecordResult = cached[1]
 else:
+    bar = st.progress(0.0, text="Reading the recording")
     try:
         sig = read_upload(files, fs=fs_in or None, units=units, adc_gain=gain, adc_baseline=baseline)
     except SignalInputError as exc:
+        bar.empty()
         st.error(str(exc), icon=":material/error:")
         st.stop()
-    bar = st.progress(0.0, text="Reading the recording")
     result = record_mode.classify_signal(sig, clf, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
     bar.empty()
     st.session_state[RESULT_KEY] = (digest, result)
@@ -176,16 +241,23 @@ if n_beats:
                        icon=":material/download:", key=f"signal_beat_png_{i}",
                        help="The exact picture the model classified: the Classify page takes it back.")
 
+selected_beat = i if n_beats else None  # the report describes the beat inspected above
+
 # ---------------------------------------------------------------- tables
 st.subheader("All beats")
 table = result.beats[record_mode.BEAT_COLUMNS]
 st.dataframe(table, hide_index=True, width="stretch", height=280)
-d1, d2 = st.columns(2)
+d1, d2, d3 = st.columns(3)
 d1.download_button("Download beats (CSV)", record_mode.beats_csv(result), file_name=f"{result.name}_beats.csv",
                    mime="text/csv", icon=":material/download:", key="signal_beats_csv")
 d2.download_button("Download VF episodes (CSV)", record_mode.episodes_csv(result),
                    file_name=f"{result.name}_episodes.csv", mime="text/csv", icon=":material/download:",
                    key="signal_episodes_csv")
+d3.download_button("Download the report (HTML)", report_maker(result, info, selected_beat, source),
+                   file_name=report.report_file_name(result.name), mime="text/html", icon=":material/description:",
+                   key="signal_report", on_click="ignore",
+                   help="One self-contained page for reviewers: the strip, every beat's label, counts, VF episodes, "
+                   "the selected beat's probabilities and Grad-CAM, the model card and its numbers on unseen patients.")
 if len(result.episodes):
     st.dataframe(result.episodes, hide_index=True, width="content")
 

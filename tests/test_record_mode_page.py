@@ -1,4 +1,5 @@
-"""AppTest of the Signal page: real uploads (WFDB set, CSV), the real model, the shared prediction panel."""
+"""AppTest of the Signal page: real uploads (WFDB set, CSV), bundled samples, the real model, the shared
+prediction panel, the report download."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def test_wfdb_upload_with_annotations(page):
     text = all_text(at)
     assert "Agreement with the reference annotations" in text and "Beat 1 of" in text
     assert [b.label for b in at.get("download_button")] == ["Download this beat's picture (PNG)",
-                                                            "Download beats (CSV)", "Download VF episodes (CSV)"]
+                                                            "Download beats (CSV)", "Download VF episodes (CSV)",
+                                                            "Download the report (HTML)"]
 
     at.number_input(key="signal_beat").set_value(7)
     run_ok(at)
@@ -71,3 +73,34 @@ def test_flat_csv_is_refused_with_its_message(page):
     at = upload(page, [("flat.csv", b"t,v\n" + b"".join(f"{i / 250:.4f},0.1\n".encode() for i in range(5000)))])
     assert [e.value for e in at.error] == ["flat.csv: the signal is a flat line (no variation); check the lead and "
                                            "the units."]
+
+
+def pick_sample(at, key: str):
+    at.selectbox(key="signal_sample_pick").set_value(key)
+    at.button(key="signal_sample_run").click()
+    return run_ok(at)
+
+
+def test_sample_recording_is_classified_with_report(page):
+    assert "Try a sample recording" in all_text(page)
+    at = pick_sample(page, "mitdb_233_1310s")
+    m = metrics(at)
+    assert int(m["Beats"].replace(",", "")) > 250
+    assert float(m["PVC burden"].split()[0]) > 20.0  # about one beat in three is a PVC
+    text = all_text(at)
+    assert "Sample recording: Premature ventricular contractions" in text
+    assert "Agreement with the reference annotations" in text  # the bundled .atr is the reference
+    assert float(m["Class agreement"][:-1]) > 80.0
+    assert "Download the report (HTML)" in [b.label for b in at.get("download_button")]
+    assert at.session_state["signal_result"][1].name == "mitdb_233_1310s"
+
+
+def test_vf_sample_shows_its_episode_and_an_upload_takes_over(page):
+    at = pick_sample(page, "vfdb_609_960s")
+    m = metrics(at)
+    assert m["VF episodes"] == "1"
+    assert m["Reference VF covered"].startswith("2")  # about 21 of the reference's 21 s
+    assert "Download the report (HTML)" in [b.label for b in at.get("download_button")]
+
+    at = upload(at, [("flat.csv", b"t,v\n" + b"".join(f"{i / 250:.4f},0.1\n".encode() for i in range(5000)))])
+    assert [e.value for e in at.error][0].startswith("flat.csv: the signal is a flat line")
