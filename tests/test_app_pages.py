@@ -143,7 +143,7 @@ def test_comparison_groups_seed_runs_marks_shipped_and_folds_singles(app):
     assert "DS1" in text and "DS2" in text and "70 %" in text
     tables = comparison_tables(app, ["recordwise", "beatwise"])
     recipes = tables["recipes recordwise"]
-    assert list(recipes.columns[:4]) == ["recipe", "shipped", "macro F1", "± sd"]
+    assert list(recipes.columns[:5]) == ["recipe", "shipped", "tested on", "macro F1", "± sd"]
     assert all(f"recall {k}" in recipes.columns for k in CLASS_KEYS)
     assert list(recipes.columns).index("latency (ms)") < list(recipes.columns).index("protocol")
     name = default_card()["name"]

@@ -62,7 +62,7 @@ def test_runs_of_a_recipe_give_mean_sd_and_best_seed():
     assert big["size (MB)"] == pytest.approx(2.4) and big["latency (ms)"] == 9.0
     # metric columns come before size, latency and provenance
     cols = list(table.columns)
-    assert cols[:3] == ["recipe", "shipped", "macro F1"]
+    assert cols[:4] == ["recipe", "shipped", "tested on", "macro F1"] and lite["tested on"] == "all windows"
     assert cols.index("recall VF") < cols.index("size (MB)") < cols.index("architecture") < cols.index("protocol")
 
 
@@ -71,6 +71,7 @@ def test_protocols_are_never_pooled_and_subsamples_come_last():
     table = recipe_table(rows, shipped={"a"})
     assert list(zip(table["recipe"], table["runs"])) == [("b", 2), ("a", 1), ("a", 1)]
     assert list(table["protocol"]) == [ALL, ALL, SUB]
+    assert list(table["tested on"]) == ["all windows", "all windows", "≤ 300 per class"]
     assert table.iloc[2]["macro F1"] == pytest.approx(0.49)
 
 

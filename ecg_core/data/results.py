@@ -109,6 +109,12 @@ def protocol_family(protocol: str | None) -> str:
     return _OWN_SPLIT.sub("", str(protocol or "")).strip()
 
 
+def tested_on(protocol: str | None) -> str:
+    """A protocol in two words: 'all windows', or '≤ 300 per class' for a seeded per-class subsample."""
+    m = re.search(r"at most (\d+) windows per class", str(protocol or ""))
+    return f"≤ {m.group(1)} per class" if m else "all windows"
+
+
 def _mean(values: list) -> float | None:
     vals = [float(v) for v in values if isinstance(v, (int, float))]
     return float(np.mean(vals)) if vals else None
@@ -123,10 +129,11 @@ def _shipped_mark(runs: list[tuple[int, dict]], shipped: Collection[str], defaul
 def recipe_table(rows: list[dict], shipped: Collection[str] = (), default: str | None = None) -> pd.DataFrame:
     """One line per recipe (the result name without its `_seedN` suffix) and protocol, over its seeds.
 
-    Metrics first: mean macro F1, its standard deviation over seeds (None for one run), the number of runs, the
-    best seed and its macro F1, mean accuracy and per-class recall (where stored); then size, latency and
-    provenance. `shipped` names the results whose model file ships; `default` the app's default model. Recipes
-    tested on every test window come first, then subsamples; within each, highest mean macro F1 first.
+    After the recipe, whether it ships and which test windows it was tested on, the metrics come first: mean macro
+    F1, its standard deviation over seeds (None for one run), the number of runs, the best seed and its macro F1,
+    mean accuracy and per-class recall (where stored); then size, latency and provenance. `shipped` names the
+    results whose model file ships; `default` the app's default model. Recipes tested on every test window come
+    first, then subsamples; within each, highest mean macro F1 first.
     """
     groups: dict[tuple[str, str], list[tuple[int, dict]]] = {}
     for r in rows:
@@ -140,6 +147,7 @@ def recipe_table(rows: list[dict], shipped: Collection[str] = (), default: str |
         rec = {
             "recipe": recipe,
             "shipped": _shipped_mark(runs, shipped, default),
+            "tested on": tested_on(protocol),
             "macro F1": float(np.mean(f1)),
             "± sd": float(np.std(f1, ddof=1)) if len(f1) > 1 else None,
             "runs": len(runs),
