@@ -38,7 +38,7 @@ lite() {
     --name "$name" "$@"
   evaluate "$name" "data/$rep" recordwise
 }
-lite waveform ecgnet_lite_waveform_recordwise           # the default of session 3
+lite waveform ecgnet_lite_waveform_recordwise           # the single trace (the default before the overlay)
 lite twolead ecgnet_lite_twolead_recordwise             # MLII above V1
 lite overlay ecgnet_lite_overlay_recordwise             # the beat over the patient's usual beat: the default
 # run-to-run spread (seeds 1 and 2) and record-held-out early stopping
@@ -57,8 +57,8 @@ evaluate ecgnet_lite_overlay_beatwise data/overlay beatwise
 train --arch ecgnet_lite --dataset data/overlay --split beatwise --epochs 20 --patience 4 \
   --name ecgnet_lite_overlay_beatwise_allbeats
 evaluate ecgnet_lite_overlay_beatwise_allbeats data/overlay beatwise
-# Session 5 ran these on one H200 GPU (KERAS_BACKEND=jax, `--workers 5`, jobs three at a time) with
-# `--max-minutes 5.5` / `5.0`; on a CPU the same runs need the epochs their cards record (epochs_run) and hours.
+# Trained on one H200 GPU with KERAS_BACKEND=jax (`--workers 5`, jobs three at a time) and `--max-minutes 5.5`
+# / `5.0`; on a CPU the same runs need the epochs their cards record (epochs_run) and hours.
 # The two --seed 1 beat-wise runs below were trained before the beat-wise split got its own fixed seed, on
 # the split of seed 1 (their cards say so; evaluate tests them on it); rerun today, they use SPLIT_SEED's split.
 gpu() { train --workers "${WORKERS:-1}" "$@"; }
@@ -82,8 +82,8 @@ gpu --arch ecgnet_large --dataset data/overlay --split recordwise --epochs 12 --
   --name ecgnet_large_overlay_recordwise
 evaluate ecgnet_large_overlay_recordwise data/overlay recordwise
 for seed in 3 4; do lite overlay ecgnet_lite_overlay_recordwise_seed$seed --seed $seed --workers "${WORKERS:-1}"; done
-for seed in 3 4; do lite waveform ecgnet_lite_waveform_recordwise_seed$seed --seed $seed; done   # CPU, session 5
-# session 6 (CPU): a wave-height warp for new patients, the overlay in both leads, logit offsets
+for seed in 3 4; do lite waveform ecgnet_lite_waveform_recordwise_seed$seed --seed $seed; done   # CPU
+# CPU: a wave-height warp for new patients, the overlay in both leads, logit offsets
 for seed in 0 1 2 3 4; do
   lite overlay ecgnet_lite_overlay_recordwise_morph_seed$seed --seed $seed --morph-augment --workers 2
 done
