@@ -33,6 +33,7 @@ if model_problem is None:
     model_pages = [st.Page(PAGES / "classify.py", title="Classify", icon=":material/image_search:", default=True)]
     if (PAGES / "signal.py").exists():
         model_pages.append(st.Page(PAGES / "signal.py", title="Signal", icon=":material/ecg:"))
+    model_pages.append(st.Page(PAGES / "quiz.py", title="Quiz", icon=":material/school:"))
 else:
     model_pages = [st.Page(lambda: components.model_error_page(model_problem), title="Model unavailable",
                            icon=":material/error:", url_path="model-unavailable", default=True)]
