@@ -219,6 +219,7 @@ text-align:left}th{background:#f3f3f3}td.num{text-align:right;font-variant-numer
 font-weight:600}.scroll{max-height:32rem;overflow:auto;border:1px solid #eee}img{max-width:100%}
 figure{margin:.6rem 0}figcaption{font-size:.8rem;color:#555}.bar{display:inline-block;height:.7rem;
 vertical-align:middle}.muted{color:#666;font-size:.85rem}
+@media print{.scroll{max-height:none;overflow:visible;border:0}body{margin:0;max-width:none}}
 """
 
 

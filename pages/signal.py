@@ -120,7 +120,7 @@ if bundled:
     with st.container(border=True):
         st.markdown("**Try a sample recording**: three minutes of a patient no model here was trained on, with "
                     "the cardiologists' reference annotations (MIT-BIH databases, PhysioNet).")
-        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
         c1.selectbox("Sample recording", list(bundled), key=SAMPLE_PICK_KEY, format_func=lambda k: bundled[k].label(),
                      help="Excerpts of test-split records (mitdb DS2, vfdb test list); see sample_records/README.md.")
         c2.button("Classify the sample", key="signal_sample_run", on_click=use_sample, type="primary",
