@@ -16,8 +16,10 @@ def _err(msg: str) -> None:
 def cmd_build_dataset(a: argparse.Namespace) -> int:
     from ecg_core.data import dataset
 
-    ds = dataset.build(a.mitdb, a.vfdb, a.representation, cap_per_class=a.cap_per_class, seed=a.seed,
-                       progress=_err if a.verbose else None, workers=a.workers)
+    records = dataset.recordwise_test_records() if a.records == "recordwise-test" else None
+    ds = dataset.build(a.mitdb, a.vfdb, a.representation, records=records, cap_per_class=a.cap_per_class,
+                       seed=a.seed, progress=_err if a.verbose else None, workers=a.workers, context=a.context,
+                       stretch=tuple(a.stretch))
     out = Path(a.out)
     path = dataset.save(ds, out / "dataset.npz" if out.suffix != ".npz" else out)
     print(f"wrote {path} ({len(ds)} images, {ds.meta['representation']}, built in {ds.meta['build_seconds']} s)")
@@ -74,9 +76,9 @@ def cmd_offsets(a: argparse.Namespace) -> int:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
-    from ecg_core.model import predict
+    from ecg_core.pipeline import picture
 
-    return predict.cli(a)
+    return picture.cli(a)
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
@@ -110,6 +112,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--verbose", action="store_true")
     b.add_argument("--workers", type=int, default=1, help="records read and rendered in parallel processes")
+    b.add_argument("--context", choices=("full", "lone"), default="full",
+                   help="lone: each beat alone as in a single-beat picture (seeded crop, padded with its baseline, "
+                   "its own template, stretched by --stretch)")
+    b.add_argument("--stretch", type=float, nargs=2, default=(0.75, 1.25), metavar=("LO", "HI"),
+                   help="lone context: time-stretch factor range of each crop (LO = HI: one fixed factor)")
+    b.add_argument("--records", choices=("all", "recordwise-test"), default="all",
+                   help="recordwise-test: only DS2 and the vfdb test records (an evaluation dataset)")
     b.set_defaults(func=cmd_build_dataset)
 
     e = sub.add_parser("export-samples", help="write real test-split images per class with a manifest")
@@ -151,6 +160,9 @@ def parser() -> argparse.ArgumentParser:
                    "split is the model's own, from its card)")
     v.add_argument("--max-per-class", type=int, default=None,
                    help="evaluate on a seeded per-class subsample of the test part (slow models)")
+    v.add_argument("--span-datasets", nargs="+", default=None, metavar="DIR",
+                   help="lone-beat datasets of the same beats at other fixed stretch factors (build-dataset "
+                   "--context lone --stretch F F): also report the share of beats whose class changes")
     v.set_defaults(func=cmd_evaluate)
 
     en = sub.add_parser("ensemble", help="average trained models of one representation into one model")
@@ -166,10 +178,13 @@ def parser() -> argparse.ArgumentParser:
     of.add_argument("--out", default="data/models", help="directory for <name>.keras + <name>.json")
     of.set_defaults(func=cmd_offsets)
 
-    pr = sub.add_parser("predict", help="classify image files/folders, CSV to stdout")
+    pr = sub.add_parser("predict", help="digitize ECG pictures (files/folders) and classify every beat, CSV to stdout")
     pr.add_argument("paths", nargs="+")
     pr.add_argument("--model", default=None)
-    pr.add_argument("--batch-size", type=int, default=256)
+    pr.add_argument("--span", type=float, default=None,
+                    help="seconds across the trace, for pictures without an ECG grid (e.g. 0.8, 1.6, 10)")
+    pr.add_argument("--layout", choices=("auto", "beat", "strip"), default="auto",
+                    help="what a picture holds; auto: a trace under 2.5 s is one beat")
     pr.set_defaults(func=cmd_predict)
 
     bn = sub.add_parser("bench", help="speed / memory benchmark table")

@@ -1,86 +1,109 @@
-"""Classify page: upload beat images or pick bundled samples; prediction, probabilities and Grad-CAM."""
+"""Classify page: any ECG picture (a beat, a strip, a printout, a photo) -> digitized -> every beat classified."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
-from ecg_core.picture.imaging import display_name
-from ecg_core.settings import LEADS_PER_REPRESENTATION, TEMPLATE_SPAN_S
-from ui import batch, components, state
+from ecg_core.picture.digitize import SPAN_PRESETS
+from ecg_core.picture.imaging import MAX_FILE_BYTES, display_name
+from ecg_core.pipeline import record_mode
+from ui import components, pictures, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "gif"]
-SOURCES = {"upload": "Upload images", "samples": "Bundled samples"}
-PICTURE_FORMS = {
-    "waveform": "One image per beat: about 1 s before the R peak to 0.6 s after it, single lead. Dark trace on "
-                "light paper or light on dark, any size: images are brought to the training form first.",
-    "overlay": "One image per beat, made from a recording: the beat (bright, 1 s before the R peak to 0.6 s after "
-               f"it) drawn over the patient's usual beat around it (grey: the median of the beats within "
-               f"{TEMPLATE_SPAN_S:g} s), on "
-               "one amplitude scale. Where the curves part, the beat differs from the patient's own rhythm. The "
-               "**Signal** page makes these pictures from a recording (each beat's picture can be downloaded) "
-               "and the bundled samples are such pictures. For a picture of a single trace, choose a waveform "
-               "model in the sidebar.",
-}
+SOURCES = {"upload": "Upload pictures", "samples": "Bundled samples"}
+LAYOUTS = {"auto": "Find out", "beat": "One beat", "strip": "A strip"}
+SCALE_AUTO = "From the ECG grid (else guessed from the shape)"
+SCALE_CUSTOM = "Another span (seconds)"
+RESULTS_KEY = "classify_results"
+BEAT_KEY = "classify_beat"
 
 info = components.model_or_stop()
-st.title("Classify ECG beat images")
-if LEADS_PER_REPRESENTATION.get(info.representation, 1) == 2:
-    st.warning(f"**{info.name}** reads two-lead beat pictures (MLII above V1) rendered from a two-lead recording; "
-               "this page takes single-lead pictures. Choose a waveform model in the sidebar to classify beat "
-               "images; this model's results are on the **Model comparison** page.", icon=":material/info:")
-    st.stop()
-if info.representation not in PICTURE_FORMS:
-    st.warning(f"**{info.name}** reads {info.representation} (time-frequency) images computed from a signal, not "
-               "pictures of an ECG trace. Classify a recording with it on the **Signal** page, or choose a waveform "
-               "model in the sidebar to classify beat images.", icon=":material/info:")
-    st.stop()
-st.markdown(PICTURE_FORMS[info.representation])
+st.title("Classify an ECG picture")
+if not record_mode.reads_one_lead(info.representation):
+    st.info(f"**{info.name}** reads two leads (MLII above V1) at once: it reads pictures of two stacked strips "
+            "(the top one as MLII, the one below as V1). Choose a one-lead model for any other picture.",
+            icon=":material/info:")
+st.markdown(
+    "Upload a picture of an ECG: a single beat, a rhythm strip, a scan or phone photo of paper, a monitor "
+    "screenshot, a plot, or a 12-lead page (its lead-II rhythm strip is read). The trace is **digitized** into a "
+    "signal, calibrated from the ECG grid (25 mm/s, 10 mm/mV) or from the span you state, and then goes through "
+    "the same beat detection and model as a recording on the **Signal** page. Pictures stay in memory for this "
+    f"session only (at most {MAX_FILE_BYTES // 2**20} MB and {pictures.MAX_FILES} pictures at a time; file names "
+    "are shown shortened).")
 
-source = st.radio("Images", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="classify_source",
+with st.expander("How to read the pictures", expanded=False, icon=":material/tune:"):
+    c1, c2 = st.columns(2)
+    layout = c1.radio("Each picture holds", list(LAYOUTS), format_func=LAYOUTS.get, horizontal=True,
+                      key="classify_layout",
+                      help="Find out: a trace shorter than 2.5 s (as calibrated) is one beat, else a strip.")
+    scale = c2.selectbox("Time scale of pictures without an ECG grid", [SCALE_AUTO, *SPAN_PRESETS, SCALE_CUSTOM],
+                         key="classify_scale",
+                         help="Seconds across the trace. A picture with a grid is read at 25 mm/s unless you "
+                         "state a span here. Without grid or span, a wide picture is taken for a 10 s strip and a "
+                         "narrow one for a 1.6 s beat picture; each beat is then also classified at 0.8x and "
+                         "1.25x the span, and marked uncertain where its class changes.")
+    span = None
+    if scale == SCALE_CUSTOM:
+        span = float(c2.number_input("Seconds across the trace", 0.2, 60.0, 10.0, 0.1, key="classify_span"))
+    elif scale in SPAN_PRESETS:
+        span = SPAN_PRESETS[scale]
+
+source = st.radio("Pictures", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="classify_source",
                   label_visibility="collapsed")
 files: list[tuple[str, bytes]] = []
-labels: dict[str, tuple[str, str]] = {}  # sample name -> (reference class, provenance)
+labels: dict[str, tuple[str, str]] = {}
 if source == "upload":
-    uploaded = st.file_uploader("Upload one or many images (PNG, JPEG, BMP, WebP, TIFF)", type=UPLOAD_TYPES,
+    uploaded = st.file_uploader("Upload one or many pictures (PNG, JPEG, BMP, WebP, TIFF, GIF)", type=UPLOAD_TYPES,
                                 accept_multiple_files=True, key="classify_upload",
                                 help="Files stay in memory for this session only; nothing is written to disk.")
     files = [(f.name, f.getvalue()) for f in uploaded or []]
     if not files:
-        st.info("Upload images above, or switch to **Bundled samples** to try real beats from MIT-BIH test "
+        st.info("Upload pictures above, or switch to **Bundled samples** to try pictures drawn from MIT-BIH test "
                 "patients.", icon=":material/upload:")
 else:
-    manifest = state.sample_manifest(info.representation)
-    col_class, col_files = st.columns([1, 3])
-    present = [k for k in CLASS_KEYS if (manifest["label"] == k).any()]
-    key = col_class.selectbox("Class", present, format_func=lambda k: f"{CLASS_NAMES[k]} ({k})",
-                              key="sample_class")
-    rows = manifest[manifest["label"] == key]
-    chosen = col_files.multiselect("Samples (real beats of test-split patients)", list(rows["file"]),
-                                   default=list(rows["file"])[:1], key=f"samples_{key}",
-                                   format_func=lambda f: state.sample_source(rows.set_index("file").loc[f]))
-    for f in chosen:
-        row = rows.set_index("file").loc[f]
-        files.append((f, (state.samples_dir(info.representation) / f).read_bytes()))
-        labels[display_name(f)] = (str(row["label"]), state.sample_source(row))
-
-if len(files) > batch.MAX_FILES:
-    st.warning(f"Only the first {batch.MAX_FILES} of {len(files)} images are classified.")
-    files = files[: batch.MAX_FILES]
+    manifest = state.picture_manifest()
+    if manifest.empty:
+        st.info("No bundled sample pictures are installed.", icon=":material/info:")
+    else:
+        chosen = st.multiselect("Sample pictures (drawn from test-split patients' recordings, never trained on)",
+                                list(manifest["file"]), default=list(manifest["file"])[:1], key="sample_pictures",
+                                format_func=lambda f: state.picture_caption(manifest.set_index("file").loc[f]))
+        for f in chosen:
+            row = manifest.set_index("file").loc[f]
+            files.append((f, (state.pictures_dir() / f).read_bytes()))
+            labels[display_name(f)] = (str(row.get("labels", "")), state.picture_caption(row))
 
 if files:
-    anyway = st.checkbox("Classify images anyway when they do not look like an ECG beat", key="classify_anyway",
-                         help="The guard flags photos, blank or noisy images and text; the model was never trained "
-                         "on those, so its answer for them means nothing.")
     clf = state.classifier_for(info)
-    digest = batch.batch_digest(files, str(info.path), id(clf), anyway)
-    cached = st.session_state.get("classify_results")
-    if cached and cached[0] == digest:
-        results = cached[1]
+    key = pictures.digest(files, str(info.path), layout, span)
+    cached = st.session_state.get(RESULTS_KEY)
+    if cached and cached[0] == key:
+        outcomes = cached[1]
     else:
-        with st.spinner(f"Classifying {len(files)} image(s)..."):
-            results = batch.process(files, clf, include_flagged=anyway)
-        for r in results:
-            r.label, r.source = labels.get(r.name, (None, ""))
-        st.session_state["classify_results"] = (digest, results)  # this session only, in memory
-    components.batch_results(results, key=f"classify_{digest[:10]}")
+        bar = st.progress(0.0, text="Digitizing...")
+
+        def report(i: int, name: str) -> None:
+            bar.progress(i / max(len(files), 1), text=f"Digitizing and classifying {name} ({i + 1} of {len(files)})")
+
+        outcomes = pictures.process(files, clf, span, layout, report)
+        bar.empty()
+        for o in outcomes:
+            o.label, o.source = labels.get(o.name, (None, ""))
+        st.session_state[RESULTS_KEY] = (key, outcomes)  # this session only, in memory
+        st.session_state[BEAT_KEY] = 0
+
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        st.error("**Not read:**\n" + "\n".join(f"- {components.code_name(o.name)}: {o.error}" for o in failed),
+                 icon=":material/broken_image:")
+    done = [o for o in outcomes if o.ok]
+    if len(outcomes) > 1:
+        st.dataframe(pictures.summary_frame(outcomes), hide_index=True, width="stretch")
+    st.download_button("Download every beat (CSV)", pictures.results_csv(outcomes), file_name="ecg_picture_beats.csv",
+                       mime="text/csv", icon=":material/download:", key=f"classify_csv_{key[:10]}")
+    if done:
+        pick = 0
+        if len(done) > 1:
+            pick = st.selectbox("Show", range(len(done)), key=f"classify_pick_{key[:10]}",
+                                format_func=lambda j: f"{j + 1}. {done[j].name}")
+        components.picture_result(done[pick], key=f"pic_{key[:8]}_{pick}")

@@ -96,6 +96,23 @@ def best_agreeing_sample() -> pd.Series:
     return agree.sort_values("confidence", ascending=False).iloc[0]
 
 
+PICTURES = ROOT / "sample_images" / "pictures"  # pictures in many styles drawn from test-split recordings
+
+
+def picture_manifest() -> pd.DataFrame:
+    return pd.read_csv(PICTURES / "manifest.csv", dtype={"record": str, "labels": str})
+
+
+@functools.cache
+def picture_result(file: str, span_s: float | None = None, layout: str = "auto"):
+    """The picture pipeline's own result for a bundled sample picture, with the default model."""
+    from ecg_core.model import predict
+    from ecg_core.pipeline.picture import classify_picture
+
+    clf = predict.load(predict.default_model(MODELS))
+    return classify_picture((PICTURES / file).read_bytes(), clf, file, span_s=span_s, expect=layout)
+
+
 def png_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(a, np.uint8)).save(buf, "PNG")

@@ -1,4 +1,5 @@
-"""The Classify page under AppTest with real sample images and the real default model, and ui.batch."""
+"""The Classify page under AppTest: real pictures (bundled samples drawn from test-split recordings, and
+hostile uploads) through the real digitizer, pipeline and default model."""
 
 from __future__ import annotations
 
@@ -7,19 +8,14 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from app_support import (
-    MODELS,
-    SAMPLES,
-    all_text,
-    best_agreeing_sample,
-    default_predictions,
-    new_app,
-    png_bytes,
-    run_ok,
-)
+from app_support import PICTURES, all_text, new_app, picture_manifest, picture_result, png_bytes, run_ok
+from PIL import Image, ImageDraw
 
 from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
 from ecg_core.picture.imaging import display_name
+
+STRIP = "pvc_plot_strip.png"  # a plot with axes, ticks and labels: no grid, so the span check runs
+PAPER = "normal_paper_red_strip.png"  # ECG paper: calibrated from the grid
 
 
 @pytest.fixture
@@ -28,140 +24,130 @@ def app(monkeypatch):
     return run_ok(new_app())
 
 
-@pytest.fixture(scope="module")
-def clf():
-    from ecg_core.model import predict
-
-    return predict.load(predict.default_model(MODELS))
-
-
 def upload(at, files: list[tuple[str, bytes]]):
     at.file_uploader(key="classify_upload").set_value([(n, b, "image/png") for n, b in files])
     return run_ok(at)
 
 
-def sample_files(n: int) -> list[tuple[str, bytes]]:
-    m = default_predictions().groupby("label").head(1).head(n)
-    return [(f.split("/")[-1], (SAMPLES / f).read_bytes()) for f in m["file"]]
+def picture_chart(at):
+    return next(c for c in at.get("plotly_chart") if '"extracted trace"' in c.proto.spec
+                or '"explanation"' in c.proto.spec)
 
 
-def noise_png() -> bytes:
-    return png_bytes(np.random.default_rng(0).integers(0, 256, (240, 320)))
+def bar_chart_png() -> bytes:
+    img = Image.new("RGB", (640, 360), "white")
+    d = ImageDraw.Draw(img)
+    for i, h in enumerate([120, 200, 90, 260, 180, 140]):
+        d.rectangle([60 + i * 90, 320 - h, 120 + i * 90, 320], fill=(40, 90, 200))
+    d.line([40, 320, 620, 320], fill="black", width=2)
+    d.line([40, 20, 40, 320], fill="black", width=2)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
 
 
-def test_upload_one_sample_shows_class_probabilities_chart_and_heatmap(app):
-    s = best_agreeing_sample()
-    assert s["predicted"] == s["label"]  # the manifest label and the model agree on this image
-    upload(app, [(s["file"].split("/")[-1], (SAMPLES / s["file"]).read_bytes())])
-    text = all_text(app)
-    assert f"**{CLASS_NAMES[s['label']]}**" in text and f"**{s['confidence']:.1%}**" in text
-    charts = app.get("plotly_chart")
-    assert len(charts) == 1 and all(k in charts[0].proto.spec for k in CLASS_KEYS)
-    heat = [im for im in app.image if any("Grad-CAM" in c for c in im.captions)]
-    assert len(heat) == 1 and heat[0].value[0]  # an image URL was served
-    assert app.selectbox(key=next(w.key for w in app.selectbox if w.label == "Explain class")).value == \
-        CLASS_KEYS.index(s["label"])
+def test_strip_picture_gives_per_beat_labels_and_the_trace_over_the_picture(app):
+    expected = picture_result(STRIP)
+    upload(app, [("strip.png", (PICTURES / STRIP).read_bytes())])
+    beats = next(m for m in app.metric if m.label == "Beats")
+    assert int(beats.value) == len(expected.beats) >= 10
+    table = app.dataframe[0].value
+    assert list(table["predicted"]) == [CLASS_NAMES[k] for k in expected.beats["predicted"]]
+    assert np.allclose(table["time (s)"], expected.beats["time_s"])
+    spec = picture_chart(app).proto.spec
+    assert '"extracted trace"' in spec and 'base64,' in spec  # the user's own picture under it
+    for key in set(expected.beats["predicted"]):
+        assert f"({key})" in spec  # a legend entry per predicted class, markers on the beats
+    assert "Span check" in all_text(app)  # no grid: the time scale was checked at 0.8x and 1.25x
+    assert [b.label for b in app.download_button] == ["Download every beat (CSV)"]
 
 
-def test_heatmap_controls_change_class_and_method(app):
-    s = best_agreeing_sample()
-    upload(app, [("beat.png", (SAMPLES / s["file"]).read_bytes())])
-    explain = next(w for w in app.selectbox if w.label == "Explain class")
-    other = (CLASS_KEYS.index(s["label"]) + 1) % len(CLASS_KEYS)
-    explain.set_value(other)
-    next(r for r in app.radio if r.label == "Method").set_value("gradcam++")
+def test_explanation_is_drawn_along_the_trace_and_the_selected_beat_has_its_heatmap(app):
+    upload(app, [("paper.png", (PICTURES / PAPER).read_bytes())])
+    next(r for r in app.radio if r.label == "Show on the picture").set_value("explain")
     run_ok(app)
-    captions = [c for im in app.image for c in im.captions if "Grad-CAM" in c]
-    assert captions == [captions[0]] and captions[0].startswith(f"Grad-CAM++ for {CLASS_NAMES[CLASS_KEYS[other]]}")
+    spec = picture_chart(app).proto.spec
+    assert '"explanation"' in spec and '"colorscale"' in spec
+    heat = [im for im in app.image if any("Grad-CAM" in c for c in im.captions)]
+    assert len(heat) == 1
+    beat = app.selectbox(key=next(w.key for w in app.selectbox if w.label == "Beat"))
+    beat.set_value(3)
+    run_ok(app)
+    expected = picture_result(PAPER)
+    k = expected.beats["predicted"].iloc[3]
+    assert f"**{CLASS_NAMES[k]}**" in all_text(app)
+    assert f"**{expected.beats['confidence'].iloc[3]:.1%}**" in all_text(app)
 
 
-def test_low_confidence_note(app, clf):
-    m = default_predictions()
-    low = m[m["confidence"] < clf.info.low_confidence_threshold]
-    if low.empty:
-        pytest.skip("the default model is confident on every bundled sample")
-    upload(app, [("low.png", (SAMPLES / low.iloc[0]["file"]).read_bytes())])
-    assert any("Low confidence" in w.value for w in app.warning)
+def test_grid_calibration_is_stated(app):
+    upload(app, [("paper.png", (PICTURES / PAPER).read_bytes())])
+    text = all_text(app)
+    assert "ECG grid, small box" in text and "25 mm/s" in text
+    assert "calibration pulse" in text
 
 
-def test_bundled_sample_picker(app):
-    s = best_agreeing_sample()
+def test_stated_span_is_used_for_a_picture_without_grid(app):
+    app.selectbox(key="classify_scale").set_value("a 10 s rhythm strip")
+    run_ok(app)
+    upload(app, [("plot.png", (PICTURES / STRIP).read_bytes())])
+    assert "stated span 10 s" in all_text(app)
+
+
+def test_bundled_sample_pictures(app):
+    m = picture_manifest()
     app.radio(key="classify_source").set_value("samples")
     run_ok(app)
-    app.selectbox(key="sample_class").set_value(s["label"])
-    run_ok(app)
-    app.multiselect(key=f"samples_{s['label']}").set_value([s["file"]])
-    run_ok(app)
+    chosen = app.multiselect(key="sample_pictures").value
+    assert chosen == [m["file"].iloc[0]]
+    row = m.iloc[0]
     text = all_text(app)
-    assert f"reference label: {CLASS_NAMES[s['label']]}" in text
-    assert f"**{CLASS_NAMES[s['predicted']]}**" in text and f"record {s['record']}" in text
+    assert f"record {row['record']}" in text and "reference beats:" in text
+    assert int(next(x for x in app.metric if x.label == "Beats").value) == len(picture_result(row["file"]).beats)
 
 
-def test_many_images_give_a_table_a_csv_and_a_selectable_panel(app, clf):
-    files = sample_files(4)
-    upload(app, files)
-    table = app.dataframe[0].value
-    m = default_predictions().groupby("label").head(1).head(4)
-    assert list(table["file"]) == [n for n, _ in files]
-    assert list(table["predicted"]) == [CLASS_NAMES[k] for k in m["predicted"]]
-    assert np.allclose(table["confidence"], m["confidence"], atol=1e-5)
-    assert [b.label for b in app.download_button] == ["Download all results (CSV)"]
-    pick = app.selectbox(key=next(w.key for w in app.selectbox if w.label == "Show details for"))
-    pick.set_value(2)
-    run_ok(app)
-    assert f"`{files[2][0]}`" in all_text(app) and f"**{CLASS_NAMES[m.iloc[2]['predicted']]}**" in all_text(app)
-
-
-def test_unreadable_file_gets_its_reason_and_the_rest_still_classify(app):
-    files = sample_files(3)
-    good = files[0][1]
+def test_unreadable_and_non_ecg_pictures_get_one_line_reasons_and_the_rest_still_run(app):
+    good = (PICTURES / PAPER).read_bytes()
+    noise = png_bytes(np.random.default_rng(0).integers(0, 256, (240, 320)))
     bad = [("truncated.png", good[: len(good) // 3]), ("notes.png", b"this is text, not an image\n" * 10),
-           ("empty.png", b""), ("x`![a](http://example.invalid/a.png)`.png", b"GIF89a")]
-    upload(app, files[:2] + bad + files[2:])
+           ("empty.png", b""), ("blank.png", png_bytes(np.full((200, 300), 255))), ("noise.png", noise),
+           ("bars.png", bar_chart_png()), ("x`![a](http://example.invalid/a.png)`.png", b"GIF89a")]
+    upload(app, [("paper.png", good)] + bad)
     errors = "\n".join(e.value for e in app.error)
     for name, _ in bad:
         shown = display_name(name).replace("`", chr(39))
-        assert f"`{shown}`" in errors  # names shown without folders, as inline code: no Markdown injection
-    assert "empty" in errors.lower()
-    assert list(app.dataframe[0].value["file"]) == [display_name(n) for n, _ in files]
+        line = next(ln for ln in errors.splitlines() if f"`{shown}`" in ln)  # names as inline code: no injection
+        assert len(line) > len(shown) + 8  # with its reason, on one line
+    assert "empty" in errors.lower() and "not an image" in errors
+    summary = app.dataframe[0].value
+    assert list(summary["picture"]) == ["paper.png"] + [display_name(n) for n, _ in bad]
+    assert summary["status"].iloc[0].startswith("ok") and (summary["beats"].iloc[1:] == 0).all()
 
 
-def test_non_ecg_image_is_flagged_not_classified_unless_asked(app):
-    files = sample_files(1) + [("noise.png", noise_png()), ("blank.png", png_bytes(np.full((200, 300), 255)))]
-    upload(app, files)
-    warning = "\n".join(w.value for w in app.warning)
-    assert "`noise.png`" in warning and "`blank.png`" in warning
-    assert list(app.dataframe[0].value["file"]) == [files[0][0]]
-    app.checkbox(key="classify_anyway").check()
+def test_many_pictures_give_a_summary_and_a_picker(app):
+    m = picture_manifest().head(3)
+    upload(app, [(f, (PICTURES / f).read_bytes()) for f in m["file"]])
+    summary = app.dataframe[0].value
+    assert list(summary["picture"]) == list(m["file"])
+    assert list(summary["beats"]) == [len(picture_result(f).beats) for f in m["file"]]
+    pick = app.selectbox(key=next(w.key for w in app.selectbox if w.label == "Show"))
+    pick.set_value(2)
     run_ok(app)
-    table = app.dataframe[0].value
-    assert list(table["file"]) == [n for n, _ in files]
-    assert table["note"].iloc[1].startswith("classified anyway")
+    assert f"`{m['file'].iloc[2]}`" in all_text(app)
 
 
-# ---------------------------------------------------------------- the plain upload-handling functions
+# ---------------------------------------------------------------- the plain functions behind the page
 
-def test_batch_matches_direct_prediction_and_csv(clf):
-    from ui import batch
+def test_results_csv_has_the_predict_columns_and_one_row_per_beat():
+    from ecg_core.model import predict
+    from ui import pictures
 
-    files = sample_files(5) + [("broken.png", b"\x89PNG\r\n\x1a\n0000")]
-    results = batch.process(files, clf)
-    assert [r.status for r in results] == ["ok"] * 5 + ["error"]
-    direct = clf.predict_proba(np.stack([r.image for r in results[:5]]))
-    assert np.allclose(np.stack([r.probs for r in results[:5]]), direct, atol=1e-6)
-    csv = pd.read_csv(io.BytesIO(batch.results_csv(results)))
-    assert list(csv["file"]) == [n for n, _ in files]
-    assert np.allclose(csv[list(CLASS_KEYS)].to_numpy()[:5], direct, atol=1e-4)
-    assert csv["status"].iloc[-1] == "error" and isinstance(csv["reason"].iloc[-1], str)
-    assert list(csv["predicted"].iloc[:5]) == [CLASS_KEYS[i] for i in direct.argmax(axis=1)]
-
-
-def test_batch_normalises_like_training(clf):
-    from ecg_core.picture.imaging import load_image
-    from ui import batch
-
-    name, data = sample_files(1)[0]
-    inverted = png_bytes(255 - np.asarray(load_image(data)))  # dark trace on light paper
-    r = batch.prepare([(name, data), ("inverted.png", inverted)], clf.info.representation)
-    assert np.array_equal(r[0].image, load_image(data))
-    assert np.abs(r[1].image.astype(int) - r[0].image.astype(int)).mean() < 8
+    clf = predict.load()
+    outcomes = pictures.process([(PAPER, (PICTURES / PAPER).read_bytes()), ("bad.png", b"nope")], clf, None, "auto")
+    table = pd.read_csv(io.BytesIO(pictures.results_csv(outcomes)), keep_default_na=False)
+    assert list(table.columns) == ["file", "beat", "time_s", "predicted", "confidence", *CLASS_KEYS, "error",
+                                   "uncertain"]
+    n = len(picture_result(PAPER).beats)
+    assert len(table) == n + 1 and list(table["beat"][:n].astype(int)) == list(range(n))
+    assert table["error"].iloc[-1] and not table["predicted"].iloc[-1]
+    probs = table[list(CLASS_KEYS)][:n].astype(float).to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=2e-3)

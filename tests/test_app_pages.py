@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from app_support import (
     MODELS,
+    PICTURES,
     ROOT,
     SAMPLES,
     all_text,
-    best_agreeing_sample,
     copy_default_model,
     new_app,
     run_ok,
@@ -20,7 +20,7 @@ from app_support import (
     switch,
 )
 
-from ecg_core.classes import CLASS_KEYS, CLASSES
+from ecg_core.classes import CLASS_KEYS, CLASS_NAMES, CLASSES
 
 PAGES = ["classify", "class_guide", "comparison", "about"]
 
@@ -259,29 +259,30 @@ def test_corrupt_model_file_shows_restore_page(monkeypatch, tmp_path):
 
 def test_model_picker_switches_models(monkeypatch, tmp_path):
     from ecg_core.model import predict
-    from ecg_core.picture.imaging import load_image
+    from ecg_core.pipeline.picture import classify_picture
 
     copy_default_model(tmp_path)
     second = save_second_model(tmp_path, "second_model", 0.123)
     monkeypatch.setenv("ECG_MODELS_DIR", str(tmp_path))
-    sample = best_agreeing_sample()
-    data = (SAMPLES / sample["file"]).read_bytes()
-    p2 = predict.Classifier(predict.info_from_path(second)).predict_proba(load_image(data)[None])[0]
-    k2 = int(np.argmax(p2))
+    strip = "normal_paper_red_strip.png"
+    data = (PICTURES / strip).read_bytes()
+    expected = {name: classify_picture(data, predict.Classifier(predict.info_from_path(path)), strip)
+                for name, path in (("default", tmp_path / predict.default_model().path.name), ("second", second))}
 
     at = run_ok(new_app())
     picker = at.sidebar.selectbox(key="ecg_model_path")
     assert len(picker.options) == 2
     assert any("second_model" in o and "0.123" in o for o in picker.options)
-    at.file_uploader(key="classify_upload").set_value(("beat.png", data, "image/png"))
+    at.file_uploader(key="classify_upload").set_value(("strip.png", data, "image/png"))
     run_ok(at)
-    assert f"**{sample['confidence']:.1%}**" in all_text(at)
+    shown = list(at.dataframe[0].value["predicted"])
+    assert shown == [CLASS_NAMES[k] for k in expected["default"].beats["predicted"]]
     at.sidebar.selectbox(key="ecg_model_path").set_value(str(second))
     run_ok(at)
-    text = all_text(at)
-    assert "`second_model`" in text
-    assert f"**{CLASSES[k2].name}**" in text and f"**{p2[k2]:.1%}**" in text
-    assert f"**{sample['confidence']:.1%}**" not in text
+    assert "`second_model`" in all_text(at)
+    table = at.dataframe[0].value
+    assert list(table["predicted"]) == [CLASS_NAMES[k] for k in expected["second"].beats["predicted"]]
+    assert np.allclose(table["confidence"], expected["second"].beats["confidence"])
 
 
 @pytest.mark.parametrize("representation", ["twolead", "twolead_overlay"])
@@ -295,16 +296,18 @@ def test_two_lead_model_is_explained_not_run_on_one_lead_input(monkeypatch, tmp_
     at = run_ok(new_app())
     at.sidebar.selectbox(key="ecg_model_path").set_value(str(second))
     run_ok(at)
-    assert "two-lead beat pictures (MLII above V1)" in all_text(at)
-    assert not at.get("file_uploader")
+    assert "reads two leads (MLII above V1) at once: it reads pictures of two stacked strips" in all_text(at)
+    at.file_uploader(key="classify_upload").set_value(("strip.png", (PICTURES / "normal_paper_red_strip.png")
+                                                                    .read_bytes(), "image/png"))
+    run_ok(at)
+    assert "this picture shows one trace; choose a one-lead model" in all_text(at)
     switch(at, "signal")
     assert "made from two leads; this page classifies one lead" in all_text(at)
 
 
-def test_classify_page_describes_and_offers_the_pictures_of_the_selected_model(monkeypatch, tmp_path):
-    """Overlay and waveform models read different pictures: the page text and bundled samples follow the model."""
-    from ecg_core.settings import REPRESENTATIONS
-
+def test_every_one_lead_model_classifies_the_bundled_pictures(monkeypatch, tmp_path):
+    """Waveform and overlay models read the same pictures: the picture is digitized, the model's own beat
+    pictures are made from the signal, so no model needs pictures of its own form."""
     copy_default_model(tmp_path)
     others = {}
     for rep in ("waveform", "overlay"):
@@ -312,17 +315,13 @@ def test_classify_page_describes_and_offers_the_pictures_of_the_selected_model(m
         card = json.loads(path.with_suffix(".json").read_text())
         path.with_suffix(".json").write_text(json.dumps({**card, "representation": rep}))
         others[rep] = path
-    assert set(others) <= set(REPRESENTATIONS)
     monkeypatch.setenv("ECG_MODELS_DIR", str(tmp_path))
     at = run_ok(new_app())
-    for rep, phrase in (("waveform", "about 1 s before the R peak to 0.6 s after it, single lead"),
-                        ("overlay", "drawn over the patient's usual beat")):
+    at.radio(key="classify_source").set_value("samples")
+    run_ok(at)
+    for rep in others:
         at.sidebar.selectbox(key="ecg_model_path").set_value(str(others[rep]))
         run_ok(at)
-        at.radio(key="classify_source").set_value("samples")
-        run_ok(at)
-        assert phrase in all_text(at), rep
-        folder = ROOT / "sample_images" / rep
-        chosen = at.multiselect(key="samples_N").value
-        assert chosen and all((folder / f).is_file() for f in chosen), rep
-        assert at.get("plotly_chart"), rep  # the chosen sample was classified
+        assert f"`{rep}_model`" in all_text(at), rep
+        assert int(next(m for m in at.metric if m.label == "Beats").value) >= 10, rep
+        assert not at.warning or all("two leads" not in w.value for w in at.warning), rep

@@ -275,53 +275,92 @@ def test_exactly_one_default_model_ships_with_card_and_results():
     assert total <= 50_000_000
 
 
-def _predict_cli(*paths: str) -> tuple[int, list[dict]]:
-    r = _run("predict", *paths)
-    return r.returncode, list(csv.DictReader(io.StringIO(r.stdout)))
+def _predict_cli(*args: str) -> tuple[int, list[dict], str]:
+    r = _run("predict", *args)
+    return r.returncode, list(csv.DictReader(io.StringIO(r.stdout))), r.stderr
+
+
+PICTURES = ROOT / "sample_images" / "pictures"
 
 
 def test_default_model_reproduces_recorded_sample_predictions():
-    """Regression guard: the shipped model still predicts what was recorded for the sample images."""
+    """Regression guard: the whole picture path (digitizer, beats, default model) still gives the beats and
+    classes recorded for the bundled sample pictures."""
     info = predict.default_model()
     recorded_path = info.path.with_suffix(".samples.csv")
-    folder = f"sample_images/{info.representation}"
-    assert recorded_path.exists(), f"record with: python -m ecg_core predict {folder} > {recorded_path}"
-    recorded = {r["file"]: r for r in csv.DictReader(recorded_path.open())}
-    clf = predict.load(info)
-    rows = {Path(r["file"]).relative_to(ROOT).as_posix() if Path(r["file"]).is_absolute() else r["file"]: r
-            for r in predict.predict_files(clf, [ROOT / folder])}
-    rows = {k.split(folder + "/", 1)[-1]: v for k, v in rows.items()}
-    recorded = {k.split(folder + "/", 1)[-1]: v for k, v in recorded.items()}
-    assert set(rows) == set(recorded) and len(rows) >= 30
-    for f, row in rows.items():
-        assert row["predicted"] == recorded[f]["predicted"], f
+    assert recorded_path.exists(), f"record with: python -m ecg_core predict sample_images/pictures > {recorded_path}"
+    recorded = list(csv.DictReader(recorded_path.open()))
+    code, rows, _ = _predict_cli(str(PICTURES))
+    assert code == 0 and len(rows) == len(recorded) >= 100
+
+    def key(r: dict) -> tuple[str, str]:
+        return Path(r["file"]).name, r["beat"]
+
+    got = {key(r): r for r in rows}
+    for want in recorded:
+        row = got[key(want)]
+        assert row["predicted"] == want["predicted"], key(want)
+        assert float(row["time_s"]) == pytest.approx(float(want["time_s"]), abs=2e-3)
         for k in CLASS_KEYS:
-            assert row[k] == pytest.approx(float(recorded[f][k]), abs=2e-3), (f, k)
+            assert float(row[k]) == pytest.approx(float(want[k]), abs=2e-3), (key(want), k)
 
 
-def test_predict_cli_prints_csv_and_reports_unreadable_files(tmp_path):
+def test_predict_cli_writes_a_row_per_beat_and_reports_unreadable_files(tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image at all")
-    sample = next((ROOT / "sample_images" / "waveform" / "V").glob("*.png"))
-    code, rows = _predict_cli(str(sample), str(bad))
+    strip = PICTURES / "normal_paper_red_strip.png"
+    code, rows, _ = _predict_cli(str(strip), str(bad))
     assert code == 1
-    assert list(rows[0])[:9] == ["file", "predicted", "confidence", *CLASS_KEYS]
-    good = rows[0]
-    assert good["predicted"] in CLASS_KEYS and not good["error"]
-    assert sum(float(good[k]) for k in CLASS_KEYS) == pytest.approx(1.0, abs=1e-3)
-    assert rows[1]["file"].endswith("broken.png") and rows[1]["error"] and not rows[1]["predicted"]
+    assert list(rows[0]) == ["file", "beat", "time_s", "predicted", "confidence", *CLASS_KEYS, "error", "uncertain"]
+    beats = [r for r in rows if r["file"] == str(strip)]
+    assert len(beats) >= 10 and [int(r["beat"]) for r in beats] == list(range(len(beats)))
+    assert all(r["predicted"] in CLASS_KEYS and not r["error"] for r in beats)
+    assert all(sum(float(r[k]) for k in CLASS_KEYS) == pytest.approx(1.0, abs=2e-3) for r in beats)
+    times = [float(r["time_s"]) for r in beats]
+    assert times == sorted(times) and 0 < times[0] < times[-1] < 11
+    assert rows[-1]["file"].endswith("broken.png") and rows[-1]["error"] and not rows[-1]["predicted"]
+
+
+def test_a_single_beat_picture_gives_one_row():
+    code, rows, _ = _predict_cli(str(PICTURES / "rbbb_paper_green_beat.png"))
+    assert code == 0 and len(rows) == 1 and rows[0]["beat"] == "0" and rows[0]["predicted"] in CLASS_KEYS
 
 
 def test_predict_cli_walks_folders_recursively():
-    code, rows = _predict_cli(str(ROOT / "sample_images" / "waveform"))
+    code, rows, _ = _predict_cli(str(PICTURES))
     assert code == 0
-    assert len(rows) == len(list((ROOT / "sample_images" / "waveform").rglob("*.png")))
+    files = {Path(r["file"]).name for r in rows}
+    assert files == {p.name for p in PICTURES.rglob("*") if p.suffix in (".png", ".jpg")}
 
 
-def test_predict_cli_says_which_pictures_an_overlay_model_reads():
-    beat = str(next((ROOT / "sample_images" / "overlay" / "V").glob("*.png")))
-    overlay = _run("predict", beat, "--model", str(ROOT / "models" / "ecgnet_lite_overlay_recordwise.keras"))
-    waveform = _run("predict", beat, "--model", str(ROOT / "models" / "ecgnet_lite_waveform_recordwise.keras"))
-    assert overlay.returncode == 0 and waveform.returncode == 0
-    assert "reads overlay pictures" in overlay.stderr and "waveform model" in overlay.stderr
-    assert "note: ecgnet_lite_waveform_recordwise" not in waveform.stderr
+def test_predict_cli_gives_the_apps_verdict_for_pictures_that_are_not_ecgs(tmp_path):
+    """The CLI and the Classify page take the same path: the same one-line reason for every picture."""
+    from PIL import Image
+
+    from ui import pictures
+
+    rng = np.random.default_rng(0)
+    made = {"noise.png": rng.integers(0, 256, (240, 320)).astype(np.uint8),
+            "white.png": np.full((200, 300), 255, np.uint8), "black.png": np.zeros((200, 300), np.uint8)}
+    for name, a in made.items():
+        Image.fromarray(a).save(tmp_path / name)
+    (tmp_path / "text.png").write_bytes(b"just some text, not a picture\n" * 20)
+    code, rows, _ = _predict_cli(str(tmp_path / "noise.png"), str(tmp_path / "white.png"),
+                                 str(tmp_path / "black.png"), str(tmp_path / "text.png"))
+    assert code == 1
+    cli = {Path(r["file"]).name: r["error"] for r in rows}
+    clf = predict.load()
+    app = {o.name: o.error for o in pictures.process([(p.name, p.read_bytes()) for p in sorted(tmp_path.iterdir())],
+                                                     clf, None, "auto")}
+    assert set(cli) == set(app) == {"noise.png", "white.png", "black.png", "text.png"}
+    for name in cli:
+        assert cli[name] and cli[name] == app[name], name
+        assert "\n" not in cli[name]
+        assert not any(r["predicted"] for r in rows if Path(r["file"]).name == name)
+
+
+def test_every_one_lead_model_reads_pictures():
+    strip = str(PICTURES / "normal_paper_red_strip.png")
+    waveform = str(ROOT / "models" / "ecgnet_lite_waveform_recordwise.keras")
+    code, rows, _ = _predict_cli(strip, "--model", waveform)
+    assert code == 0 and len(rows) >= 10 and not any(r["error"] for r in rows)

@@ -170,9 +170,9 @@ def test_streamlit_reads_every_configured_key():
 
 
 def test_upload_names_are_shown_without_folders_or_control_characters():
-    from ui import batch
+    from ecg_core.model import predict
+    from ui import pictures
 
-    png = io.BytesIO()
-    Image.fromarray(255 - np.asarray(Image.open(SAMPLE))).save(png, "PNG")
-    (r,) = batch.prepare([("../../etc/\u202ebeat`.png", png.getvalue())], guard=None)
-    assert r.name == "beat'.png"
+    strip = ROOT / "sample_images" / "pictures" / "normal_paper_red_strip.png"
+    (o,) = pictures.process([("../../etc/\u202ebeat`.png", strip.read_bytes())], predict.load(), None, "auto")
+    assert o.name == "beat'.png" and o.ok and o.result.name == "beat'.png"

@@ -1,20 +1,21 @@
-"""Streamlit widgets shared by the pages: model picker, prediction panel, batch results, error page."""
+"""Streamlit widgets shared by the pages: model picker, prediction panel, picture results, error page."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 
 import numpy as np
 import streamlit as st
 
 from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS, CLASS_NAMES, CLASSES
 from ecg_core.figures import charts
-from ecg_core.model.explain import METHODS, colormap_legend, mass_near_trace, overlay
+from ecg_core.figures.picture import picture_figure, trace_heat
+from ecg_core.model.explain import METHODS, colormap_legend, mass_near_trace, overlay, time_profile
 from ecg_core.model.predict import ModelError, ModelInfo
 from ecg_core.picture.imaging import to_model_input
+from ecg_core.pipeline.picture import PictureResult
 from ui import state
-from ui.batch import ImageResult, results_csv, results_frame
+from ui.pictures import PictureOutcome, beats_frame
 
 HEATMAP_PX = 384  # the 128-pixel image upscaled 3x
 METHOD_LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
@@ -172,63 +173,87 @@ def gradcam_view(image: np.ndarray, predicted: int, key: str) -> None:
     st.caption("Colour scale: blue = little influence on this class's score, red = the most.")
 
 
-def image_source_caption(result: ImageResult) -> str:
-    parts = [code_name(result.name)]
-    if result.label:
-        parts.append(f"reference label: {CLASS_NAMES.get(result.label, result.label)}")
-    if result.source:
-        parts.append(result.source)
-    if result.status == "flagged":
-        parts.append(f"**classified anyway, although:** {result.reason}")
-    return " · ".join(parts)
+VIEWS = {"trace": "Extracted trace", "explain": "Explanation along the trace"}
+LAYOUT_WORDS = {"strip": "one strip", "stacked": "stacked strips", "twelve_lead": "a 12-lead page"}
 
 
-def unusable_files(results: Sequence[ImageResult]) -> None:
-    """One line per file that was not read (error) or not classified (flagged by the non-ECG guard)."""
-    errors = [r for r in results if r.status == "error"]
-    flagged = [r for r in results if r.status == "flagged" and not r.classified]
-    if errors:
-        st.error("**Not readable:**\n" + "\n".join(f"- {code_name(r.name)}: {r.reason}" for r in errors),
-                 icon=":material/broken_image:")
-    if flagged:
-        st.warning("**Does not look like an ECG beat image, so not classified:**\n"
-                   + "\n".join(f"- {code_name(r.name)}: {r.reason}" for r in flagged),
-                   icon=":material/image_not_supported:")
+def _beat_heat(result: PictureResult, method: str, key: str) -> np.ndarray:
+    """Each beat's Grad-CAM for its predicted class along its window's time axis (cached in the session)."""
+    store = st.session_state.setdefault("picture_heat", {})
+    if (key, method) not in store:
+        images = np.stack([result.image(i) for i in range(len(result.beats))])
+        classes = [CLASS_KEYS.index(k) for k in result.beats["predicted"]]
+        maps = state.current_gradcam().heatmaps(to_model_input(images), classes, method)
+        store.clear()  # one picture's maps at a time: bounded memory
+        store[(key, method)] = np.stack([time_profile(im, m) for im, m in zip(images, maps)])
+    return store[(key, method)]
 
 
-def batch_results(results: Sequence[ImageResult], key: str) -> None:
-    """One image: its panel. Many: results table with CSV download, and the panel of the selected row."""
-    unusable_files(results)
-    done = [r for r in results if r.classified]
-    if not done:
-        return
-    if len(results) == 1:
-        st.caption(image_source_caption(done[0]))
-        prediction_panel(done[0].image, done[0].probs, f"{key}_single_{done[0].name}")
-        return
-    table = results_frame(done)
-    pick_key, table_key = f"{key}_pick", f"{key}_table"
-    if st.session_state.get(pick_key, 0) >= len(done):
+def picture_result(outcome: PictureOutcome, key: str) -> None:
+    """One digitized picture: how it was read, the picture with trace, beats and explanation, the beat table
+    and the selected beat's probabilities and Grad-CAM."""
+    r = outcome.result
+    d = r.digitized
+    cal = d.calibration
+    parts = [code_name(outcome.name)]
+    if outcome.source:
+        parts.append(outcome.source)
+    if outcome.label:
+        parts.append(f"reference beats: {outcome.label}")
+    st.caption(" · ".join(parts))
+    kind = "a single beat" if r.kind == "beat" else LAYOUT_WORDS.get(d.layout, d.layout)
+    counts = r.beats["predicted"].value_counts()
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Beats", len(r.beats), help="; ".join(f"{CLASS_NAMES[k]}: {int(counts[k])}" for k in CLASS_KEYS
+                                                     if k in counts) or None)
+    c2.metric("Read as", kind)
+    c3.metric("Digitization quality", f"{d.quality:.0%}",
+              help="Share of the trace followed without breaks or jumps, weighed by how sure the time scale is.")
+    st.markdown(f"**Time scale:** {html.escape(cal.description)} (confidence {cal.confidence:.0%}).")
+    for note in [*r.notes]:
+        st.caption(note)
+    if cal.method == "assumed":
+        st.warning("No ECG grid was found and no span was stated, so the time scale is a guess: state the span "
+                   "under **How to read the pictures** if it is wrong.", icon=":material/straighten:")
+    n_unsure = int(r.beats["uncertain"].sum())
+    if n_unsure:
+        st.warning(f"{n_unsure} beat(s) are marked **?** (uncertain): their class changes within +-25 % of the "
+                   "time scale, or their window reaches beyond the picture's edge (see the table).",
+                   icon=":material/help:")
+    pick_key = f"{key}_beat"
+    if st.session_state.get(pick_key, 0) >= len(r.beats):
         st.session_state[pick_key] = 0
+    view = st.radio("Show on the picture", list(VIEWS), format_func=VIEWS.get, horizontal=True, key=f"{key}_view")
+    method = "gradcam"
+    heat = None
+    if view == "explain":
+        method = st.radio("Attribution", METHODS, format_func=METHOD_LABELS.get, horizontal=True,
+                          key=f"{key}_method")
+        heat = trace_heat(r, _beat_heat(r, method, key))
+    selected = int(st.session_state.get(pick_key, 0))
+    st.plotly_chart(picture_figure(outcome.display, r, selected, heat), key=f"{key}_fig",
+                    config={"displayModeBar": True, "displaylogo": False})
+    st.caption("Blue line: the trace as digitized, drawn over your picture; check that it follows the ECG. Dots: "
+               "detected beats in their predicted class colour, with confidence (? = uncertain)."
+               + (" Colour along the trace: where the model looked for each beat's class (Grad-CAM mapped from the "
+                  "model's time axis onto the picture)." if heat is not None else ""))
+    table_key = f"{key}_table"
 
     def follow_table() -> None:
         rows = st.session_state[table_key].selection.rows
         if rows:
             st.session_state[pick_key] = int(rows[0])
 
-    st.subheader(f"{len(done)} images classified")
-    st.dataframe(table, key=table_key, on_select=follow_table, selection_mode="single-row", hide_index=True,
-                 width="stretch", column_config={
+    st.dataframe(beats_frame(r), key=table_key, on_select=follow_table, selection_mode="single-row",
+                 hide_index=True, width="stretch", column_config={
                      "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0.0,
                                                                    max_value=1.0)})
-    st.caption("Click a row (or use the selector below) to see its probabilities and heatmap.")
-    st.download_button("Download all results (CSV)", results_csv(results), file_name="ecg_predictions.csv",
-                       mime="text/csv", icon=":material/download:", key=f"{key}_csv")
-    i = st.selectbox("Show details for", range(len(done)), key=pick_key,
-                     format_func=lambda j: f"{j + 1}. {done[j].name} -> {CLASS_NAMES[done[j].predicted]}")
-    st.divider()
-    st.caption(image_source_caption(done[i]))
-    prediction_panel(done[i].image, done[i].probs, f"{key}_row{i}_{done[i].name}")
+    i = st.selectbox("Beat", range(len(r.beats)), key=pick_key,
+                     format_func=lambda j: f"{j + 1} at {r.beats['time_s'].iloc[j]:.2f} s -> "
+                     f"{CLASS_NAMES[r.beats['predicted'].iloc[j]]}")
+    st.caption("The model's own picture of this beat (1 s before the R peak to 0.6 s after it, drawn over the "
+               "patient's usual beat) with its 2-D heatmap, for reviewers:")
+    prediction_panel(r.image(i), r.probabilities(i), f"{key}_b{i}")
 
 
 def model_or_stop() -> ModelInfo:

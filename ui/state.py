@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_ROOT = ROOT / "sample_images"  # one folder per representation, the same beats in each
+PICTURES_DIR = SAMPLES_ROOT / "pictures"  # pictures drawn from test-split recordings in many styles
 MODEL_KEY = "ecg_model_path"  # session-state key of the sidebar's model picker
 
 
@@ -119,3 +120,27 @@ def sample_manifest(representation: str = "waveform") -> pd.DataFrame:
 def sample_source(row: pd.Series) -> str:
     """'mitdb record 213, 1694.2 s' for a manifest row."""
     return f"{row['database']} record {row['record']}, {float(row['time_s']):.1f} s"
+
+
+def pictures_dir() -> Path:
+    return PICTURES_DIR
+
+
+def picture_manifest() -> pd.DataFrame:
+    """Bundled sample pictures (file, style, layout, database, record, start_s, labels); empty when none."""
+    p = PICTURES_DIR / "manifest.csv"
+    if not p.exists():
+        return pd.DataFrame(columns=["file", "style", "layout", "database", "record", "start_s", "labels"])
+    return _picture_manifest(str(p))
+
+
+@st.cache_data(show_spinner=False)
+def _picture_manifest(path: str) -> pd.DataFrame:
+    m = pd.read_csv(path, dtype={"record": str, "labels": str}).fillna("")
+    return m[[(PICTURES_DIR / f).is_file() for f in m["file"]]].reset_index(drop=True)
+
+
+def picture_caption(row: pd.Series) -> str:
+    """'paper_red strip · mitdb record 213 from 1694.2 s' for a picture manifest row."""
+    return (f"{row['style']} {row['layout']} · {row['database']} record {row['record']} from "
+            f"{float(row['start_s']):.1f} s")

@@ -83,7 +83,7 @@ def picture_figure(display_uri: str, result: PictureResult, selected: int | None
         c = CLASS_BY_KEY[key]
         text = [f"{key}{'?' if b['uncertain'].iloc[r] else ''} {b['confidence'].iloc[r]:.0%}" for r in rows]
         hover = [f"beat {r + 1} at {b['time_s'].iloc[r]:.2f} s: {c.name}, {b['confidence'].iloc[r]:.0%}"
-                 + (" (uncertain: " + b["span_classes"].iloc[r] + ")" if b["uncertain"].iloc[r] else "")
+                 + (" (uncertain: " + b["why_uncertain"].iloc[r] + ")" if b["uncertain"].iloc[r] else "")
                  for r in rows]
         fig.add_trace(go.Scatter(
             x=b["x_px"].to_numpy()[rows], y=b["y_px"].to_numpy()[rows], mode="markers", name=f"{c.name} ({key})",

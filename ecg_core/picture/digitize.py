@@ -14,8 +14,9 @@ Nothing is written to disk; every failure is a DigitizeError whose str() is one 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 
 from ecg_core.io.signal_io import SignalInput
@@ -31,6 +32,8 @@ SPAN_PRESETS: dict[str, float] = {  # label -> seconds across the trace
     "a beat picture of this project (1.6 s)": 1.6,
     "a 10 s rhythm strip": 10.0,
 }
+MIN_SKEW_GAIN = 3.0  # row-profile sharpening that proves a tilt (real tilts: 6-16; a lone trace: 1-2)
+LINE_CAP = 0.55  # the retry's cap on line removal: grid lines are fainter than the trace
 STRIP_ASPECT = 2.5  # without grid or stated span, a picture this much wider than tall is taken for a 10 s strip
 MIN_COVERAGE = 0.5  # share of the trace's columns that must hold trace pixels
 MAX_TALL_SHARE = 0.35  # columns with a run this much taller than the line: filled areas, not a trace
@@ -47,10 +50,24 @@ class Calibration:
     """How pixels became seconds and millivolts, and how sure that is."""
 
     method: str  # "grid", "span" (stated) or "assumed"
-    px_per_s: float
+    px_per_s: float  # at the picture's centre column
     px_per_mv: float | None  # None: amplitude relative
     confidence: float  # 0..1
     description: str
+    scale_slope: float = 0.0  # relative change of px_per_s per column (perspective), 0 for a flat picture
+    centre: float = 0.0  # the column where px_per_s holds
+
+    def seconds(self, columns: np.ndarray) -> np.ndarray:
+        """Time in seconds of picture columns (straightened picture) from its left edge.
+
+        With perspective the scale changes linearly across the picture: px/s(x) = s (1 + k (x - c)), and
+        the time is its integral, ln(1 + k (x - c)) / (s k) from column 0.
+        """
+        x = np.asarray(columns, dtype=float)
+        k, s, c = self.scale_slope, self.px_per_s, self.centre
+        if abs(k) < 1e-9:
+            return x / s
+        return (np.log1p(k * (x - c)) - np.log1p(k * (0.0 - c))) / (s * k)
 
 
 @dataclass
@@ -63,9 +80,9 @@ class Trace:
     t0_s: float  # time of sample 0 from the picture's left edge, as calibrated
     path_x: np.ndarray  # the followed path in the uploaded picture's pixel coordinates (one point per column)
     path_y: np.ndarray
+    path_t: np.ndarray  # the time of each path point from the picture's left edge, as calibrated
     quality: float  # 0..1: coverage x smoothness of the followed path
     thickness: float
-    px_per_s: float
 
     @property
     def duration_s(self) -> float:
@@ -73,14 +90,10 @@ class Trace:
 
     def picture_x(self, t_s: np.ndarray) -> np.ndarray:
         """Picture columns (uploaded picture) of times measured from the picture's left edge."""
-        cols = np.arange(self.path_x.size)
-        rel = (np.asarray(t_s, dtype=float) - self.t0_s) * self.px_per_s
-        return np.interp(rel, cols, self.path_x)
+        return np.interp(np.asarray(t_s, dtype=float), self.path_t, self.path_x)
 
     def picture_y(self, t_s: np.ndarray) -> np.ndarray:
-        cols = np.arange(self.path_y.size)
-        rel = (np.asarray(t_s, dtype=float) - self.t0_s) * self.px_per_s
-        return np.interp(rel, cols, self.path_y)
+        return np.interp(np.asarray(t_s, dtype=float), self.path_t, self.path_y)
 
 
 @dataclass
@@ -121,7 +134,7 @@ class Pulse:
 def find_pulse(path: tracelib.Path, px_per_mm: float | None) -> Pulse | None:
     """The calibration pulse in the first quarter of a followed strip, if there is one.
 
-    A pulse is a plateau at least 3 mm (or 5 % of the strip) wide whose rows stay within about a line width,
+    A pulse is a plateau at least 3 mm (or 1.2 % of the strip) wide whose rows stay within about a line width,
     at least 5 mm (or a quarter of the trace's range) above the level before and after it, entered and left
     by steep strokes. ECG waves do not stay that flat that high.
     """
@@ -132,8 +145,8 @@ def find_pulse(path: tracelib.Path, px_per_mm: float | None) -> Pulse | None:
     t = path.thickness
     lo_level = float(np.median(y))
     span = float(np.percentile(y, 99.5) - np.percentile(y, 0.5))
-    min_height = 5 * px_per_mm if px_per_mm else 0.25 * span
-    min_width = 3 * px_per_mm if px_per_mm else 0.05 * n
+    min_height = 4 * px_per_mm if px_per_mm else 0.25 * span  # a pulse at half gain is 5 mm tall
+    min_width = 3 * px_per_mm if px_per_mm else max(4.0, 0.012 * n)  # a 0.2 s pulse on a 10 s strip: 2 %
     region = y[: max(int(0.25 * n), 10)]
     high = region < lo_level - max(min_height, 3 * t)
     i = 0
@@ -149,16 +162,31 @@ def find_pulse(path: tracelib.Path, px_per_mm: float | None) -> Pulse | None:
         flat = np.abs(top - plateau) <= max(2.0, 0.6 * t)  # the stroke columns at either end are not flat
         width = _longest_run(flat)
         if width >= min_width and width >= 0.7 * top.size - 2:
-            before = y[max(0, i - 4): i]
-            after_idx = j + 1
-            while after_idx < n and y[after_idx] < lo_level - 2 * t:
+            before = y[max(0, i - 6): i]  # the level the pulse rises from: the lowest point just before it
+            level = float(before.max()) if before.size else lo_level
+            # a pulse rises and falls within a few columns; an R wave drawn this wide takes longer
+            rise = i - _last_near(y, i, level, 2 * t)
+            if rise > 4:
+                i = j + 1
+                continue
+            after_idx = j + 1  # the falling edge ends where the trace is back at the level before the pulse
+            while after_idx < n and y[after_idx] < level - 2 * t:
                 after_idx += 1
-            level = float(np.median(before)) if before.size else lo_level
-            if after_idx < n and level - plateau >= min_height:
-                gap = int(round(px_per_mm)) if px_per_mm else 2
-                return Pulse(min(n - 1, after_idx + gap), level - plateau, float(width))
+            if after_idx < n and after_idx - j <= 5 and level - plateau >= min_height:
+                # printers leave a short gap between the pulse and the trace: the trace starts after it
+                ahead = np.flatnonzero(~np.isfinite(path.y[after_idx: after_idx + max(8, int(0.04 * n))]))
+                end = after_idx + int(ahead[-1]) + 1 if ahead.size else after_idx + 2
+                return Pulse(min(n - 1, end), level - plateau, float(width))
         i = j + 1
     return None
+
+
+def _last_near(y: np.ndarray, i: int, level: float, tol: float) -> int:
+    """The last column before i whose row is within tol of level (-1 if none)."""
+    for k in range(i - 1, -1, -1):
+        if abs(y[k] - level) <= tol:
+            return k
+    return -1
 
 
 def _longest_run(flags: np.ndarray) -> int:
@@ -176,20 +204,23 @@ def _without_pulse(path: tracelib.Path, pulse: Pulse) -> tracelib.Path:
                          path.coverage, path.smoothness)
 
 
-def _guess_span(width_px: int, height_px: int, trace_px: int) -> tuple[float, str]:
+def _guess_span(width_px: int, height_px: int, trace_px: int, layout: str = "strip") -> tuple[float, str]:
+    if layout == "twelve_lead":
+        return 10.0, "no grid found and no stated span: the 12-lead page's rhythm strip taken for the standard 10 s"
     if width_px >= STRIP_ASPECT * height_px:
         return 10.0, "no grid and no stated span: taken for a 10 s strip from its shape"
     return 1.6, "no grid and no stated span: taken for a 1.6 s beat picture from its shape"
 
 
 def calibrate(period: gridlib.GridPeriod | None, trace_px: int, width: int, height: int,
-              span_s: float | None) -> Calibration:
+              span_s: float | None, layout: str = "strip") -> Calibration:
     """Pixels per second and per millivolt from the grid, a stated span, or a guess."""
     if span_s is not None:
         if not np.isfinite(span_s) or not 0.2 <= span_s <= 60.0:
             raise DigitizeError(f"The stated span must be between 0.2 and 60 seconds, not {span_s:g}.")
         px_s = trace_px / span_s
-        px_mv = PAPER_GAIN_MM_MV * period.px_per_mm if period and period.large_boxes else None
+        credible = period is not None and period.large_boxes and period.confidence >= 0.5
+        px_mv = PAPER_GAIN_MM_MV * period.px_per_mm if credible else None
         return Calibration("span", px_s, px_mv, 0.9,
                            f"stated span {span_s:g} s over the trace's {trace_px} px"
                            + ("" if px_mv else "; amplitude relative"))
@@ -198,8 +229,24 @@ def calibrate(period: gridlib.GridPeriod | None, trace_px: int, width: int, heig
         return Calibration("grid", PAPER_SPEED_MM_S * px_mm, PAPER_GAIN_MM_MV * px_mm, period.confidence,
                            f"ECG grid, small box {px_mm:.2f} px = 1 mm, read at {PAPER_SPEED_MM_S:g} mm/s and "
                            f"{PAPER_GAIN_MM_MV:g} mm/mV")
-    span, why = _guess_span(width, height, trace_px)
+    span, why = _guess_span(width, height, trace_px, layout)
     return Calibration("assumed", trace_px / span, None, 0.3, f"{why} (state the span if it is not)")
+
+
+def _with_perspective(cal: Calibration, line_ink: np.ndarray, period: gridlib.GridPeriod,
+                      notes: list[str]) -> Calibration:
+    """The grid's period measured across the picture: a photo taken at an angle shows a scale that changes
+    from left to right, which a single period would turn into a drift of the time axis."""
+    trend = gridlib.period_trend(line_ink, period.px_per_mm)
+    if trend is None:
+        return cal
+    slope, centre_period, centre = trend
+    if abs(slope) * line_ink.shape[1] < 0.01:  # under 1 % across the picture: a flat picture
+        return cal
+    notes.append(f"Perspective: the grid's scale changes by {100 * slope * line_ink.shape[1]:+.1f} % from left to "
+                 "right; the time axis follows it.")
+    px_s = PAPER_SPEED_MM_S * centre_period
+    return replace(cal, px_per_s=px_s, scale_slope=slope, centre=centre)
 
 
 def _to_picture(xs: np.ndarray, ys: np.ndarray, inverse: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -214,9 +261,9 @@ def _resample(x_cols: np.ndarray, y_rows: np.ndarray, baseline: float, cal: Cali
     """Samples (picture column, row) -> millivolts at WORKING_FS from the first column on (linear)."""
     found = np.isfinite(y_rows)
     x_cols, y_rows = x_cols[found], y_rows[found]
-    duration = (x_cols[-1] - x_cols[0]) / cal.px_per_s
-    t = np.arange(int(np.floor(duration * WORKING_FS)) + 1) / WORKING_FS
-    rows = np.interp(x_cols[0] + t * cal.px_per_s, x_cols, y_rows)
+    times = cal.seconds(x_cols)
+    t = times[0] + np.arange(int(np.floor((times[-1] - times[0]) * WORKING_FS)) + 1) / WORKING_FS
+    rows = np.interp(t, times, y_rows)
     if cal.px_per_mv:
         return -(rows - baseline) / cal.px_per_mv
     v = -(rows - baseline)
@@ -238,26 +285,42 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto") -> 
     notes = list(decode_notes)
     g = gridlib.ground(rgb)
     period = gridlib.grid_period(g.line_ink)
-    angle = gridlib.skew_angle(g.line_ink)
+    angle, gain = gridlib.skew_angle(g.line_ink)
     inverse = None
     if angle:
         fill = tuple(float(c) for c in np.median(rgb.reshape(-1, 3), axis=0))
         turned = gridlib.rotate(rgb, angle, fill)
         g2 = gridlib.ground(turned)
         period2 = gridlib.grid_period(g2.line_ink)
-        # a tilt is trusted when straightening sharpens the grid, or, without any grid, in a wide strip
-        better = period2 and (period2.confidence > period.confidence if period else period2.confidence >= 0.5)
-        if better or \
-                (period is None and period2 is None and w >= STRIP_ASPECT * h):
+        # a tilt is trusted when straightening makes the rows much sharper (grid lines, axes, a long baseline
+        # lining up), or sharpens a grid that was already found
+        confirmed = period2 is not None and period is not None and period2.confidence > period.confidence + 0.1
+        if gain >= MIN_SKEW_GAIN or confirmed:
             rgb, g, period = turned, g2, period2
             m = np.vstack([gridlib.rotation_matrix((h, w), angle), [0, 0, 1]])
             inverse = np.linalg.inv(m)[:2]
             notes.append(f"Straightened by {angle:+.1f} degrees.")
         else:
             angle = 0.0
-    clean = gridlib.remove_lines(g.trace_ink)
-    mask = tracelib.trace_mask(clean)
-    strips = tracelib.bands(mask)
+    if period is not None:  # vertical grid lines tilted apart from the horizontal ones: a photo at an angle
+        slope, sgain = gridlib.shear_slope(g.line_ink)
+        if slope and sgain >= MIN_SKEW_GAIN:
+            fill = tuple(float(c) for c in np.median(rgb.reshape(-1, 3), axis=0))
+            m = gridlib.shear_matrix((h, w), slope)
+            rgb = cv2.warpAffine(rgb, m.astype(np.float32), (w, h), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+            g = gridlib.ground(rgb)
+            period = gridlib.grid_period(g.line_ink) or period
+            full = np.vstack([m, [0, 0, 1]])
+            before = np.vstack([inverse, [0, 0, 1]]) if inverse is not None else np.eye(3)
+            inverse = (before @ np.linalg.inv(full))[:2]
+            notes.append(f"Vertical grid lines tilted by {np.degrees(np.arctan(slope)):+.1f} degrees: sheared back.")
+    clean, mask, strips, paths = _follow_strips(g.trace_ink, cap=1.0)
+    if paths and paths[0] is not None and paths[0].coverage < 0.8:
+        # a flat stretch of the trace can be as straight as a grid line: retry taking less away
+        retry = _follow_strips(g.trace_ink, cap=LINE_CAP)
+        if retry[3] and retry[3][0] is not None and retry[3][0].coverage > paths[0].coverage + 0.1:
+            clean, mask, strips, paths = retry
     if not strips:
         raise DigitizeError("No ECG trace was found in the picture.")
     if len(strips) > tracelib.MAX_BANDS:
@@ -266,7 +329,6 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto") -> 
     if expect == "beat" and len(strips) > 1:
         raise DigitizeError(f"{len(strips)} traces were found where one beat was expected.")
     layout = "strip" if len(strips) == 1 else "stacked" if len(strips) <= 3 else "twelve_lead"
-    paths = [tracelib.follow(mask, clean, (top, bottom), base) for top, base, bottom in strips]
     if layout == "twelve_lead":
         primary = len(paths) - 1  # the full-width lead-II rhythm strip at the bottom
         full = max((p.y.size for p in paths if p), default=0)
@@ -292,15 +354,16 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto") -> 
     if main.coverage < MIN_COVERAGE:
         raise DigitizeError(f"The trace could be followed over only {100 * main.coverage:.0f} % of its width: "
                             "the picture is too faint, broken or busy to digitize.")
-    cal = calibrate(period, main.y.size, w, h, span_s)
+    cal = calibrate(period, main.y.size, w, h, span_s, layout)
+    if cal.method == "grid":
+        cal = _with_perspective(cal, g.line_ink, period, notes)
     if pulse is not None:
         gain = pulse.height_px / cal.px_per_mv if cal.px_per_mv else None
         if gain is None or abs(gain - 1.0) > 0.08:  # the pulse says otherwise (or there is no grid)
-            cal = Calibration(cal.method, cal.px_per_s, pulse.height_px, cal.confidence, cal.description
-                              + f"; amplitude from the 1 mV calibration pulse ({pulse.height_px:.0f} px)")
+            cal = replace(cal, px_per_mv=pulse.height_px, description=cal.description.replace(
+                "; amplitude relative", "") + f"; amplitude from the 1 mV calibration pulse ({pulse.height_px:.0f} px)")
         else:
-            cal = Calibration(cal.method, cal.px_per_s, cal.px_per_mv, cal.confidence,
-                              cal.description + " (the 1 mV calibration pulse agrees)")
+            cal = replace(cal, description=cal.description + " (the 1 mV calibration pulse agrees)")
         notes.append("A calibration pulse at the start of the strip was recognised and left out of the signal.")
     traces = []
     for k, p in enumerate(paths):
@@ -310,15 +373,27 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto") -> 
         baseline = float(np.median(y))
         sig = _resample(p.sample_x, p.sample_y, baseline, cal)
         px, py = _to_picture(p.columns.astype(float), y, inverse)
+        path_t = cal.seconds(p.columns.astype(float))
         label = ("II (rhythm strip)" if layout == "twelve_lead" and k == primary
                  else f"strip {k + 1}" if layout != "strip" else "picture trace")
-        tr = Trace(label, sig, float(WORKING_FS), p.x_start / cal.px_per_s, px, py,
-                   float(p.coverage * p.smoothness), p.thickness, cal.px_per_s)
+        t0 = float(cal.seconds(np.array([p.sample_x[np.isfinite(p.sample_y)][0]]))[0])
+        tr = Trace(label, sig, float(WORKING_FS), t0, px, py, path_t, float(p.coverage * p.smoothness), p.thickness)
         traces.append(tr)
         if k == primary:
             primary_index = len(traces) - 1
     return Digitized(w, h, layout, traces, primary_index, cal, angle, g.light_on_dark,
                      period.px_per_mm if period else None, notes)
+
+
+def _follow_strips(trace_ink: np.ndarray, cap: float):
+    """Lines removed (at most `cap` of ink), the trace mask, its strips and one followed path per strip."""
+    clean = gridlib.remove_lines(trace_ink, cap=cap)
+    mask = tracelib.trace_mask(clean)
+    strips = tracelib.bands(mask)
+    if len(strips) > tracelib.MAX_BANDS:
+        return clean, mask, strips, []
+    paths = [tracelib.follow(mask, clean, (top, bottom), base) for top, base, bottom in strips]
+    return clean, mask, strips, paths
 
 
 def _tall_share(mask: np.ndarray, strip: tuple[int, int, int], path: tracelib.Path) -> float:

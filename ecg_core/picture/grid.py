@@ -65,11 +65,18 @@ def ground(rgb: np.ndarray, background_px: int = 15) -> Ground:
     line = ink(lum)
     if dark:
         return Ground(dark, line, line)
+    # a photo shows the desk around the paper: large dark areas and the paper's edges are not ink
+    paper = cv2.medianBlur((lum * 255).astype(np.uint8), 2 * (background_px // 2) + 1) > 90
+    if not paper.all():
+        paper = cv2.erode(paper.astype(np.uint8), k, iterations=2).astype(bool)
+        line = np.where(paper, line, 0.0).astype(np.float32)
     # A dark trace is dark in luminance, whatever its hue (black, dark blue, a plot's pure blue); a coloured grid
     # is light in luminance and bright in its own channel, so it fades in the value channel. Take the value
     # ink, and the luminance ink where the pixel itself is dark.
     dark_weight = np.clip((0.62 - lum) / 0.3, 0.0, 1.0)
     trace = np.maximum(ink(value), line * dark_weight)
+    if not paper.all():
+        trace = np.where(paper, trace, 0.0)
     return Ground(dark, trace.astype(np.float32), line)
 
 
@@ -162,13 +169,52 @@ def grid_period(line_ink: np.ndarray) -> GridPeriod | None:
     return GridPeriod(float(period), confidence, bold)
 
 
-def remove_lines(ink: np.ndarray, coverage: float = LINE_COVERAGE) -> np.ndarray:
+def period_trend(line_ink: np.ndarray, px_per_mm: float, tiles: int = 6) -> tuple[float, float, float] | None:
+    """How the grid period changes across the picture (perspective): (relative slope per column, period at
+    the centre, centre column), from the column profile's period in overlapping tiles; None when too few
+    tiles show the grid."""
+    h, w = line_ink.shape
+    width = int(w / (tiles / 2 + 0.5))
+    if width < 40 * px_per_mm / 5 or width < 60:
+        return None
+    centres, periods, weights = [], [], []
+    for a in np.linspace(0, w - width, tiles).astype(int):
+        prof = np.median(line_ink[:, a: a + width], axis=0)
+        freqs, power = _spectrum(prof)
+        # the strongest harmonic near the known small-box or bold-line frequency
+        best = None
+        for k in (1.0, 0.2):
+            f, pw = _peak(freqs, power, k / px_per_mm, rel=0.08)
+            if best is None or pw > best[1]:
+                best = (f / k, pw)
+        if best[1] > 0:
+            centres.append(a + width / 2.0)
+            periods.append(1.0 / best[0])
+            weights.append(best[1])
+    if len(periods) < 4:
+        return None
+    c = np.asarray(centres)
+    p = np.asarray(periods)
+    wts = np.sqrt(np.asarray(weights))
+    if np.any(np.abs(p / px_per_mm - 1) > 0.1):  # a tile that locked on something else
+        keep = np.abs(p / px_per_mm - 1) <= 0.1
+        if keep.sum() < 4:
+            return None
+        c, p, wts = c[keep], p[keep], wts[keep]
+    slope, intercept = np.polyfit(c, p, 1, w=wts)
+    centre = w / 2.0
+    p_centre = float(slope * centre + intercept)
+    return float(slope / p_centre), p_centre, centre
+
+
+def remove_lines(ink: np.ndarray, coverage: float = LINE_COVERAGE, cap: float = 1.0) -> np.ndarray:
     """Ink less the straight horizontal and vertical lines (grid, axes, frames) that cross a tile.
 
     A line's strength in a column is a low percentile of that column (the trace covers few of its pixels, a
     grid or axis line nearly all); the same along rows, per quarter of the width so that mild perspective and
     a slight residual tilt are followed. A steep QRS stroke that fills a column loses that column only, which
-    the trace follower bridges.
+    the trace follower bridges. `cap` limits what is taken away, so that a trace drawn as a long straight line
+    (a flat baseline) outlives the removal while fainter grid lines still go.
     """
     q = 100.0 * (1.0 - coverage)
     h, w = ink.shape
@@ -181,11 +227,16 @@ def remove_lines(ink: np.ndarray, coverage: float = LINE_COVERAGE) -> np.ndarray
     for t in range(4):
         a, b = t * w // 4, (t + 1) * w // 4
         horizontal[:, a:b] = np.percentile(ink[:, a:b], q, axis=1)[:, None]
-    return np.clip(ink - np.maximum(vertical, horizontal), 0.0, 1.0).astype(np.float32)
+    # long straight segments anywhere (axes, frames, spines that start mid-tile): grey-level openings
+    seg_h = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max(15, w // 7), 1)))
+    seg_v = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(15, int(h * 0.6)))))
+    lines = np.maximum(np.maximum(vertical, horizontal), np.maximum(seg_h, seg_v))
+    return np.clip(ink - np.minimum(lines, cap), 0.0, 1.0).astype(np.float32)
 
 
-def skew_angle(line_ink: np.ndarray, max_deg: float = 6.0, work_side: int = 480) -> float:
-    """The rotation (degrees, counter-clockwise positive as cv2 uses it) that makes lines horizontal.
+def skew_angle(line_ink: np.ndarray, max_deg: float = 6.0, work_side: int = 480) -> tuple[float, float]:
+    """The rotation (degrees, counter-clockwise positive as cv2 uses it) that makes lines horizontal, and how
+    much sharper the row profile gets with it (1: not at all).
 
     The angle whose row profile is sharpest (grid lines, axes and the baseline line up with pixel rows);
     0 unless the best angle is clearly sharper than no rotation.
@@ -210,8 +261,40 @@ def skew_angle(line_ink: np.ndarray, max_deg: float = 6.0, work_side: int = 480)
     best = float(fine[int(np.argmax(fscores))])
     base = sharpness(0.0)
     if abs(best) < 0.15 or max(fscores) < 1.08 * base:
-        return 0.0
-    return round(best, 2)
+        return 0.0, 1.0
+    return round(best, 2), float(max(fscores) / max(base, 1e-12))
+
+
+def shear_slope(line_ink: np.ndarray, max_slope: float = 0.15, work_side: int = 480) -> tuple[float, float]:
+    """The horizontal shear (column shift per row) that makes vertical grid lines vertical, and how much
+    sharper the column profile gets with it (1: not at all). A photo taken at an angle tilts the vertical lines
+    apart from the horizontal ones; columns are time, so a tilt there would shift every peak in time."""
+    h, w = line_ink.shape
+    s = min(1.0, work_side / max(h, w))
+    small = cv2.resize(line_ink, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape
+
+    def sharpness(k: float) -> float:
+        m = np.float32([[1, -k, k * sh / 2.0], [0, 1, 0]])
+        r = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderValue=0.0)
+        return float(np.sum(np.diff(np.median(r, axis=0)) ** 2))  # the median: grid lines, not the trace
+
+    coarse = np.arange(-max_slope, max_slope + 1e-9, 0.01)
+    scores = np.array([sharpness(k) for k in coarse])
+    best = float(coarse[int(np.argmax(scores))])
+    fine = np.arange(best - 0.01, best + 0.01 + 1e-9, 0.002)
+    fscores = np.array([sharpness(k) for k in fine])
+    best = float(fine[int(np.argmax(fscores))])
+    base = sharpness(0.0)
+    if abs(best) < 0.004 or max(fscores) < 1.08 * base:
+        return 0.0, 1.0
+    return round(best, 4), float(max(fscores) / max(base, 1e-12))
+
+
+def shear_matrix(shape: tuple[int, int], slope: float) -> np.ndarray:
+    """The 2 x 3 affine matrix that undoes a horizontal shear of `slope` about the picture's middle row."""
+    h = shape[0]
+    return np.float64([[1, -slope, slope * h / 2.0], [0, 1, 0]])
 
 
 def rotate(image: np.ndarray, angle: float, fill: float | tuple[float, ...]) -> np.ndarray:

@@ -68,16 +68,17 @@ def bands(mask: np.ndarray) -> list[tuple[int, int, int]]:
         return []
     smooth = np.convolve(prof, np.ones(5) / 5, mode="same")
     peaks, _ = sps.find_peaks(smooth, height=0.2 * smooth.max(), prominence=0.15 * smooth.max(),
-                              distance=max(8, h // (2 * MAX_BANDS)))
+                              distance=max(8, h // 8))
     if peaks.size == 0:
         peaks = np.array([int(np.argmax(smooth))])
     # a strip is only a strip if its trace runs a good part of the picture's width
     widths = []
+    reach = max(3, h // 40)  # rows either side: a wandering baseline stays within them
     for p in peaks:
-        cols = mask[max(0, p - 3): p + 4].any(axis=0)
+        cols = mask[max(0, p - reach): p + reach + 1].any(axis=0)
         widths.append(cols.sum())
     widths = np.array(widths)
-    peaks = peaks[widths >= 0.2 * widths.max()]
+    peaks = peaks[widths >= 0.5 * widths.max()]  # text lines, a pulse's top or a flat ST are narrower
     out = []
     for i, p in enumerate(peaks):
         top = 0 if i == 0 else (peaks[i - 1] + p) // 2

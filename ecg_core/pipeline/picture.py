@@ -29,8 +29,11 @@ from ecg_core.io.signal_io import SignalInput
 from ecg_core.picture.digitize import Digitized, DigitizeError, Trace, digitize
 from ecg_core.picture.render import window_time_axis
 from ecg_core.pipeline import record_mode
-from ecg_core.settings import WORKING_FS
+from ecg_core.settings import WINDOW_AFTER, WINDOW_AFTER_S, WINDOW_BEFORE, WINDOW_BEFORE_S, WORKING_FS
 from ecg_core.signal import signals
+from ecg_core.signal.beats import inside_bounds
+from ecg_core.signal.beats import pad_with_baseline as _padded  # shared with the lone-beat training data
+from ecg_core.signal.beats import stretch_trace as _stretch
 from ecg_core.signal.peaks import detect_beats
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
@@ -53,7 +56,8 @@ class PictureResult:
     pad: int  # padding samples before the picture's trace in x
     centres: np.ndarray  # R peaks in x of the beats in `beats`
     peaks: np.ndarray  # every R peak in x (for the templates)
-    beats: pd.DataFrame  # beat, time_s, predicted, confidence, N..VF, uncertain, span_classes, x_px, y_px
+    beats: pd.DataFrame  # beat, time_s, predicted, confidence, N..VF, uncertain, span_classes, why_uncertain,
+    #                      in_vf_episode, x_px, y_px
     episodes: pd.DataFrame  # VF episodes (start_s, end_s, duration_s) from the picture's left edge
     notes: list[str] = field(default_factory=list)
 
@@ -72,19 +76,6 @@ class PictureResult:
         """Picture columns of the model picture's columns for beat i (time axis of the beat window)."""
         t = self.beats["time_s"].iloc[i] + window_time_axis() / WORKING_FS
         return self.trace.picture_x(t)
-
-
-def _padded(signal_mv: np.ndarray, pad: int) -> np.ndarray:
-    edge = max(1, int(0.2 * WORKING_FS))
-    left = np.full(pad, np.median(signal_mv[:edge]))
-    right = np.full(pad, np.median(signal_mv[-edge:]))
-    return np.concatenate([left, signal_mv, right])
-
-
-def _stretch(signal_mv: np.ndarray, factor: float) -> np.ndarray:
-    """The trace read with a span `factor` times the calibrated one (longer: more samples)."""
-    n = max(2, int(round(signal_mv.size * factor)))
-    return np.interp(np.linspace(0, signal_mv.size - 1, n), np.arange(signal_mv.size), signal_mv)
 
 
 def _lone_beat_centre(x: np.ndarray, pad: int, n: int) -> int:
@@ -121,28 +112,62 @@ def _classify_once(trace_mv: np.ndarray, clf, kind: str, name: str, lead: str):
     return res.x, pad, res.centres[inside], res.peaks_own, probs, ep, [bool(v) for v in vf]
 
 
+def _two_leads(dig: Digitized) -> tuple[np.ndarray, np.ndarray, float]:
+    """The top two stacked strips over the time they share: (first lead, second lead, start s)."""
+    a, b = dig.traces[0], dig.traces[1]
+    start = max(a.t0_s, b.t0_s)
+    end = min(a.t0_s + a.duration_s, b.t0_s + b.duration_s)
+    n = int((end - start) * WORKING_FS)
+    if n < WORKING_FS:
+        raise DigitizeError("The two stacked strips do not overlap in time: they cannot be read as two leads.")
+    ia, ib = int(round((start - a.t0_s) * WORKING_FS)), int(round((start - b.t0_s) * WORKING_FS))
+    return a.signal_mv[ia: ia + n], b.signal_mv[ib: ib + n], start
+
+
+def _classify_two(first: np.ndarray, second: np.ndarray, clf):
+    """Beats found on the first lead, classified from both (a two-lead model); no VF scan."""
+    pad = int(round(PAD_S * WORKING_FS))
+    x = np.stack([signals.prepare_signal(_padded(v, pad), WORKING_FS) for v in (first, second)])
+    peaks = detect_beats(x[0])
+    centres = peaks[inside_bounds(peaks, x.shape[1]) & (peaks >= pad) & (peaks < pad + first.size)]
+    probs = record_mode.classify_windows(x, centres, clf, peaks=peaks)
+    return x, pad, centres, peaks, probs, pd.DataFrame(columns=["start_s", "end_s", "duration_s"]), []
+
+
 def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | None = None,
                      expect: str = "auto") -> PictureResult:
     """Picture bytes -> PictureResult; DigitizeError (one line) when the picture cannot be read.
 
     span_s: seconds across the trace when the picture has no grid; expect: "auto", "beat" or "strip".
+    A two-lead model reads the top two of stacked strips as its two leads (MLII above V1).
     """
-    if not record_mode.reads_one_lead(clf.info.representation):
-        raise DigitizeError(record_mode.two_lead_message(clf.name, clf.info.representation)
-                            .replace("a recording", "a one-lead picture"))
+    two = not record_mode.reads_one_lead(clf.info.representation)
     dig = digitize(data, span_s=span_s, expect="beat" if expect == "beat" else "auto")
     trace = dig.traces[dig.primary]
     kind = "beat" if expect == "beat" or (expect == "auto" and trace.duration_s < LONE_BEAT_MAX_S) else "strip"
     if kind == "beat" and trace.duration_s < 0.25:
         raise DigitizeError(f"The trace spans only {trace.duration_s:.2f} s as calibrated: too short for a beat.")
-    x, pad, centres, peaks, probs, episodes, in_vf = _classify_once(trace.signal_mv, clf, kind, name, trace.label)
+    if two:
+        if dig.layout != "stacked" or kind == "beat":
+            raise DigitizeError(f"{clf.name} reads two leads (MLII above V1): this picture shows one trace; "
+                                "choose a one-lead model, or upload two stacked strips.")
+        first, second, start = _two_leads(dig)
+        trace = dig.traces[0]
+        offset = start - trace.t0_s
+        x, pad, centres, peaks, probs, episodes, in_vf = _classify_two(first, second, clf)
+        centres = centres + int(round(offset * WORKING_FS))  # on the first strip's own time axis
+        x = np.pad(x, ((0, 0), (int(round(offset * WORKING_FS)), 0)), mode="edge")
+        peaks = peaks + int(round(offset * WORKING_FS))
+    else:
+        x, pad, centres, peaks, probs, episodes, in_vf = _classify_once(trace.signal_mv, clf, kind, name,
+                                                                        trace.label)
     notes = list(dig.notes)
     if centres.size == 0:
         raise DigitizeError("No heartbeat was found in the digitized trace.")
     times = trace.t0_s + (centres - pad) / WORKING_FS
     k = probs.argmax(axis=1)
     span_classes = [[CLASS_KEYS[j]] for j in k]
-    if dig.calibration.method != "grid":
+    if dig.calibration.method != "grid" and not two:
         for f in SPAN_FACTORS:
             if f == 1.0:
                 continue
@@ -156,7 +181,18 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
                 span_classes[i].append(CLASS_KEYS[int(p_f[nearest[i]].argmax())])
         notes.append(f"Span check: every beat classified again with the time scale {SPAN_FACTORS[0]:g}x and "
                      f"{SPAN_FACTORS[-1]:g}x; a beat whose class changes is marked uncertain.")
-    uncertain = [len(set(c)) > 1 for c in span_classes]
+    span_dependent = [len(set(c)) > 1 for c in span_classes]
+    # a strip's first and last beats are read with part of their window outside the picture (flat there)
+    rel = centres - pad
+    partial = ((rel < WINDOW_BEFORE) | (rel + WINDOW_AFTER > trace.signal_mv.size)) if kind == "strip" \
+        else np.zeros(centres.size, dtype=bool)
+    uncertain = [a or bool(b) for a, b in zip(span_dependent, partial)]
+    why = ["class depends on the time scale: " + " / ".join(dict.fromkeys(c)) if d
+           else "its window reaches beyond the picture's edge" if e else ""
+           for c, d, e in zip(span_classes, span_dependent, partial)]
+    if partial.any():
+        notes.append(f"{int(partial.sum())} beat(s) near the picture's edges are read with part of their "
+                     f"{WINDOW_BEFORE_S + WINDOW_AFTER_S:g} s window outside the picture and marked uncertain.")
     beats = pd.DataFrame({
         "beat": np.arange(centres.size),
         "time_s": np.round(times, 3),
@@ -165,6 +201,7 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
         **{key: np.round(probs[:, j], 4) for j, key in enumerate(CLASS_KEYS)},
         "uncertain": uncertain,
         "span_classes": [" / ".join(dict.fromkeys(c)) for c in span_classes],
+        "why_uncertain": why,
         "in_vf_episode": in_vf if in_vf else [False] * centres.size,
         "x_px": np.round(trace.picture_x(times), 1),
         "y_px": np.round(trace.picture_y(times), 1),

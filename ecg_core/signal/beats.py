@@ -7,7 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecg_core.classes import CLASS_INDEX, SYMBOL_TO_KEY, VF_RHYTHMS
-from ecg_core.settings import TEMPLATE_SPAN_S, VF_WINDOW_STEP_S, WINDOW_AFTER, WINDOW_BEFORE, WORKING_FS
+from ecg_core.settings import (
+    TEMPLATE_SPAN_S,
+    VF_WINDOW_STEP_S,
+    WINDOW_AFTER,
+    WINDOW_BEFORE,
+    WINDOW_LEN,
+    WORKING_FS,
+)
 
 
 @dataclass
@@ -118,3 +125,97 @@ def with_templates(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray) -> np.
     if x.ndim == 2:
         return np.concatenate([with_templates(lead, centres, peaks) for lead in x], axis=1)
     return np.stack([cut_windows(x, centres), local_templates(x, centres, peaks)], axis=1)
+
+
+# ---------------------------------------------------------------- lone beats (a picture of one beat)
+
+# The baseline padding around a picture's trace (pipeline/picture.py PAD_S): longer than WINDOW_BEFORE so a
+# beat at the trace's very start still gets a whole window.
+BASELINE_PAD_S = 1.2
+LONE_CROP_S = (0.6, 1.6)  # the width of a single-beat picture, seconds
+LONE_BEFORE_FRACTION = (0.3, 0.6)  # where the R peak sits across it
+LONE_STRETCH = (0.75, 1.25)  # the span augmentation: a picture's time scale is often only assumed
+
+
+def pad_with_baseline(signal_mv: np.ndarray, pad: int) -> np.ndarray:
+    """The trace with `pad` samples on each side at its edge baseline (the median of its first / last 0.2 s),
+    as a picture's trace is padded before its beats are cut."""
+    edge = max(1, int(0.2 * WORKING_FS))
+    left = np.full(pad, np.median(signal_mv[:edge]))
+    right = np.full(pad, np.median(signal_mv[-edge:]))
+    return np.concatenate([left, signal_mv, right])
+
+
+def stretch_trace(signal_mv: np.ndarray, factor: float) -> np.ndarray:
+    """The trace read with a span `factor` times the calibrated one (longer: more samples)."""
+    n = max(2, int(round(signal_mv.size * factor)))
+    return np.interp(np.linspace(0, signal_mv.size - 1, n), np.arange(signal_mv.size), signal_mv)
+
+
+def stretched_index(index: float, n_in: int, factor: float) -> int:
+    """Where sample `index` of a trace of n_in samples lies after stretch_trace(trace, factor)."""
+    n_out = max(2, int(round(n_in * factor)))
+    return int(round(index * (n_out - 1) / max(1, n_in - 1)))
+
+
+def lone_beat_signal(segment_mv: np.ndarray, pad_s: float = BASELINE_PAD_S) -> tuple[np.ndarray, int]:
+    """(x, pad): a single-beat trace padded with its baseline and prepared (filtered) as the picture
+    pipeline prepares it; the trace starts at x[pad]."""
+    from ecg_core.signal.signals import prepare_signal
+
+    pad = int(round(pad_s * WORKING_FS))
+    return prepare_signal(pad_with_baseline(np.asarray(segment_mv, dtype=np.float64), pad), WORKING_FS), pad
+
+
+def lone_window(segment_mv: np.ndarray, r_index: int, pad_s: float = BASELINE_PAD_S) -> np.ndarray:
+    """(2, WINDOW_LEN): the window and template the model reads for a picture holding only `segment_mv`
+    (working rate) with its R peak at r_index: flat baseline outside the trace, the beat its own template."""
+    x, pad = lone_beat_signal(segment_mv, pad_s)
+    c = np.array([pad + int(r_index)], dtype=np.int64)
+    return with_templates(x, c, c)[0]
+
+
+@dataclass
+class LoneCrop:
+    """How one beat is cut out as a single-beat picture: samples before / after its R peak, and the stretch."""
+
+    before: int
+    after: int
+    factor: float
+
+
+def lone_crops(centres: np.ndarray, n_samples: int, rng: np.random.Generator,
+               stretch: tuple[float, float] = LONE_STRETCH, crop_s: tuple[float, float] = LONE_CROP_S,
+               fs: int = WORKING_FS) -> list[LoneCrop]:
+    """A seeded random crop (width in crop_s, R at LONE_BEFORE_FRACTION of it, inside the signal) and stretch
+    factor (uniform in `stretch`; a fixed factor when both ends are equal) for each centre.
+
+    Crops and factors are drawn from independent streams of `rng`, so the same seed gives the same crops
+    whatever the stretch range (a span check compares one crop read at several factors).
+    """
+    crop_rng, stretch_rng = rng.spawn(2)
+    out = []
+    for c in np.asarray(centres, dtype=np.int64).tolist():
+        width = crop_rng.uniform(*crop_s) * fs
+        before = int(round(width * crop_rng.uniform(*LONE_BEFORE_FRACTION)))
+        after = int(round(width)) - before
+        before = max(1, min(before, c))
+        after = max(1, min(after, n_samples - c))
+        factor = float(stretch[0]) if stretch[0] == stretch[1] else float(stretch_rng.uniform(*stretch))
+        out.append(LoneCrop(before, after, factor))
+    return out
+
+
+def lone_windows(x: np.ndarray, centres: np.ndarray, crops: list[LoneCrop]) -> np.ndarray:
+    """(n, 2, WINDOW_LEN): each centre's beat cut out by its crop, stretched, padded and prepared as a
+    single-beat picture of it would be (lone_window)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.zeros((len(crops), 2, WINDOW_LEN), dtype=np.float32)
+    for i, (c, crop) in enumerate(zip(np.asarray(centres, dtype=np.int64).tolist(), crops)):
+        seg = x[c - crop.before: c + crop.after]
+        r = crop.before
+        if crop.factor != 1.0:
+            r = stretched_index(r, seg.size, crop.factor)
+            seg = stretch_trace(seg, crop.factor)
+        out[i] = lone_window(seg, r)
+    return out

@@ -1,0 +1,241 @@
+"""The digitizer on pictures with known truth (tests/data/pictures, drawn by ecg_core.picture.synth from real
+mitdb excerpts) and on pictures that hold no ECG: grid period, deskew, polarity, continuity, calibration."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from ecg_core.picture import grid, trace
+from ecg_core.picture.digitize import DigitizeError, digitize, find_pulse
+from ecg_core.picture.imaging import decode_rgb_with_notes
+
+DATA = Path(__file__).resolve().parent / "data" / "pictures"
+PICTURES = sorted(p for p in DATA.iterdir() if p.suffix in (".png", ".jpg"))
+PAPER = [p for p in PICTURES if p.name.startswith(("paper_", "jpeg_", "rotated_")) and "_strip_" in p.name]
+
+
+def truth(p: Path) -> dict:
+    z = np.load(p.with_suffix(".npz"))
+    return {k: z[k] for k in z.files}
+
+
+def png(img: Image.Image | np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    (img if isinstance(img, Image.Image) else Image.fromarray(np.asarray(img, np.uint8))).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def ink_of(p: Path) -> grid.Ground:
+    rgb, _ = decode_rgb_with_notes(p.read_bytes())
+    return grid.ground(rgb)
+
+
+@pytest.mark.parametrize("path", [p for p in PICTURES if truth(p)["grid"] and "_strip_" in p.name
+                                  and not p.name.startswith(("rotated", "photo", "monitor"))], ids=lambda p: p.name)
+def test_grid_period_is_the_small_box(path):
+    t = truth(path)
+    found = grid.grid_period(ink_of(path).line_ink)
+    assert found is not None and found.large_boxes
+    assert found.px_per_mm == pytest.approx(float(t["px_per_mm"]), rel=0.005)
+
+
+@pytest.mark.parametrize("path", [p for p in PICTURES if not truth(p)["grid"] and "_strip_" in p.name],
+                         ids=lambda p: p.name)
+def test_no_grid_is_found_where_none_is_drawn(path):
+    assert grid.grid_period(ink_of(path).line_ink) is None
+
+
+def test_deskew_recovers_the_rotation():
+    for p in [q for q in PICTURES if q.name.startswith("rotated_strip")]:
+        d = digitize(p.read_bytes())
+        assert d.rotation_deg == pytest.approx(-float(truth(p)["rotation_deg"]), abs=0.3)  # undone, so opposite
+        assert any("Straightened" in n for n in d.notes)
+
+
+def test_an_upright_picture_is_not_rotated():
+    for p in PICTURES:
+        if abs(float(truth(p)["rotation_deg"])) < 0.01 and "photo" not in p.name:
+            assert digitize(p.read_bytes(), span_s=None if truth(p)["grid"] else 10.0).rotation_deg == 0.0, p.name
+
+
+def test_polarity():
+    assert digitize((DATA / "monitor_strip_0_100.png").read_bytes()).light_on_dark
+    assert not digitize((DATA / "paper_red_strip_0_210.png").read_bytes()).light_on_dark
+    # the same strip inverted (light trace on dark) gives the same beats at the same times
+    p = DATA / "paper_grey_strip_0_233.png"
+    rgb = np.asarray(Image.open(p).convert("RGB"))
+    a, b = digitize(p.read_bytes()), digitize(png(255 - rgb))
+    assert b.light_on_dark
+    x, y = a.traces[a.primary].signal_mv, b.traces[b.primary].signal_mv
+    n = min(x.size, y.size)
+    assert np.corrcoef(x[:n], y[:n])[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("path", PAPER, ids=lambda p: p.name)
+def test_grid_calibration_gives_seconds_and_millivolts(path):
+    t = truth(path)
+    d = digitize(path.read_bytes())
+    assert d.calibration.method == "grid"
+    assert d.calibration.px_per_s == pytest.approx(float(t["px_per_s"]), rel=0.01)
+    assert d.calibration.px_per_mv == pytest.approx(float(t["px_per_mv"]), rel=0.05)
+    tr = d.traces[d.primary]
+    assert tr.duration_s == pytest.approx(float(t["signal"].size / t["fs"]), abs=0.1)
+    # the digitized trace follows the drawn one: the strongest deflection has the drawn height
+    sig = tr.signal_mv - np.median(tr.signal_mv)
+    drawn = t["signal"] - np.median(t["signal"])
+    assert np.ptp(sig) == pytest.approx(np.ptp(drawn), rel=0.15)
+
+
+def test_calibration_pulse_is_found_and_left_out():
+    p = DATA / "paper_red_strip_0_210.png"
+    d = digitize(p.read_bytes())
+    assert "calibration pulse" in d.calibration.description
+    assert any("calibration pulse" in n for n in d.notes)
+    # the signal starts where the drawn trace starts, not at the pulse
+    t = truth(p)
+    assert d.traces[d.primary].t0_s == pytest.approx(float(t["x0"]) / float(t["px_per_s"]), abs=0.05)
+
+
+def test_pulse_sets_the_gain_when_it_differs_from_the_grid():
+    """A strip printed at 5 mm/mV: the pulse is half as tall as 10 mm/mV would draw it."""
+    px_mm = 5
+    h, w = 60 * px_mm, 260 * px_mm
+    img = np.full((h, w), 255, np.uint8)
+    for i in range(0, w, px_mm):
+        img[:, i] = 200 if (i // px_mm) % 5 else 150
+    for j in range(0, h, px_mm):
+        img[j, :] = np.minimum(img[j, :], 200 if (j // px_mm) % 5 else 150)
+    base = h // 2
+    pulse = [(10 * px_mm, base), (12 * px_mm, base), (12 * px_mm, base - 5 * px_mm), (17 * px_mm, base - 5 * px_mm),
+             (17 * px_mm, base), (19 * px_mm, base)]
+    cv2.polylines(img, [np.array(pulse, np.int32)], False, 0, 2)
+    import wfdb
+
+    rec = wfdb.rdrecord(str(Path(__file__).resolve().parent / "data" / "mitdb" / "208"), channels=[0],
+                        sampto=int(9.5 * 360))
+    beat = rec.p_signal[:, 0] - np.median(rec.p_signal[:, 0])  # a real MLII excerpt, mV
+    t = np.arange(beat.size) / 360
+    xs = 20 * px_mm + t * 25 * px_mm
+    ys = base - beat * 5 * px_mm  # drawn at 5 mm/mV
+    cv2.polylines(img, [np.round(np.stack([xs, ys], 1)).astype(np.int32)], False, 0, 2, cv2.LINE_AA)
+    d = digitize(png(img))
+    assert d.calibration.px_per_mv == pytest.approx(5 * px_mm, rel=0.1)
+    sig = d.traces[d.primary].signal_mv
+    assert np.ptp(sig) == pytest.approx(np.ptp(beat), rel=0.15)
+
+
+def test_stated_span_calibrates_a_picture_without_grid():
+    p = DATA / "no_grid_strip_0_212.png"
+    d = digitize(p.read_bytes(), span_s=10.0)
+    assert d.calibration.method == "span"
+    assert d.traces[d.primary].duration_s == pytest.approx(10.0, abs=0.05)
+    # no grid, but the strip's calibration pulse gives the amplitude
+    assert d.calibration.px_per_mv == pytest.approx(float(truth(p)["px_per_mv"]), rel=0.05)
+    assert "amplitude relative" not in d.calibration.description
+    guessed = digitize(p.read_bytes())
+    assert guessed.calibration.method == "assumed" and "10 s strip" in guessed.calibration.description
+    with pytest.raises(DigitizeError, match="between 0.2 and 60 seconds"):
+        digitize(p.read_bytes(), span_s=0.01)
+
+
+def test_trace_continuity_through_steep_strokes_and_a_gap():
+    p = DATA / "paper_red_strip_0_210.png"
+    rgb = np.asarray(Image.open(p).convert("RGB")).copy()
+    t = truth(p)
+    whole = digitize(p.read_bytes()).traces[0]
+    x_gap = int(float(t["x0"]) + 4.0 * float(t["px_per_s"]))
+    rgb[:, x_gap: x_gap + 3] = 255  # a 3-pixel break in the trace (and the grid)
+    broken = digitize(png(rgb)).traces[0]
+    assert broken.duration_s == pytest.approx(whole.duration_s, abs=0.02)
+    n = min(whole.signal_mv.size, broken.signal_mv.size)
+    assert np.corrcoef(whole.signal_mv[:n], broken.signal_mv[:n])[0, 1] > 0.98
+    # steep QRS strokes keep their height: the tallest R wave matches the drawn one within a line width
+    peak_drawn = float(t["signal"].max() - np.median(t["signal"]))
+    sig = whole.signal_mv - np.median(whole.signal_mv)
+    assert sig.max() == pytest.approx(peak_drawn, abs=3 / float(t["px_per_mv"]) + 0.05)
+
+
+def test_path_follows_the_trace_not_the_text_beside_it():
+    m = np.zeros((120, 400), bool)
+    m[60:62, 20:380] = True  # a flat trace
+    m[20:30, 100:104] = True  # a text blob above it
+    ink = m.astype(np.float32)
+    p = trace.follow(m, ink, (0, 120), 60)
+    assert p is not None and np.nanmax(np.abs(p.y - 60.5)) < 1.0
+
+
+@pytest.mark.parametrize("layout,n", [("stacked", 2), ("twelve_lead", 4)])
+def test_layouts(layout, n):
+    for p in [q for q in PICTURES if f"_{layout}_" in q.name]:
+        t = truth(p)
+        d = digitize(p.read_bytes(), span_s=None if t["grid"] else 10.0)
+        assert d.layout == layout, p.name
+        assert len(d.traces) >= n if layout == "twelve_lead" else len(d.traces) == n, p.name
+        if layout == "twelve_lead":
+            assert d.primary == len(d.traces) - 1 and "II" in d.traces[d.primary].label
+            assert d.traces[d.primary].duration_s == pytest.approx(10.0, abs=0.5), p.name
+
+
+def bars() -> bytes:
+    img = Image.new("RGB", (640, 360), "white")
+    d = ImageDraw.Draw(img)
+    for i, h in enumerate([120, 200, 90, 260, 180, 140]):
+        d.rectangle([60 + i * 90, 320 - h, 120 + i * 90, 320], fill=(40, 90, 200))
+    return png(img)
+
+
+def photograph() -> bytes:
+    from skimage import data
+
+    return png(data.astronaut())
+
+
+def twelve_lead_without_rhythm_strip() -> bytes:
+    """A 12-lead page cropped above its rhythm strip: four short leads per row, nothing full-width below."""
+    p = next(q for q in PICTURES if q.name.startswith("paper_red_twelve_lead"))
+    img = Image.open(p).convert("RGB")
+    rows = [b for b in trace.bands(trace.trace_mask(grid.remove_lines(ink_of(p).trace_ink)))]
+    cut = (rows[-2][1] + rows[-1][1]) // 2
+    return png(img.crop((0, 0, img.width, cut)).resize((img.width, cut)))
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda: png(np.full((300, 400), 255)), "no ecg trace"),
+    (lambda: png(np.zeros((300, 400))), "no ecg trace"),
+    (lambda: png(np.random.default_rng(1).integers(0, 256, (300, 400))), ""),
+    (bars, ""),
+    (photograph, ""),
+    (lambda: b"%PDF-1.4 not a picture", "pdf"),
+])
+def test_pictures_without_an_ecg_get_one_line(make, words):
+    with pytest.raises(DigitizeError) as exc:
+        digitize(make())
+    msg = str(exc.value)
+    assert msg and "\n" not in msg and words in msg.lower()
+
+
+def test_a_short_12_lead_crop_is_not_taken_for_three_stacked_strips_silently():
+    """Without its rhythm strip the 3 x 4 rows are read as stacked strips and the note says which is used."""
+    d = digitize(twelve_lead_without_rhythm_strip())
+    assert d.layout == "stacked" and any("top one is classified" in n for n in d.notes)
+
+
+def test_find_pulse_ignores_ordinary_beats():
+    for p in PICTURES:
+        t = truth(p)
+        d = digitize(p.read_bytes(), span_s=None if t["grid"] else float(t["signal"].size / t["fs"]))
+        if "monitor" in p.name or "plot" in p.name or "seed" in p.name:  # these styles draw no pulse
+            assert not any("calibration pulse" in n for n in d.notes), p.name
+
+
+def test_nothing_is_left_of_a_pulse_detector_on_a_flat_strip():
+    m = np.zeros((100, 300), bool)
+    m[50:52, 10:290] = True
+    p = trace.follow(m, m.astype(np.float32), (0, 100), 50)
+    assert find_pulse(p, 5.0) is None

@@ -1,0 +1,107 @@
+"""The picture pipeline end to end: a digitized strip goes through the recordings' own beat detection and model,
+a lone beat gives one beat, two stacked strips feed a two-lead model, and the result maps back onto the picture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecg_core.classes import CLASS_KEYS
+from ecg_core.io.signal_io import SignalInput
+from ecg_core.model import predict
+from ecg_core.picture.digitize import DigitizeError, digitize
+from ecg_core.pipeline import record_mode
+from ecg_core.pipeline.picture import PAD_S, SPAN_FACTORS, classify_picture
+
+ROOT = Path(__file__).resolve().parent.parent
+PICTURES = ROOT / "sample_images" / "pictures"
+DATA = ROOT / "tests" / "data" / "pictures"
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return predict.load()
+
+
+def test_strip_beats_are_the_signal_paths_beats(clf):
+    """The same probabilities as the digitized trace classified as a recording (padded the same way)."""
+    data = (PICTURES / "normal_paper_red_strip.png").read_bytes()
+    res = classify_picture(data, clf, "strip")
+    tr = digitize(data).traces[0]
+    pad = int(round(PAD_S * 360))
+    edge = int(0.2 * 360)
+    padded = np.concatenate([np.full(pad, np.median(tr.signal_mv[:edge])), tr.signal_mv,
+                             np.full(pad, np.median(tr.signal_mv[-edge:]))])
+    rec = record_mode.classify_signal(SignalInput("strip", padded, 360.0, "II"), clf)
+    inside = (rec.centres >= pad) & (rec.centres < pad + tr.signal_mv.size)
+    assert len(res.beats) == int(inside.sum()) >= 10
+    assert np.allclose(res.beats[list(CLASS_KEYS)].to_numpy(), rec.beats[list(CLASS_KEYS)].to_numpy()[inside])
+    # beat times are measured from the picture's left edge and land on the trace in the picture
+    assert np.allclose(res.beats["time_s"], tr.t0_s + (rec.centres[inside] - pad) / 360, atol=1e-3)
+    assert np.all(np.abs(res.beats["x_px"] - tr.picture_x(res.beats["time_s"])) < 1.0)
+
+
+def test_beat_times_match_the_annotations():
+    """Beats found in a drawn strip are the annotated beats, at their drawn times (150 ms)."""
+    z = np.load(DATA / "paper_red_strip_0_210.npz")
+    res = classify_picture((DATA / "paper_red_strip_0_210.png").read_bytes(), predict.load(), "s")
+    true_t = (float(z["x0"]) + z["r_peaks"] * float(z["px_per_s"]) / float(z["fs"])) / float(z["px_per_s"])
+    got = res.beats["time_s"].to_numpy()
+    assert len(got) == len(true_t)
+    assert np.max(np.abs(np.sort(got) - np.sort(true_t))) < 0.15
+
+
+def test_a_single_beat_picture_gives_one_beat_and_the_span_check(clf):
+    res = classify_picture((PICTURES / "pvc_seed_thin_beat.png").read_bytes(), clf, "beat")
+    assert res.kind == "beat" and len(res.beats) == 1
+    assert res.digitized.calibration.method == "assumed"  # no grid: the span is guessed, then checked
+    assert any("Span check" in n for n in res.notes)
+    assert len(res.beats["span_classes"].iloc[0].split(" / ")) == len(set(
+        res.beats["span_classes"].iloc[0].split(" / ")))
+    forced = classify_picture((PICTURES / "pvc_seed_thin_beat.png").read_bytes(), clf, "beat", span_s=0.8,
+                              expect="beat")
+    assert forced.digitized.calibration.method == "span" and len(forced.beats) == 1
+    assert SPAN_FACTORS[0] == 0.8 and SPAN_FACTORS[-1] == 1.25
+
+
+def test_edge_beats_are_marked_uncertain(clf):
+    res = classify_picture((PICTURES / "normal_paper_red_strip.png").read_bytes(), clf, "strip")
+    b = res.beats
+    assert b["uncertain"].iloc[0] and "beyond the picture's edge" in b["why_uncertain"].iloc[0]
+    middle = b.iloc[len(b) // 2]
+    assert not middle["uncertain"]
+
+
+def test_model_picture_of_a_beat_is_made_from_the_signal(clf):
+    res = classify_picture((PICTURES / "normal_paper_red_strip.png").read_bytes(), clf, "strip")
+    im = res.image(3)
+    assert im.shape == (128, 128) and im.dtype == np.uint8 and im.max() == 255
+    p = clf.predict_proba(im[None])[0]
+    assert np.allclose(p, res.probabilities(3), atol=2e-3)
+
+
+def two_lead_model(tmp_path, representation: str):
+    import keras
+
+    from ecg_core.model import architectures
+
+    keras.utils.set_random_seed(3)
+    path = tmp_path / f"{representation}_model.keras"
+    architectures.build("ecgnet_lite").save(path)
+    card = dict(predict.default_model().card)
+    card.update(name=path.stem, default=False, representation=representation)
+    path.with_suffix(".json").write_text(json.dumps(card))
+    return predict.Classifier(predict.info_from_path(path))
+
+
+@pytest.mark.parametrize("representation", ["twolead", "twolead_overlay"])
+def test_two_lead_models_read_two_stacked_strips(tmp_path, representation):
+    model = two_lead_model(tmp_path, representation)
+    res = classify_picture((PICTURES / "stacked_paper_grey.png").read_bytes(), model, "stacked")
+    assert len(res.beats) >= 10 and res.x.shape[0] == 2
+    assert res.image(2).shape == (128, 128)
+    with pytest.raises(DigitizeError, match="shows one trace"):
+        classify_picture((PICTURES / "normal_paper_red_strip.png").read_bytes(), model, "strip")
