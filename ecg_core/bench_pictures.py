@@ -45,6 +45,12 @@ PHOTO_LIKE: tuple[str, ...] = ("jpeg", "rotated", "photo")  # scan and photo art
 QUICK_STYLES: tuple[str, ...] = ("paper_red", "photo")
 QUICK_RECORDS = 3
 MISSED = "-"  # the label of a beat a path did not return
+MISS_KINDS = {  # why a beat picture is not a hit
+    "refused": "refused",
+    "other beat": "one beat returned, another of the beats drawn",
+    "elsewhere": "one beat returned, away from the only beat drawn",
+    "several": "several beats returned",
+}
 MISSING_SNR_DB = 0.0  # a strip refused, or read too short to compare: the Challenge's score of a missing signal
 
 PROTOCOL = (
@@ -234,17 +240,23 @@ def picture_times(trace, x_cols: np.ndarray) -> np.ndarray:
     return np.where(x > px[-1], pt[-1] + (x - px[-1]) * s_per_px, out)
 
 
-def truth_columns(drawn) -> np.ndarray:
-    """Final picture column of every sample of the drawn signal (monotone through small rotations)."""
-    return np.maximum.accumulate(drawn.points()[:, 0])
+def frame_scale(drawn, digitized) -> float:
+    """Digitizer frame / drawn picture: the digitizer reads large pictures reduced (its width says how)."""
+    return digitized.width / drawn.width if drawn.width and digitized.width else 1.0
 
 
-def geometric_lag(drawn, trace, truth_fs: float = FS) -> int:
+def truth_columns(drawn, scale: float = 1.0) -> np.ndarray:
+    """Column of every sample of the drawn signal in the final picture (times scale: the digitizer's frame),
+    monotone through small rotations."""
+    return np.maximum.accumulate(drawn.points()[:, 0] * scale)
+
+
+def geometric_lag(drawn, trace, truth_fs: float = FS, scale: float = 1.0) -> int:
     """The lag (truth index at truth_fs minus digitized index) the picture's geometry predicts."""
     n = trace.signal_mv.size
     j = np.arange(0, n, max(1, n // 400))
     x = trace.picture_x(trace.t0_s + j / trace.fs)
-    cols = truth_columns(drawn)
+    cols = truth_columns(drawn, scale)
     i = np.interp(x, cols, np.arange(cols.size)) * (truth_fs / drawn.fs)
     return int(round(float(np.median(i - j * (truth_fs / trace.fs)))))
 
@@ -348,6 +360,7 @@ class Outcome:
     n_det: int = 0
     n_matched: int = 0
     hit: bool = False
+    miss: str = ""  # beat pictures: why it is not a hit (MISS_KINDS)
     truth: list[str] = field(default_factory=list)  # N L R A V labels of the scored beats
     picture: list[str] = field(default_factory=list)  # the picture path's labels for them
     signal: list[str] = field(default_factory=list)  # the signal path's labels for them
@@ -389,6 +402,7 @@ class Runner:
             out.error = f"{type(exc).__name__}: {exc}"
         if out.refused or out.error:
             res = None
+            out.miss = "refused"
         scored = [k for k in range(drawn.r_peaks.size) if target is None or k == target]
         if res is None:
             if target is None:
@@ -403,14 +417,15 @@ class Runner:
         trace = res.trace
         cal = res.digitized.calibration
         out.calibration, out.relative = cal.method, cal.px_per_mv is None
-        cols = truth_columns(drawn)
+        scale = frame_scale(drawn, res.digitized)
+        cols = truth_columns(drawn, scale)
         ref_t = picture_times(trace, cols[drawn.r_peaks]) if drawn.r_peaks.size else np.zeros(0)
         det_t = res.beats["time_s"].to_numpy(dtype=float)
         pred = res.beats["predicted"].to_numpy(dtype=object)
         if target is None:
             ends = picture_times(trace, cols[[0, -1]])
             truth = drawn.signal if drawn.fs == FS else _resample(drawn.signal, drawn.fs)
-            lag = geometric_lag(drawn, trace)
+            lag = geometric_lag(drawn, trace, FS, scale)
             est = trace.signal_mv
             out.snr_band = band_snr_db(truth, est, FS, lag, out.relative).db
             out.snr_bb = broadband_snr_db(truth, est, FS, lag, out.relative).db
@@ -423,6 +438,9 @@ class Runner:
             d = np.abs(det_t - ref_t[target])
             near = d.size > 0 and float(d.min()) <= MATCH_S
             out.hit = bool(det_t.size == 1 and near)
+            if not out.hit:
+                out.miss = ("several" if det_t.size > 1 else "other beat" if drawn.r_peaks.size > 1
+                            else "elsewhere")
             labels = [pred[int(d.argmin())] if near else MISSED]
         self._labels(out, [r_keys[k] for k in scored], labels,
                      [signal_labels.get(out.start + int(drawn.r_peaks[k]), MISSED) for k in scored])
@@ -574,6 +592,7 @@ def summarise(outcomes: list[Outcome], styles: list[str]) -> dict:
             "refused_strips": sum(1 for o in refused if o.layout == "strip"),
             "refused_beats": sum(1 for o in refused if o.layout == "beat"),
             "errors": len(errors),
+            "beat_misses": {k: sum(o.miss == k for o in beats) for k in MISS_KINDS},
             "commonest_refusal": common[0][0] if common else "",
             "commonest_error": common_err[0][0] if common_err else "",
             "strip_labels_ms": 1e3 * _pct([o.t_labels for o in strips], 50),
@@ -656,6 +675,14 @@ def format_report(summary: dict, header: list[str]) -> str:
               "fitted); Se/PPV: strip beat detection; hit: beat pictures with exactly one beat returned within "
               "150 ms of the true R peak; F1: macro F1 (N L R A V) of the picture path / the signal path on the "
               "same beats (F1b: beat pictures); dF1 = pic - sig.", ""]
+    lines += ["Beat pictures that are not hits: " + "; ".join(f"{k} = {v}" for k, v in MISS_KINDS.items()), ""]
+    mcols = [("style", "<12"), *[(k, f">{max(len(k), 5)}") for k in MISS_KINDS]]
+    head = "  ".join(format(c, f) for c, f in mcols)
+    lines += [head, "-" * len(head)]
+    for r in summary["rows"]:
+        vals = [r["style"], *[str(r["beat_misses"][k]) for k in MISS_KINDS]]
+        lines.append("  ".join(format(v, f) for v, (_, f) in zip(vals, mcols)))
+    lines.append("")
     tcols = [("style", "<12"), ("strip labels", ">12"), ("strip +Grad-CAM", ">15"), ("beat labels", ">11"),
              ("beat +Grad-CAM", ">14")]
     head = "  ".join(format(c, f) for c, f in tcols) + "   (p50, ms)"

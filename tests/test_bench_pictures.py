@@ -129,7 +129,7 @@ def _drawn(npz: Path) -> synth.Drawn:
                        r_peaks=z["r_peaks"], symbols=z["symbols"].astype(object), px_per_s=float(z["px_per_s"]),
                        px_per_mv=float(z["px_per_mv"]), x0=float(z["x0"]), baseline_y=float(z["baseline_y"]),
                        rotation_deg=float(z["rotation_deg"]), grid=bool(z["grid"]), layout=str(z["layout"]),
-                       homography=z["homography"])
+                       homography=z["homography"], width=int(z["width"]), height=int(z["height"]))
 
 
 @pytest.mark.parametrize("stem", ["paper_red_strip_0_210", "rotated_strip_0_210"])
@@ -137,17 +137,23 @@ def test_committed_strip_maps_truth_onto_the_digitizer_axis(stem):
     """Truth and digitized trace line up through the geometry: the lag the geometry predicts is what
     cross-correlation finds, the SNR is that of a good reading, and every annotated beat is detected."""
     from ecg_core.picture.digitize import digitize
-    from ecg_core.signal.peaks import detect_beats
-    from ecg_core.signal.signals import prepare_signal
 
     drawn = _drawn(PICTURES / f"{stem}.npz")
     dig = digitize((PICTURES / f"{stem}.png").read_bytes())
+    _check_reading(drawn, dig)
+
+
+def _check_reading(drawn, dig):
+    from ecg_core.signal.peaks import detect_beats
+    from ecg_core.signal.signals import prepare_signal
+
     tr = dig.traces[dig.primary]
-    lag = bp.geometric_lag(drawn, tr)
+    scale = bp.frame_scale(drawn, dig)
+    lag = bp.geometric_lag(drawn, tr, bp.FS, scale)
     s = bp.band_snr_db(drawn.signal, tr.signal_mv, bp.FS, lag, dig.calibration.px_per_mv is None)
     assert abs(s.lag - lag) <= 5
     assert s.db > 12
-    cols = bp.truth_columns(drawn)
+    cols = bp.truth_columns(drawn, scale)
     ref_t = bp.picture_times(tr, cols[drawn.r_peaks])
     # a truth sample's time on the digitizer's axis points back at its own column of the picture
     assert np.allclose(tr.picture_x(ref_t), cols[drawn.r_peaks], atol=2.0)
@@ -155,6 +161,21 @@ def test_committed_strip_maps_truth_onto_the_digitizer_axis(stem):
     ends = bp.picture_times(tr, cols[[0, -1]])
     m = bp.match_times(ref_t, det_t, (ends[0], ends[1]))
     assert m.n_ref >= 8 and m.se == 1.0
+
+
+def test_a_picture_the_digitizer_reads_reduced_is_mapped_in_its_frame():
+    """Pictures over the digitizer's working size are read reduced; its columns are the reduced picture's."""
+    from ecg_core.picture.digitize import digitize
+
+    rec = bp.read_record(MITDB, "232")
+    start = 7200
+    inside = (rec.beats >= start) & (rec.beats < start + 3600)
+    drawn = synth.draw(rec.signal[start:start + 3600], rec.fs, "paper_grey", r_peaks=rec.beats[inside] - start,
+                       symbols=rec.symbols[inside], seed=2, px_per_mm=9.5)
+    dig = digitize(drawn.data)
+    assert drawn.width > dig.width  # read reduced: without the frame scale the beats drift by several %
+    assert bp.frame_scale(drawn, dig) == pytest.approx(dig.width / drawn.width)
+    _check_reading(drawn, dig)
 
 
 def test_beat_crop_makes_the_generator_draw_the_chosen_beat():
