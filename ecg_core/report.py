@@ -405,6 +405,35 @@ def record_report(result, card: Mapping, *, selected: int | None = None, beat_pn
                         notes=list(result.notes), stored_result=stored_result, made_at=made_at)
 
 
+def picture_report(result, card: Mapping, *, input_png: bytes, annotated_png: bytes, selected: int | None = None,
+                   beat_png: bytes | None = None, gradcam_png: bytes | None = None, source: str = "",
+                   stored_result: Mapping | None = None, made_at: datetime | None = None) -> bytes:
+    """The report of a digitized picture (ecg_core.pipeline.picture.PictureResult): the user's picture, the
+    extracted trace and beat labels drawn on it, how it was read, the beats, a selected beat."""
+    d = result.digitized
+    cal = d.calibration
+    b = result.beats
+    facts = [("Picture", result.name), ("Read as", "a single beat" if result.kind == "beat" else d.layout),
+             ("Size", f"{d.width} x {d.height} pixels"), ("Time scale", cal.description),
+             ("Time scale confidence", f"{cal.confidence:.0%}"), ("Digitization quality", f"{d.quality:.0%}"),
+             ("Trace read", f"{result.trace.label}, {result.trace.duration_s:.2f} s"),
+             ("Beats", str(len(b))), ("Uncertain beats", str(int(b["uncertain"].sum())))]
+    if source:
+        facts.insert(1, ("Source", source))
+    beats = b[["beat", "time_s", "predicted", "confidence", *CLASS_KEYS, "uncertain", "why_uncertain"]].copy()
+    beats["beat"] = beats["beat"] + 1
+    label, probs = "", None
+    if selected is not None and 0 <= selected < len(b):
+        label = f"beat {selected + 1} at {b['time_s'].iloc[selected]:.2f} s"
+        probs = result.probabilities(selected)
+    pictures = [Picture("The extracted trace (magenta) and each beat's class drawn on the picture", annotated_png)]
+    return build_report(f"ECG picture report: {result.name}", beats=beats, model_card=card, input_image_png=input_png,
+                        pictures=pictures, probabilities=probs, selected_label=label,
+                        beat_png=beat_png if probs is not None else None,
+                        gradcam_png=gradcam_png if probs is not None else None, facts=facts,
+                        notes=list(result.notes), stored_result=stored_result, made_at=made_at)
+
+
 def report_file_name(name: str) -> str:
     """A safe download name for a report of `name`."""
     clean = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:80] or "ecg"

@@ -151,3 +151,30 @@ def test_results_csv_has_the_predict_columns_and_one_row_per_beat():
     assert table["error"].iloc[-1] and not table["predicted"].iloc[-1]
     probs = table[list(CLASS_KEYS)][:n].astype(float).to_numpy()
     assert np.allclose(probs.sum(axis=1), 1.0, atol=2e-3)
+
+
+def test_the_report_download_is_offered_and_holds_the_picture_and_numbers(app):
+    upload(app, [("paper.png", (PICTURES / PAPER).read_bytes())])
+    assert "Download the report (HTML)" in [b.label for b in app.download_button]
+
+
+def test_picture_report_holds_the_picture_the_trace_the_beats_and_the_notice():
+    from html.parser import HTMLParser
+
+    from ecg_core import report
+    from ecg_core.figures.picture import annotated_png, display_image, input_png
+    from ecg_core.model import predict
+    from ecg_core.picture.imaging import decode_rgb_with_notes
+
+    res = picture_result(PAPER)
+    uri, _ = display_image(decode_rgb_with_notes((PICTURES / PAPER).read_bytes())[0])
+    card = predict.default_model().card
+    page = report.picture_report(res, card, input_png=input_png(uri), annotated_png=annotated_png(uri, res),
+                                 selected=2).decode("utf-8")
+    HTMLParser().feed(page)  # parses
+    assert page.count("data:image/png;base64,") >= 2  # the picture and the trace drawn on it
+    assert f"<td>{len(res.beats)}</td>" in page.replace(" ", "") or str(len(res.beats)) in page
+    assert "not a medical device" in page.lower() and "ECG grid, small box" in page
+    f1 = card["metrics"]["recordwise_macro_f1"]
+    assert f"{f1:.3f}" in page
+    assert "beat 3 at" in page

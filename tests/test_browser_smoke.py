@@ -94,3 +94,45 @@ def test_photo_strip_in_real_browser_gets_labels(server, tmp_path):
             assert page.locator("[data-testid=stException]").count() == 0
         finally:
             browser.close()
+
+
+PAGES = ("Classify", "Signal", "Quiz", "Class guide", "Model comparison", "About")
+
+
+def test_every_page_renders_wide_and_narrow(server, tmp_path):
+    """Each page at 1280 px and on a narrow (phone-sized) window: it renders, without an exception, and the
+    screenshots are kept (ECG_SCREENSHOT_DIR) for a person to look at."""
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is absent (install Debian's chromium package; never `playwright install`)")
+    from playwright.sync_api import expect, sync_playwright
+
+    out = Path(os.environ.get("ECG_SCREENSHOT_DIR", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            for width, height in ((1280, 900), (420, 860)):
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.goto(server, wait_until="domcontentloaded")
+                expect(page.locator("h1").first).to_be_visible(timeout=PREDICTION_S * 1000)
+                for name in PAGES:
+                    if width < 600:  # the sidebar is folded away on a narrow window: open it to navigate
+                        toggle = page.locator("[data-testid=stExpandSidebarButton], "
+                                              "[data-testid=stSidebarCollapsedControl] button")
+                        if toggle.count():
+                            toggle.first.click()
+                    page.locator("[data-testid=stSidebarNav] a", has_text=name).first.click()
+                    expect(page.locator("h1").first).to_be_visible(timeout=PREDICTION_S * 1000)
+                    if width < 600:  # fold the sidebar again to see the page itself
+                        close = page.locator("[data-testid=stSidebarCollapseButton] button, "
+                                             "[data-testid=stSidebarCollapseButton]")
+                        if close.count():
+                            close.first.click()
+                    page.wait_for_timeout(4000)
+                    assert page.locator("[data-testid=stException]").count() == 0, (name, width)
+                    shot = out / f"page_{name.lower().replace(' ', '_')}_{width}.png"
+                    page.screenshot(path=str(shot))
+                    assert shot.stat().st_size > 5_000
+                page.close()
+        finally:
+            browser.close()

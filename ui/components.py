@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import html
 
+import cv2
 import numpy as np
 import streamlit as st
 
+from ecg_core import report
 from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS, CLASS_NAMES, CLASSES
 from ecg_core.figures import charts
-from ecg_core.figures.picture import picture_figure, trace_heat
+from ecg_core.figures.picture import annotated_png, input_png, picture_figure, trace_heat
 from ecg_core.model.explain import METHODS, colormap_legend, mass_near_trace, overlay, time_profile
 from ecg_core.model.predict import ModelError, ModelInfo
-from ecg_core.picture.imaging import to_model_input
+from ecg_core.picture.imaging import encode_png, to_model_input
 from ecg_core.pipeline.picture import PictureResult
 from ui import state
 from ui.pictures import PictureOutcome, beats_frame
@@ -233,7 +235,7 @@ def picture_result(outcome: PictureOutcome, key: str) -> None:
     selected = int(st.session_state.get(pick_key, 0))
     st.plotly_chart(picture_figure(outcome.display, r, selected, heat), key=f"{key}_fig",
                     config={"displayModeBar": True, "displaylogo": False})
-    st.caption("Blue line: the trace as digitized, drawn over your picture; check that it follows the ECG. Dots: "
+    st.caption("Magenta line: the trace as digitized, drawn over your picture; check that it follows the ECG. Dots: "
                "detected beats in their predicted class colour, with confidence (? = uncertain)."
                + (" Colour along the trace: where the model looked for each beat's class (Grad-CAM mapped from the "
                   "model's time axis onto the picture)." if heat is not None else ""))
@@ -251,9 +253,38 @@ def picture_result(outcome: PictureOutcome, key: str) -> None:
     i = st.selectbox("Beat", range(len(r.beats)), key=pick_key,
                      format_func=lambda j: f"{j + 1} at {r.beats['time_s'].iloc[j]:.2f} s -> "
                      f"{CLASS_NAMES[r.beats['predicted'].iloc[j]]}")
+    st.download_button("Download the report (HTML)", _picture_report_maker(outcome, i),
+                       file_name=report.report_file_name(outcome.name), mime="text/html",
+                       icon=":material/description:", key=f"{key}_report", on_click="ignore",
+                       help="One self-contained page for reviewers: your picture, the extracted trace and labels, "
+                       "every beat, this beat's probabilities and heatmap, the model and its numbers on patients "
+                       "never seen. Built in memory when you click.")
     st.caption("The model's own picture of this beat (1 s before the R peak to 0.6 s after it, drawn over the "
                "patient's usual beat) with its 2-D heatmap, for reviewers:")
     prediction_panel(r.image(i), r.probabilities(i), f"{key}_b{i}")
+
+
+def _picture_report_maker(outcome: PictureOutcome, i: int):
+    """The Classify report's deferred data: built (with the beat's Grad-CAM) only when the button is clicked."""
+    info = state.current_model_info()
+    gradcam = state.current_gradcam()
+    try:
+        stored = state.stored_results().find(info.name, "recordwise")
+    except Exception:  # noqa: BLE001 - stored results are optional in the report
+        stored = None
+
+    def make() -> bytes:
+        r = outcome.result
+        image = r.image(i)
+        top = int(np.argmax(r.probabilities(i)))
+        heat = gradcam.heatmaps(to_model_input(image), [top], "gradcam")[0]
+        beat_png = encode_png(cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST))
+        cam_png = encode_png(cv2.cvtColor(overlay(image, heat, 0.45, upscale=2), cv2.COLOR_RGB2BGR))
+        return report.picture_report(r, info.card, input_png=input_png(outcome.display),
+                                     annotated_png=annotated_png(outcome.display, r), selected=i, beat_png=beat_png,
+                                     gradcam_png=cam_png, source=outcome.source, stored_result=stored)
+
+    return make
 
 
 def model_or_stop() -> ModelInfo:

@@ -15,7 +15,7 @@ from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS
 from ecg_core.pipeline.picture import PictureResult
 
 DISPLAY_MAX_SIDE = 1400  # the picture is shown at most this wide or tall (the browser scales it further)
-TRACE_COLOUR = "rgba(0, 160, 255, 0.85)"
+TRACE_COLOUR = "rgba(235, 0, 170, 0.75)"  # magenta: stands out on black, blue, red and green traces and grids
 HEAT_SCALE = "Turbo"
 
 
@@ -65,10 +65,10 @@ def picture_figure(display_uri: str, result: PictureResult, selected: int | None
                               layer="below"))
     tr = result.trace
     if show_trace and heat is None:
-        fig.add_trace(go.Scattergl(x=tr.path_x, y=tr.path_y, mode="lines", name="extracted trace",
+        fig.add_trace(go.Scatter(x=tr.path_x, y=tr.path_y, mode="lines", name="extracted trace",
                                    line=dict(color=TRACE_COLOUR, width=2), hoverinfo="skip"))
     if heat is not None:
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(go.Scatter(
             x=tr.path_x, y=tr.path_y, mode="markers", name="explanation",
             marker=dict(color=heat, colorscale=HEAT_SCALE, cmin=0, cmax=1, size=4,
                         colorbar=dict(title="influence", thickness=10, len=0.6)),
@@ -90,7 +90,7 @@ def picture_figure(display_uri: str, result: PictureResult, selected: int | None
             marker=dict(color=c.colour, size=10, line=dict(color="white", width=1.5)), customdata=rows,
             hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
         fig.add_trace(go.Scatter(x=b["x_px"].to_numpy()[rows], y=np.full(rows.size, label_y), mode="text",
-                                 text=text, textfont=dict(color=c.colour, size=13), showlegend=False,
+                                 text=text, textfont=dict(color=c.colour, size=11), showlegend=False,
                                  hoverinfo="skip"))
     if selected is not None and 0 <= selected < len(b):
         fig.add_trace(go.Scatter(x=[b["x_px"].iloc[selected]], y=[b["y_px"].iloc[selected]], mode="markers",
@@ -102,3 +102,31 @@ def picture_figure(display_uri: str, result: PictureResult, selected: int | None
                       margin=dict(l=0, r=0, t=30, b=0), legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
                       paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", hovermode="closest")
     return fig
+
+
+def annotated_png(display_uri: str, result: PictureResult) -> bytes:
+    """The shown picture (a `display_image` data URI) with the extracted trace and each beat's class drawn on
+    it, as PNG bytes (for reports; OpenCV, no browser needed)."""
+    raw = base64.b64decode(display_uri.split(",", 1)[1])
+    img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    scale = img.shape[1] / max(result.digitized.width, 1)
+    tr = result.trace
+    pts = np.round(np.stack([tr.path_x, tr.path_y], 1) * scale * 16).astype(np.int32)
+    cv2.polylines(img, [pts], False, (170, 0, 235), max(1, round(2 * scale)), cv2.LINE_AA, 4)
+    b = result.beats
+    for x, y, key, conf, unsure in zip(b["x_px"], b["y_px"], b["predicted"], b["confidence"], b["uncertain"]):
+        rgb = tuple(int(CLASS_BY_KEY[key].colour.lstrip("#")[i: i + 2], 16) for i in (0, 2, 4))
+        centre = (int(round(x * scale)), int(round(y * scale)))
+        cv2.circle(img, centre, 5, rgb[::-1], -1, cv2.LINE_AA)
+        label = f"{key}{'?' if unsure else ''} {conf:.0%}"
+        cv2.putText(img, label, (centre[0] - 14, max(12, centre[1] - 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    rgb[::-1], 1, cv2.LINE_AA)
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def input_png(display_uri: str) -> bytes:
+    """The shown picture itself as PNG bytes."""
+    return base64.b64decode(display_uri.split(",", 1)[1])
