@@ -207,6 +207,17 @@ def test_strips_are_centred_on_rare_beats_and_beats_favour_rare_classes():
     assert picked and set(picked) <= set(bp.F1_CLASSES)
 
 
+def test_a_record_with_one_rare_beat_still_gives_strips_from_different_parts():
+    beats = np.arange(200, 200_000, 300)
+    symbols = np.array(["N"] * beats.size, dtype=object)
+    symbols[100] = "V"
+    rec = bp.RecordData("x", 360.0, np.zeros(200_200), "MLII", beats, symbols)
+    length = int(bp.STRIP_S * rec.fs)
+    starts = bp.choose_strips(rec, 3, np.random.default_rng(0))
+    assert starts[0] <= beats[100] < starts[0] + length
+    assert all(abs(a - b) >= length for i, a in enumerate(starts) for b in starts[i + 1:])
+
+
 # ---------------------------------------------------------------------------------------------- end to end
 
 def test_quick_run_prints_a_table_and_writes_json(tmp_path, capsys):
