@@ -59,7 +59,7 @@ def test_strip_picture_gives_per_beat_labels_and_the_trace_over_the_picture(app)
     for key in set(expected.beats["predicted"]):
         assert f"({key})" in spec  # a legend entry per predicted class, markers on the beats
     assert "Span check" in all_text(app)  # no grid: the time scale was checked at 0.8x and 1.25x
-    assert [b.label for b in app.download_button] == ["Download every beat (CSV)"]
+    assert [b.label for b in app.download_button] == ["Download every beat (CSV)", "Download the report (HTML)"]
 
 
 def test_explanation_is_drawn_along_the_trace_and_the_selected_beat_has_its_heatmap(app):

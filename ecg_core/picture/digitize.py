@@ -36,6 +36,7 @@ MIN_SKEW_GAIN = 3.0  # row-profile sharpening that proves a tilt (real tilts: 6-
 LINE_CAP = 0.55  # the retry's cap on line removal: grid lines are fainter than the trace
 STRIP_ASPECT = 2.5  # without grid or stated span, a picture this much wider than tall is taken for a 10 s strip
 MIN_COVERAGE = 0.5  # share of the trace's columns that must hold trace pixels
+MAX_INK_DENSITY = 0.12  # share of a strip's area an ECG line covers: 2-8 % drawn, photos 15-35 %
 MAX_TALL_SHARE = 0.35  # columns with a run this much taller than the line: filled areas, not a trace
 MIN_GRID_CONFIDENCE = gridlib.MIN_CONFIDENCE
 UNRELATIVE_RANGE_MV = 1.5  # a trace without amplitude calibration is scaled to this peak-to-peak (robust)
@@ -347,6 +348,11 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto") -> 
     paths = [_without_pulse(p, q) if q is not None else p for p, q in zip(paths, pulses)]
     pulse = pulses[primary]
     main = paths[primary]
+    top, _, bottom = strips[primary]
+    density = float(mask[top:bottom, main.x_start: main.x_start + main.y.size].mean())
+    if density > MAX_INK_DENSITY:
+        raise DigitizeError(f"Ink covers {100 * density:.0f} % of the picture around the trace, far more than a "
+                            "drawn ECG line does (a photograph or a texture?): no ECG trace was found.")
     tall = _tall_share(mask, strips[primary], main)
     if tall > MAX_TALL_SHARE:
         raise DigitizeError("The picture holds filled areas rather than a line trace (a chart or a photograph?): "
@@ -394,6 +400,21 @@ def _follow_strips(trace_ink: np.ndarray, cap: float):
         return clean, mask, strips, []
     paths = [tracelib.follow(mask, clean, (top, bottom), base) for top, base, bottom in strips]
     return clean, mask, strips, paths
+
+
+def _on_path_share(mask: np.ndarray, strip: tuple[int, int, int], path: tracelib.Path) -> float:
+    """Share of the strip's trace pixels that lie on the followed path's runs (within a line width): high for
+    an ECG (the ink is the trace), low for a photograph or a drawing whose ink is everywhere."""
+    top, _, bottom = strip
+    sub = mask[top:bottom, path.x_start: path.x_start + path.y.size]
+    total = int(sub.sum())
+    if total == 0:
+        return 0.0
+    rows = np.arange(sub.shape[0])[:, None]
+    y = tracelib.fill_gaps(path.y) - top
+    span = max(6.0, 3.0 * path.thickness)
+    near = np.abs(rows - y[None, :]) <= span
+    return float((sub & near).sum() / total)
 
 
 def _tall_share(mask: np.ndarray, strip: tuple[int, int, int], path: tracelib.Path) -> float:

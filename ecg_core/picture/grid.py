@@ -66,7 +66,9 @@ def ground(rgb: np.ndarray, background_px: int = 15) -> Ground:
     if dark:
         return Ground(dark, line, line)
     # a photo shows the desk around the paper: large dark areas and the paper's edges are not ink
-    paper = cv2.medianBlur((lum * 255).astype(np.uint8), 2 * (background_px // 2) + 1) > 90
+    small = cv2.resize((lum * 255).astype(np.uint8), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    paper = cv2.resize((cv2.medianBlur(small, 5) > 90).astype(np.uint8), (lum.shape[1], lum.shape[0]),
+                       interpolation=cv2.INTER_NEAREST).astype(bool)  # at a quarter size: 16x cheaper
     if not paper.all():
         paper = cv2.erode(paper.astype(np.uint8), k, iterations=2).astype(bool)
         line = np.where(paper, line, 0.0).astype(np.float32)
@@ -265,7 +267,7 @@ def skew_angle(line_ink: np.ndarray, max_deg: float = 6.0, work_side: int = 480)
     return round(best, 2), float(max(fscores) / max(base, 1e-12))
 
 
-def shear_slope(line_ink: np.ndarray, max_slope: float = 0.15, work_side: int = 480) -> tuple[float, float]:
+def shear_slope(line_ink: np.ndarray, max_slope: float = 0.15, work_side: int = 320) -> tuple[float, float]:
     """The horizontal shear (column shift per row) that makes vertical grid lines vertical, and how much
     sharper the column profile gets with it (1: not at all). A photo taken at an angle tilts the vertical lines
     apart from the horizontal ones; columns are time, so a tilt there would shift every peak in time."""
@@ -279,10 +281,10 @@ def shear_slope(line_ink: np.ndarray, max_slope: float = 0.15, work_side: int = 
         r = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderValue=0.0)
         return float(np.sum(np.diff(np.median(r, axis=0)) ** 2))  # the median: grid lines, not the trace
 
-    coarse = np.arange(-max_slope, max_slope + 1e-9, 0.01)
+    coarse = np.arange(-max_slope, max_slope + 1e-9, 0.015)
     scores = np.array([sharpness(k) for k in coarse])
     best = float(coarse[int(np.argmax(scores))])
-    fine = np.arange(best - 0.01, best + 0.01 + 1e-9, 0.002)
+    fine = np.arange(best - 0.012, best + 0.012 + 1e-9, 0.003)
     fscores = np.array([sharpness(k) for k in fine])
     best = float(fine[int(np.argmax(fscores))])
     base = sharpness(0.0)

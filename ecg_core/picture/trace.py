@@ -16,6 +16,7 @@ import numpy as np
 from scipy import signal as sps
 
 STRONG, WEAK = 0.45, 0.18  # hysteresis thresholds on the cleaned ink (relative to its top)
+ZERO = np.zeros(1, dtype=np.int64)
 SKIP_COST = 2.0  # cost of a column without any trace pixel, in pixels of vertical gap
 MAX_BANDS = 6
 
@@ -138,6 +139,10 @@ def follow(mask: np.ndarray, ink: np.ndarray, rows: tuple[int, int], baseline: i
         if prev_s is None:
             cost = np.abs((s + e) / 2.0 - (baseline - top)) * 1e-3  # start near the baseline on ties
             bp = np.full(s.size, -1)
+        elif s.size == 1 and prev_s.size == 1:  # the common case, one run each: no choice to make
+            gap = max(0, int(s[0]) - int(prev_e[0]), int(prev_s[0]) - int(e[0]))
+            cost = prev_cost + gap / thick
+            bp = ZERO
         else:
             gap = np.maximum(0, np.maximum(s[None, :] - prev_e[:, None], prev_s[:, None] - e[None, :]))
             total = prev_cost[:, None] + gap / thick
@@ -211,8 +216,9 @@ def _samples(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, thick: float) -> tup
             if found[c]:
                 window[int(lo[c]) - r0: int(hi[c]) - r0 + 1, c - a] = True
         last = window.shape[1] - 1
+        row_starts, row_ends = _column_runs(window.T)  # the runs of every row at once
         for r in range(window.shape[0]):
-            s, e = _runs(window[r])
+            s, e = row_starts[r], row_ends[r]
             for s0, e0 in zip(s, e):
                 wide = e0 - s0 + 1 > 1.6 * thick
                 from_left, to_right = s0 == 0 and a < i, e0 == last and b > j

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ecg_core.classes import CLASS_KEYS
-from ecg_core.io.signal_io import SignalInput
+from ecg_core.io.signal_io import SignalInput, SignalInputError
 from ecg_core.picture.digitize import Digitized, DigitizeError, Trace, digitize
 from ecg_core.picture.render import window_time_axis
 from ecg_core.pipeline import record_mode
@@ -159,8 +159,12 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
         x = np.pad(x, ((0, 0), (int(round(offset * WORKING_FS)), 0)), mode="edge")
         peaks = peaks + int(round(offset * WORKING_FS))
     else:
-        x, pad, centres, peaks, probs, episodes, in_vf = _classify_once(trace.signal_mv, clf, kind, name,
-                                                                        trace.label)
+        try:
+            x, pad, centres, peaks, probs, episodes, in_vf = _classify_once(trace.signal_mv, clf, kind, name,
+                                                                            trace.label)
+        except SignalInputError as exc:  # the recordings' quality verdict: the trace read is not an ECG
+            raise DigitizeError("The trace read from the picture is not readable as an ECG: "
+                                + str(exc).split("not readable as an ECG: ", 1)[-1]) from None
     notes = list(dig.notes)
     if centres.size == 0:
         raise DigitizeError("No heartbeat was found in the digitized trace.")
