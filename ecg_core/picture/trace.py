@@ -104,6 +104,16 @@ def _column_runs(mask: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return np.split(start_row, cuts), np.split(end_row - 1, cuts)
 
 
+def _main_run(cols: np.ndarray, max_gap: int) -> tuple[int, int]:
+    """[start, stop) of the longest stretch of columns holding trace pixels with no gap over max_gap: a label
+    or a monitor's number panel beside the trace, across a wide gap, is not part of it."""
+    breaks = np.flatnonzero(np.diff(cols) > max_gap)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [cols.size - 1]])
+    k = int(np.argmax(cols[ends] - cols[starts]))
+    return int(cols[starts[k]]), int(cols[ends[k]]) + 1
+
+
 def line_thickness(mask: np.ndarray) -> float:
     """The drawn line's width in pixels: the median length of single short runs (flat stretches)."""
     lengths = []
@@ -121,7 +131,7 @@ def follow(mask: np.ndarray, ink: np.ndarray, rows: tuple[int, int], baseline: i
     cols = np.flatnonzero(sub.any(axis=0))
     if cols.size < 8:
         return None
-    x0, x1 = int(cols[0]), int(cols[-1]) + 1
+    x0, x1 = _main_run(cols, max(6, int(0.012 * mask.shape[1])))
     thick = max(1.0, line_thickness(sub[:, x0:x1]))
     weights = ink[top:bottom]
 

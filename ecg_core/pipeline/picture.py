@@ -79,11 +79,15 @@ class PictureResult:
 
 
 def _lone_beat_centre(x: np.ndarray, pad: int, n: int) -> int:
-    """The R peak of a lone beat: the detected peak of largest amplitude inside the trace, else the extreme."""
+    """The R peak of a single-beat picture: the detected beat nearest the picture's middle (a beat picture is
+    drawn around its beat; neighbours cut at its edges are not it), unless a much larger one stands beside it;
+    the strongest deflection when no beat is detected."""
     peaks = detect_beats(x)
     inside = peaks[(peaks >= pad) & (peaks < pad + n)]
     if inside.size:
-        return int(inside[np.argmax(np.abs(x[inside]))])
+        amp = np.abs(x[inside])
+        near = int(np.argmin(np.abs(inside - (pad + n / 2))))
+        return int(inside[near] if amp[near] >= 0.4 * amp.max() else inside[int(np.argmax(amp))])
     seg = np.abs(x[pad: pad + n])
     return pad + int(np.argmax(seg))
 
