@@ -53,9 +53,11 @@ source = st.radio("Pictures", list(SOURCES), format_func=SOURCES.get, horizontal
 files: list[tuple[str, bytes]] = []
 labels: dict[str, tuple[str, str]] = {}
 if source == "upload":
-    uploaded = st.file_uploader("Upload one or many pictures (PNG, JPEG, BMP, WebP, TIFF, GIF)", type=UPLOAD_TYPES,
-                                accept_multiple_files=True, key="classify_upload",
-                                help="Files stay in memory for this session only; nothing is written to disk.")
+    uploaded = components.open_uploader(
+        "Upload one or many pictures (PNG, JPEG, BMP, WebP, TIFF, GIF)", UPLOAD_TYPES, accept_multiple_files=True,
+        key="classify_upload", help="Files stay in memory for this session only; nothing is written to disk. "
+        f"At most {MAX_FILE_BYTES // 2**20} MB a picture. A file name thousands of characters long is refused by "
+        "the web server itself (HTTP 400): rename such a file first.")
     files = [(f.name, f.getvalue()) for f in uploaded or []]
     if not files:
         st.info("Upload pictures above, or switch to **Bundled samples** to try pictures drawn from MIT-BIH test "

@@ -126,9 +126,9 @@ if bundled:
         c2.button("Classify the sample", key="signal_sample_run", on_click=use_sample, type="primary",
                   icon=":material/play_arrow:")
 
-uploaded = st.file_uploader(
+uploaded = components.open_uploader(
     "WFDB record (.hea + .dat, optionally .atr reference annotations), or one CSV or EDF file",
-    type=UPLOAD_TYPES, accept_multiple_files=True, key="signal_upload", on_change=use_upload,
+    UPLOAD_TYPES, accept_multiple_files=True, key="signal_upload", on_change=use_upload,
     help="WFDB: select the header, the signal file and (optionally) the .atr file together. "
     "CSV: one column of samples, or time (s) and value columns; an optional header row.")
 with st.expander("CSV options (sampling rate and units)", expanded=False):

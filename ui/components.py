@@ -287,6 +287,18 @@ def _picture_report_maker(outcome: PictureOutcome, i: int):
     return make
 
 
+def open_uploader(label: str, types: list[str], **kw):
+    """st.file_uploader that takes any file and leaves the checking to the page's own readers.
+
+    Streamlit refuses a file whose extension is not in `type` while it restores widget state, before the page
+    runs, and shows its generic error page instead of the app (a client that skips the browser's own filter can
+    send one). Without `type` every file reaches the readers, which name what is wrong in one line (an SVG
+    drawing, a PDF, a text file, an unknown format). `types` are named in the label and help instead.
+    """
+    kw["help"] = (kw.get("help", "") + f" Files read: {', '.join(t.upper() for t in types)}.").strip()
+    return st.file_uploader(label, type=None, **kw)
+
+
 def model_or_stop() -> ModelInfo:
     """The current model's card, or a clear error page and stop (pages that need a model call this)."""
     try:
