@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import wfdb
@@ -74,15 +72,11 @@ def test_a_flat_stretch_and_a_clipped_stretch_are_located():
     assert clipped and clipped[0].start_s <= 61 and clipped[-1].end_s >= 79 and clipped[-1].end_s <= 86
 
 
-def test_thirty_minutes_take_well_under_a_second():
+def test_thirty_minutes_are_assessed_as_one_good_recording():
+    """A whole 30-minute recording (its speed is measured by `python -m ecg_core bench`, not here)."""
     x, fs = lead(MITDB / "208", "MLII")
-    long = np.tile(x, 15)  # 30 min at 360 Hz
-    quality.assess(x[: int(30 * fs)], fs)  # warm-up (filter design caches, imports)
-    t = time.perf_counter()
-    q = quality.assess(long, fs)
-    seconds = time.perf_counter() - t
-    print(f"assess() on 30 min at 360 Hz: {seconds:.3f} s")
-    assert q.verdict == "good" and seconds < 1.0
+    q = quality.assess(np.tile(x, 15), fs)  # 30 min at 360 Hz
+    assert q.verdict == "good" and q.readable_share > 0.95
 
 
 def test_assess_refuses_non_finite_input():
