@@ -16,7 +16,7 @@ def _err(msg: str) -> None:
 def cmd_build_dataset(a: argparse.Namespace) -> int:
     from ecg_core.data import dataset
 
-    records = dataset.recordwise_test_records() if a.records == "recordwise-test" else None
+    records = dataset.recordwise_test_records(a.mitdb, a.vfdb) if a.records == "recordwise-test" else None
     ds = dataset.build(a.mitdb, a.vfdb, a.representation, records=records, cap_per_class=a.cap_per_class,
                        seed=a.seed, progress=_err if a.verbose else None, workers=a.workers, context=a.context,
                        stretch=tuple(a.stretch))

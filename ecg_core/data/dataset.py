@@ -16,10 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg_core.signal.beats import Beats, episode_windows, labelled_beats, rhythm_episodes, with_templates
 from ecg_core.classes import CLASS_KEYS
 from ecg_core.picture.imaging import encode_png, normalise_batch
-from ecg_core.signal.peaks import detect_beats
 from ecg_core.picture.render import render
 from ecg_core.settings import (
     LEADS_PER_REPRESENTATION,
@@ -28,6 +26,17 @@ from ecg_core.settings import (
     TEMPLATE_REPRESENTATIONS,
     WORKING_FS,
 )
+from ecg_core.signal.beats import (
+    LONE_STRETCH,
+    Beats,
+    episode_windows,
+    labelled_beats,
+    lone_crops,
+    lone_windows,
+    rhythm_episodes,
+    with_templates,
+)
+from ecg_core.signal.peaks import detect_beats
 from ecg_core.signal.signals import RecordError, read_record
 
 # de Chazal et al. 2004 inter-patient protocol; paced records 102 104 107 217 excluded.
@@ -38,6 +47,11 @@ VFDB_TRAIN = "418 420 421 422 423 425 427 430 602 605 607".split()
 VFDB_TEST = "424 428 429 609 610 611 612 614 615".split()
 DATABASES = ("mitdb", "vfdb")
 SPLITS = ("beatwise", "recordwise")
+# "full": each window as cut from the recording (the preceding beat, the patient's usual beat as template);
+# "lone": each beat alone, as in a single-beat picture (beats.lone_windows): a seeded random crop around it,
+# stretched, padded with its edge baseline, the beat its own template.
+CONTEXTS = ("full", "lone")
+LONE_REPRESENTATIONS = ("waveform", "spectral", "overlay")  # one-lead pictures only
 
 
 @dataclass
@@ -74,14 +88,22 @@ def record_ids(directory: str | Path) -> list[str]:
 
 
 def record_beats(record_path: str | Path, database: str, leads: int = 1,
-                 templates: bool = False) -> tuple[Beats, float]:
+                 templates: bool = False, context: str = "full", stretch: tuple[float, float] = LONE_STRETCH,
+                 seed: int = 0) -> tuple[Beats, float]:
     """All labelled windows of one record: annotated beats (mitdb) and VF/VFL episode windows.
 
     leads=2 cuts each window from MLII and the second lead: windows (n, 2, WINDOW_LEN).
     templates=True pairs each MLII window with its local template (beats.with_templates, for the overlay
     representation), computed from the R peaks the app's detector finds, not from the annotations:
     (n, 2, WINDOW_LEN).
+    context="lone" (one lead): each window is its beat alone as a single-beat picture would show it
+    (beats.lone_windows; crops and stretch factors in `stretch` seeded by seed, database and record), with
+    itself as template when templates=True.
     """
+    if context not in CONTEXTS:
+        raise ValueError(f"unknown context {context!r}; use one of {CONTEXTS}")
+    if context == "lone" and leads != 1:
+        raise ValueError("the lone-beat context reads one lead (a single-beat picture has one trace)")
     rec = read_record(record_path, second_lead=leads == 2)
     ann = rec.annotations
     assert ann is not None
@@ -92,16 +114,27 @@ def record_beats(record_path: str | Path, database: str, leads: int = 1,
     parts.append(episode_windows(x, rhythm_episodes(ann.sample, ann.aux_note, rec.signal.size)))
     beats = Beats(np.concatenate([p.windows for p in parts]), np.concatenate([p.centres for p in parts]),
                   np.concatenate([p.labels for p in parts]))
-    if templates:
+    if context == "lone":
+        rng = np.random.default_rng([seed, DATABASES.index(database), _record_number(rec.record_id)])
+        windows = lone_windows(rec.signal, beats.centres, lone_crops(beats.centres, rec.signal.size, rng, stretch))
+        beats.windows = windows if templates else windows[:, 0]
+    elif templates:
         beats.windows = with_templates(rec.leads, beats.centres, detect_beats(rec.signal))
     return beats, rec.original_fs
 
 
-def record_chunk(directory: str | Path, rid: str, db_index: int, representation: str) -> tuple | None:
+def _record_number(rid: str) -> int:
+    digits = "".join(ch for ch in rid if ch.isdigit())
+    return int(digits) if digits else sum(map(ord, rid))
+
+
+def record_chunk(directory: str | Path, rid: str, db_index: int, representation: str, context: str = "full",
+                 stretch: tuple[float, float] = LONE_STRETCH, seed: int = 0) -> tuple | None:
     """One record's rendered, normalised windows with their labels, database, record and sample."""
     db = DATABASES[db_index]
     beats, fs = record_beats(Path(directory) / rid, db, LEADS_PER_REPRESENTATION.get(representation, 1),
-                             templates=representation in TEMPLATE_REPRESENTATIONS)
+                             templates=representation in TEMPLATE_REPRESENTATIONS, context=context,
+                             stretch=stretch, seed=seed)
     if len(beats) == 0:
         return None
     images = normalise_batch(render(beats.windows, representation), representation)
@@ -112,11 +145,20 @@ def record_chunk(directory: str | Path, rid: str, db_index: int, representation:
 def build(mitdb: str | Path | None, vfdb: str | Path | None, representation: str,
           records: dict[str, Iterable[str]] | None = None,
           cap_per_class: int | None = None, seed: int = 0,
-          progress: Callable[[str], None] | None = None, workers: int = 1) -> Dataset:
+          progress: Callable[[str], None] | None = None, workers: int = 1, context: str = "full",
+          stretch: tuple[float, float] = LONE_STRETCH) -> Dataset:
     """Read the databases, cut windows, render and normalise them. Paced mitdb records are skipped.
 
     workers > 1 reads and renders records in that many processes; the result is the same.
+    context="lone": every window is its beat alone, as a single-beat picture (see CONTEXTS), its crop seeded
+    by `seed` and stretched by a factor drawn uniformly in `stretch` (one fixed factor when both are equal).
     """
+    if context not in CONTEXTS:
+        raise ValueError(f"unknown context {context!r}; use one of {CONTEXTS}")
+    if context == "lone" and representation not in LONE_REPRESENTATIONS:
+        raise ValueError(f"the lone-beat context needs a one-lead representation ({', '.join(LONE_REPRESENTATIONS)})")
+    stretch = (float(stretch[0]), float(stretch[1]))
+    records = {k: list(v) for k, v in records.items()} if records else None
     t0 = time.perf_counter()
     sources = {"mitdb": mitdb, "vfdb": vfdb}
     jobs = []
@@ -125,7 +167,7 @@ def build(mitdb: str | Path | None, vfdb: str | Path | None, representation: str
         if directory is None:
             continue
         ids = list(records[db]) if records and db in records else record_ids(directory)
-        jobs += [(directory, rid, db_index, representation) for rid in ids
+        jobs += [(directory, rid, db_index, representation, context, stretch, seed) for rid in ids
                  if not (db == "mitdb" and rid in PACED_RECORDS)]
     chunks = []
     with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
@@ -148,10 +190,23 @@ def build(mitdb: str | Path | None, vfdb: str | Path | None, representation: str
         "seed": seed,
         "paced_records_excluded": list(PACED_RECORDS),
         "sources": {k: str(v) for k, v in sources.items() if v is not None},
+        **({"context": "lone", "stretch": list(stretch)} if context == "lone" else {}),
+        **({"records": {k: sorted(v) for k, v in records.items()}} if records else {}),
         "n": len(ds),
         "build_seconds": round(time.perf_counter() - t0, 1),
     }
     return ds
+
+
+def recordwise_test_records(mitdb: str | Path | None = None,
+                            vfdb: str | Path | None = None) -> dict[str, list[str]]:
+    """The records of the record-wise test part (DS2 and the vfdb test list): a dataset of them alone;
+    with a database's directory, only those of its records it holds."""
+    out = {}
+    for db, ids, directory in (("mitdb", DS2, mitdb), ("vfdb", VFDB_TEST, vfdb)):
+        held = set(record_ids(directory)) if directory is not None else None
+        out[db] = [r for r in ids if held is None or r in held]
+    return out
 
 
 def cap_indices(labels: np.ndarray, cap: int, seed: int) -> np.ndarray:

@@ -88,9 +88,49 @@ def split_seed(card: dict) -> int:
     return int(card.get("training", {}).get("seed", SPLIT_SEED))
 
 
+def span_check(clf, base: dataset.Dataset, pred: np.ndarray, test: np.ndarray,
+               others: list[str | Path]) -> dict:
+    """How often a beat's predicted class changes when it is read at another time scale: `others` are
+    lone-context datasets of the same beats and crops as `base`, each at one fixed stretch factor."""
+    changed_any = np.zeros(test.size, dtype=bool)
+    per_factor, at_factor = {}, {}
+    y = base.labels[test].astype(int)
+    for path in others:
+        other = dataset.load(path)
+        if other.meta.get("context") != "lone" or len(other) != len(base) or not (
+                np.array_equal(other.sample, base.sample) and np.array_equal(other.record, base.record)
+                and np.array_equal(other.labels, base.labels)):
+            raise ValueError(f"{path}: not a lone-beat dataset of the same beats as the evaluated one")
+        lo, hi = other.meta.get("stretch", (None, None))
+        if lo != hi:
+            raise ValueError(f"{path}: its crops are stretched at random ({lo}-{hi}); build it with one factor")
+        probs = clf.predict_proba(other.images[test])
+        changed = probs.argmax(axis=1) != pred
+        changed_any |= changed
+        per_factor[f"{float(lo):g}"] = float(changed.mean())
+        m = metrics(probs, y)
+        at_factor[f"{float(lo):g}"] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                                       "recall": {k: v["recall"] for k, v in m["per_class"].items()}}
+    base_factor = base.meta.get("stretch", (1.0, 1.0))
+    return {
+        "reference_factor": float(base_factor[0]) if base_factor[0] == base_factor[1] else None,
+        "changed_share": per_factor,
+        "changed_share_any": float(changed_any.mean()),
+        "changed_share_any_per_class": {k: float(changed_any[y == i].mean()) for i, k in enumerate(CLASS_KEYS)
+                                        if (y == i).any()},
+        "metrics_at_factor": at_factor,
+        "datasets": [str(p) for p in others],
+    }
+
+
 def evaluate(model_path: str | Path, dataset_path: str | Path, split: str, seed: int = 0,
-             max_per_class: int | None = None, command: str | None = None) -> dict:
-    """Evaluate a model on the test part of a split; returns the result dict (JSON-ready)."""
+             max_per_class: int | None = None, command: str | None = None,
+             span_datasets: list[str | Path] | None = None) -> dict:
+    """Evaluate a model on the test part of a split; returns the result dict (JSON-ready).
+
+    span_datasets: lone-beat datasets of the same beats at other fixed stretch factors; the result then
+    also holds the share of test beats whose predicted class changes at each (span_check).
+    """
     from ecg_core.model import predict
 
     info = predict.info_from_path(model_path)
@@ -110,6 +150,9 @@ def evaluate(model_path: str | Path, dataset_path: str | Path, split: str, seed:
     probs = clf.predict_proba(ds.images[test])
     seconds = time.perf_counter() - t0
     y = ds.labels[test].astype(int)
+    context = ds.meta.get("context", "full")
+    if context != "full":
+        protocol += f", {context}-beat windows"
     result = {
         "model": info.name,
         "architecture": info.card.get("architecture"),
@@ -117,6 +160,8 @@ def evaluate(model_path: str | Path, dataset_path: str | Path, split: str, seed:
         "trained_on": info.card.get("split"),
         "split": split,
         "protocol": protocol,
+        "context": context,
+        "model_context": info.card.get("context", "full"),
         "test_records": sorted(set(ds.groups[test].tolist())),
         "params": int(clf.model.count_params()),
         "file_bytes": int(Path(model_path).stat().st_size),
@@ -128,6 +173,8 @@ def evaluate(model_path: str | Path, dataset_path: str | Path, split: str, seed:
         "dataset": ds.meta,
         "evaluated_at": time.strftime("%Y-%m-%d"),
     }
+    if span_datasets:
+        result["span_check"] = span_check(clf, ds, probs.argmax(axis=1), test, list(span_datasets))
     return result
 
 
@@ -148,13 +195,22 @@ def update_card(model_path: str | Path, result: dict) -> None:
 
 
 def main(a: argparse.Namespace) -> None:
-    result = evaluate(a.model, a.dataset, a.split, a.seed, getattr(a, "max_per_class", None))
+    result = evaluate(a.model, a.dataset, a.split, a.seed, getattr(a, "max_per_class", None),
+                      span_datasets=getattr(a, "span_datasets", None))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    if result["trained_on"] == result["split"] and not getattr(a, "max_per_class", None):
-        update_card(a.model, result)  # the card carries full-test-split numbers only
+    if (result["trained_on"] == result["split"] and not getattr(a, "max_per_class", None)
+            and result["context"] == result["model_context"]):
+        update_card(a.model, result)  # the card carries full-test-split numbers of its own context only
     m = result["metrics"]
     print(f"{result['model']} on {result['protocol']}: accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}")
     print("  " + "  ".join(f"{k}: F1 {v['f1']:.3f} R {v['recall']:.3f} (n={v['support']})"
                            for k, v in m["per_class"].items()))
+    if "span_check" in result:
+        sc = result["span_check"]
+        print("  class changes when stretched: " + ", ".join(f"{f}x {v:.4f}" for f, v in sc["changed_share"].items())
+              + f"; any {sc['changed_share_any']:.4f} ("
+              + " ".join(f"{k} {v:.3f}" for k, v in sc["changed_share_any_per_class"].items()) + ")")
+        print("  macro F1 when stretched: " + ", ".join(f"{f}x {v['macro_f1']:.4f}"
+                                                         for f, v in sc["metrics_at_factor"].items()))

@@ -148,6 +148,15 @@ def confidence_threshold(probs: np.ndarray, y: np.ndarray, target_accuracy: floa
     return round(max(threshold, 0.5), 2)
 
 
+def context_purpose(meta: dict) -> str | None:
+    """What a model trained on windows of another context than a recording's own is for (its card)."""
+    if meta.get("context") != "lone":
+        return None
+    lo, hi = meta.get("stretch", (1.0, 1.0))
+    span = "span-augmented +-25 %" if (lo, hi) == (0.75, 1.25) else f"span-augmented {lo:g}x to {hi:g}x"
+    return f"single-beat pictures: the beat alone, padded with its baseline, {span}"
+
+
 def save_without_optimizer(model: keras.Model, arch: str, path: Path) -> None:
     """Save weights in a fresh, uncompiled copy of the architecture: no optimizer state on disk."""
     clean = architectures.build(arch)
@@ -235,6 +244,8 @@ def train(args: argparse.Namespace) -> Path:
             "history": hist,
         },
         "dataset": ds.meta,
+        "context": ds.meta.get("context", "full"),
+        **({"purpose": context_purpose(ds.meta)} if context_purpose(ds.meta) else {}),
         "default": False,
     }
     (out / f"{name}.json").write_text(json.dumps(card, indent=2))
