@@ -155,7 +155,7 @@ def test_export_samples_draws_from_test_records_only(tmp_path, excerpt_dataset):
 def test_committed_sample_images_are_test_split_and_in_training_form():
     from tests.conftest import ROOT
 
-    folders = sorted(p for p in (ROOT / "sample_images").iterdir() if p.is_dir())
+    folders = sorted(p for p in (ROOT / "sample_images").iterdir() if p.is_dir() and p.name != "pictures")
     assert [p.name for p in folders] == ["overlay", "waveform"]
     beats = None
     for folder in folders:
@@ -169,3 +169,14 @@ def test_committed_sample_images_are_test_split_and_in_training_form():
         for f in manifest["file"]:
             im = imaging.load_image((folder / f).read_bytes(), folder.name)
             assert im.shape == (IMAGE_SIZE, IMAGE_SIZE) and imaging.in_training_form(im)
+
+
+def test_sample_pictures_come_from_test_patients():
+    """The bundled user-style pictures are drawn from test-split (DS2) recordings only."""
+    from tests.conftest import ROOT
+
+    manifest = pd.read_csv(ROOT / "sample_images" / "pictures" / "manifest.csv", dtype={"record": str})
+    assert len(manifest) >= 10 and set(manifest["record"]) <= set(dataset.DS2)
+    assert all((ROOT / "sample_images" / "pictures" / f).is_file() for f in manifest["file"])
+    present = {k for labels in manifest["labels"] for k in str(labels).split()}
+    assert {"N", "L", "R", "A", "V"} <= present

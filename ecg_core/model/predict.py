@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
 import os
-import sys
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ecg_core.classes import CLASS_KEYS
-from ecg_core.picture.imaging import ImageInputError, load_image, to_model_input
+from ecg_core.picture.imaging import load_image, to_model_input
 from ecg_core.settings import IMAGE_SIZE, PREPROCESSING_VERSION
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 PREDICT_BATCH = 256
 
 
@@ -142,74 +137,3 @@ def load(info: ModelInfo | None = None, models_dir: str | Path = MODELS_DIR) -> 
 def info_from_path(path: str | Path) -> ModelInfo:
     p = Path(path)
     return ModelInfo(p, read_card(p))
-
-
-# ---------------------------------------------------------------- files and folders
-
-def iter_image_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Files as given, and image files found recursively in folders (sorted)."""
-    for p in map(Path, paths):
-        if p.is_dir():
-            yield from sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-        else:
-            yield p
-
-
-def predict_files(clf: Classifier, paths: Iterable[str | Path], batch_size: int = PREDICT_BATCH) -> Iterator[dict]:
-    """One row per file, in input order: predicted key, confidence and probabilities, or an error reason."""
-    pending: list[tuple[Path, np.ndarray | None, str]] = []
-
-    def flush() -> Iterator[dict]:
-        images = [im for _, im, _ in pending if im is not None]
-        probs = iter(clf.predict_proba(np.stack(images)) if images else [])
-        for f, im, error in pending:
-            yield probability_row(str(f), next(probs)) if im is not None else {"file": str(f), "error": error}
-        pending.clear()
-
-    n_images = 0
-    for f in iter_image_files(paths):
-        try:
-            pending.append((f, load_image(f.read_bytes(), clf.info.representation), ""))
-            n_images += 1
-        except ImageInputError as exc:
-            pending.append((f, None, str(exc)))
-        except OSError as exc:
-            pending.append((f, None, f"cannot read file ({exc.strerror or exc})"))
-        if n_images >= batch_size:
-            yield from flush()
-            n_images = 0
-    if pending:
-        yield from flush()
-
-
-def probability_row(name: str, probs: np.ndarray) -> dict:
-    k = int(np.argmax(probs))
-    row = {"file": name, "predicted": CLASS_KEYS[k], "confidence": round(float(probs[k]), 4)}
-    row.update({key: round(float(v), 4) for key, v in zip(CLASS_KEYS, probs)})
-    return row
-
-
-CSV_COLUMNS = ["file", "predicted", "confidence", *CLASS_KEYS, "error"]
-PICTURES = {"overlay": "a beat over the patient's usual beat, as the Signal page and sample_images/overlay make them",
-            "spectral": "time-frequency images of a beat window",
-            "twolead": "MLII above V1, from a two-lead recording",
-            "twolead_overlay": "MLII's beat over its usual beat above V1's, from a two-lead recording"}
-
-
-def cli(a: argparse.Namespace) -> int:
-    try:
-        clf = load(info_from_path(a.model) if a.model else None)
-    except ModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    rep = clf.info.representation
-    if rep != "waveform":
-        print(f"note: {clf.name} reads {rep} pictures ({PICTURES.get(rep, '')}); for pictures of a single trace "
-              "pass --model with a waveform model", file=sys.stderr)
-    writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, restval="")
-    writer.writeheader()
-    n_err = 0
-    for row in predict_files(clf, a.paths, a.batch_size):
-        n_err += "error" in row
-        writer.writerow(row)
-    return 0 if n_err == 0 else 1

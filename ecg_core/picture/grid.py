@@ -236,6 +236,26 @@ def remove_lines(ink: np.ndarray, coverage: float = LINE_COVERAGE, cap: float = 
     return np.clip(ink - np.minimum(lines, cap), 0.0, 1.0).astype(np.float32)
 
 
+def _reduced(line_ink: np.ndarray, work_side: int) -> np.ndarray:
+    h, w = line_ink.shape
+    s = min(1.0, work_side / max(h, w))
+    return cv2.resize(line_ink, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def _sharpest(score, limit: float, coarse_step: float, fine_step: float, smallest: float) -> tuple[float, float]:
+    """The parameter in [-limit, limit] that maximises score (a coarse then a fine search), and the gain over 0;
+    (0, 1) unless it is clearly better than no change."""
+    coarse = np.arange(-limit, limit + 1e-9, coarse_step)
+    best = float(coarse[int(np.argmax([score(v) for v in coarse]))])
+    fine = np.arange(best - coarse_step, best + coarse_step + 1e-9, fine_step)
+    scores = np.array([score(v) for v in fine])
+    best = float(fine[int(np.argmax(scores))])
+    base = score(0.0)
+    if abs(best) < smallest or scores.max() < 1.08 * base:
+        return 0.0, 1.0
+    return best, float(scores.max() / max(base, 1e-12))
+
+
 def skew_angle(line_ink: np.ndarray, max_deg: float = 6.0, work_side: int = 480) -> tuple[float, float]:
     """The rotation (degrees, counter-clockwise positive as cv2 uses it) that makes lines horizontal, and how
     much sharper the row profile gets with it (1: not at all).
@@ -243,37 +263,23 @@ def skew_angle(line_ink: np.ndarray, max_deg: float = 6.0, work_side: int = 480)
     The angle whose row profile is sharpest (grid lines, axes and the baseline line up with pixel rows);
     0 unless the best angle is clearly sharper than no rotation.
     """
-    h, w = line_ink.shape
-    s = min(1.0, work_side / max(h, w))
-    small = cv2.resize(line_ink, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
+    small = _reduced(line_ink, work_side)
     sh, sw = small.shape
-    centre = (sw / 2.0, sh / 2.0)
 
     def sharpness(angle: float) -> float:
-        m = cv2.getRotationMatrix2D(centre, angle, 1.0)
+        m = cv2.getRotationMatrix2D((sw / 2.0, sh / 2.0), angle, 1.0)
         r = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderValue=0.0)
-        prof = r.sum(axis=1)
-        return float(np.sum(np.diff(prof) ** 2))
+        return float(np.sum(np.diff(r.sum(axis=1)) ** 2))
 
-    coarse = np.arange(-max_deg, max_deg + 1e-9, 0.5)
-    scores = np.array([sharpness(a) for a in coarse])
-    best = float(coarse[int(np.argmax(scores))])
-    fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.1)
-    fscores = np.array([sharpness(a) for a in fine])
-    best = float(fine[int(np.argmax(fscores))])
-    base = sharpness(0.0)
-    if abs(best) < 0.15 or max(fscores) < 1.08 * base:
-        return 0.0, 1.0
-    return round(best, 2), float(max(fscores) / max(base, 1e-12))
+    angle, gain = _sharpest(sharpness, max_deg, 0.5, 0.1, 0.15)
+    return round(angle, 2), gain
 
 
 def shear_slope(line_ink: np.ndarray, max_slope: float = 0.15, work_side: int = 320) -> tuple[float, float]:
     """The horizontal shear (column shift per row) that makes vertical grid lines vertical, and how much
     sharper the column profile gets with it (1: not at all). A photo taken at an angle tilts the vertical lines
     apart from the horizontal ones; columns are time, so a tilt there would shift every peak in time."""
-    h, w = line_ink.shape
-    s = min(1.0, work_side / max(h, w))
-    small = cv2.resize(line_ink, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
+    small = _reduced(line_ink, work_side)
     sh, sw = small.shape
 
     def sharpness(k: float) -> float:
@@ -281,16 +287,8 @@ def shear_slope(line_ink: np.ndarray, max_slope: float = 0.15, work_side: int = 
         r = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderValue=0.0)
         return float(np.sum(np.diff(np.median(r, axis=0)) ** 2))  # the median: grid lines, not the trace
 
-    coarse = np.arange(-max_slope, max_slope + 1e-9, 0.015)
-    scores = np.array([sharpness(k) for k in coarse])
-    best = float(coarse[int(np.argmax(scores))])
-    fine = np.arange(best - 0.012, best + 0.012 + 1e-9, 0.003)
-    fscores = np.array([sharpness(k) for k in fine])
-    best = float(fine[int(np.argmax(fscores))])
-    base = sharpness(0.0)
-    if abs(best) < 0.004 or max(fscores) < 1.08 * base:
-        return 0.0, 1.0
-    return round(best, 4), float(max(fscores) / max(base, 1e-12))
+    slope, gain = _sharpest(sharpness, max_slope, 0.015, 0.003, 0.004)
+    return round(slope, 4), gain
 
 
 def shear_matrix(shape: tuple[int, int], slope: float) -> np.ndarray:
