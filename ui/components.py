@@ -50,12 +50,16 @@ def model_label(info: ModelInfo) -> str:
     parts = ["default"] if info.is_default else []
     if info.card.get("split") == "beatwise":
         parts.append("beat-wise benchmark model (patients seen in training)")
+    lone = info.card.get("context") == "lone"
+    if lone:
+        parts.append("for single-beat pictures (trained on beats alone, baseline-padded)")
     parts += [{1: "one lead", 2: "two leads"}.get(leads, f"{leads} leads"),
               drawn.get(info.representation, info.representation)]
     f1, beat_f1 = info.metric("recordwise_macro_f1"), info.metric("beatwise_macro_f1")
     if f1 is not None:
         subsample = "subsample" in str(info.metric("recordwise_protocol") or "")
-        parts.append(f"F1 {f1:.3f} on unseen patients" + (" (subsample)" if subsample else ""))
+        parts.append(f"F1 {f1:.3f} on unseen patients" + (" (subsample)" if subsample else "")
+                     + (", beats alone" if lone else ""))
     elif beat_f1 is not None:
         parts.append(f"beat-wise F1 {beat_f1:.3f}")
     else:
