@@ -79,7 +79,7 @@ class Trace:
     signal_mv: np.ndarray  # at WORKING_FS
     fs: float
     t0_s: float  # time of sample 0 from the picture's left edge, as calibrated
-    path_x: np.ndarray  # the followed path in the uploaded picture's pixel coordinates (one point per column)
+    path_x: np.ndarray  # the followed path in the decoded picture's pixels (at most 2000 per side), a point per column
     path_y: np.ndarray
     path_t: np.ndarray  # the time of each path point from the picture's left edge, as calibrated
     quality: float  # 0..1: coverage x smoothness of the followed path

@@ -131,7 +131,7 @@ def follow(mask: np.ndarray, ink: np.ndarray, rows: tuple[int, int], baseline: i
     cols = np.flatnonzero(sub.any(axis=0))
     if cols.size < 8:
         return None
-    x0, x1 = _main_run(cols, max(6, int(0.012 * mask.shape[1])))
+    x0, x1 = _main_run(cols, max(12, int(0.012 * mask.shape[1])))
     thick = max(1.0, line_thickness(sub[:, x0:x1]))
     weights = ink[top:bottom]
 
