@@ -15,7 +15,6 @@ LAYOUTS = {"auto": "Find out", "beat": "One beat", "strip": "A strip"}
 SCALE_AUTO = "From the ECG grid (else guessed from the shape)"
 SCALE_CUSTOM = "Another span (seconds)"
 RESULTS_KEY = "classify_results"
-BEAT_KEY = "classify_beat"
 
 info = components.model_or_stop()
 st.title("Classify an ECG picture")
@@ -92,7 +91,6 @@ if files:
         for o in outcomes:
             o.label, o.source = labels.get(o.name, (None, ""))
         st.session_state[RESULTS_KEY] = (key, outcomes)  # this session only, in memory
-        st.session_state[BEAT_KEY] = 0
 
     failed = [o for o in outcomes if not o.ok]
     if failed:
