@@ -11,8 +11,8 @@ Reported: errors, page times (open, classify: p50 / p95 / max), the server's res
 warm-up session, at its peak and after every wave (the model is loaded once per process, so it should
 stay flat), and any file left in the server's private temp folder (uploads stay in memory).
 
-    python scripts/loadtest.py --sessions 50            # starts and stops its own server
-    python scripts/loadtest.py --sessions 5 --waves 1   # the bounded form tests/test_load.py runs
+    python scripts/loadtest.py --users 50            # starts and stops its own server
+    python scripts/loadtest.py --users 5 --waves 1   # the bounded form tests/test_load.py runs
 """
 
 from __future__ import annotations
@@ -369,14 +369,14 @@ def run(sessions: int = 50, images: int = 2, waves: int = 2, timeout: float = 54
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sessions", type=int, default=50, help="concurrent sessions per wave")
+    p.add_argument("--users", type=int, default=50, help="concurrent users (browser sessions) per wave")
     p.add_argument("--images", type=int, default=2, help="images uploaded by each session")
     p.add_argument("--waves", type=int, default=2, help="waves of concurrent sessions (memory must stay flat)")
     p.add_argument("--timeout", type=float, default=540, help="seconds a session may wait for one page")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--settle", type=float, default=0, help="seconds to idle after the waves, then read RSS again")
     a = p.parse_args(argv)
-    summary = run(a.sessions, a.images, a.waves, a.timeout, seed=a.seed, settle=a.settle)
+    summary = run(a.users, a.images, a.waves, a.timeout, seed=a.seed, settle=a.settle)
     good = summary["errors"] == 0 and not summary["temp_files_left"] and summary["failure_probe_detected"]
     return 0 if good else 1
 

@@ -1,6 +1,6 @@
 """Bounded load test: the real server on 127.0.0.1 with 5 concurrent sessions uploading and classifying.
 
-The full form (50 sessions, two waves) is `python scripts/loadtest.py --sessions 50`.
+The full form (50 concurrent users, two waves) is `python scripts/loadtest.py --users 50`.
 """
 
 from __future__ import annotations
