@@ -312,10 +312,12 @@ def two_lead_message(model: str, representation: str) -> str:
 
 
 def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_scan: str = "auto",
-                    detector: str = "pan-tompkins") -> RecordResult:
+                    detector: str = "pan-tompkins", peaks: np.ndarray | None = None) -> RecordResult:
     """Classify every beat of a recording and find VF episodes.
 
     vf_scan: 'auto' scans gaps between beats, VF-like beats and very fast runs; 'full' the whole signal.
+    peaks: working-rate R peaks found beforehand (a chunk of a long recording gets those of the whole
+    recording, so its beats are the same as in one piece); detected here when None.
     progress(fraction, message) is called as the work goes on.
     """
     if not reads_one_lead(clf.info.representation):
@@ -330,7 +332,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     t1 = time.perf_counter()
     seconds["prepare"] = t1 - t0
     report(0.05, "Detecting beats")
-    peaks = detect_beats(x, method=detector)
+    peaks = detect_beats(x, method=detector) if peaks is None else np.asarray(peaks, dtype=np.int64)
     t2 = time.perf_counter()
     seconds["detect"] = t2 - t1
     centres = peaks[inside_bounds(peaks, n)]
