@@ -10,11 +10,12 @@ from pathlib import Path
 import streamlit as st
 
 from ecg_core.model.predict import ModelError
-from ui import components, state
+from ui import components, serving, state
 
 ROOT = Path(__file__).resolve().parent
 PAGES = ROOT / "pages"
 
+serving.keep_models_between_runs()  # models are built once per process; Streamlit's Keras reset would undo that
 st.set_page_config(page_title="ECG arrhythmia dashboard", page_icon=":material/monitor_heart:", layout="wide")
 
 st.sidebar.markdown("### :material/monitor_heart: ECG beat classifier")

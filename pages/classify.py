@@ -7,7 +7,7 @@ import streamlit as st
 from ecg_core.picture.digitize import SPAN_PRESETS
 from ecg_core.picture.imaging import MAX_FILE_BYTES, display_name
 from ecg_core.pipeline import record_mode
-from ui import components, pictures, state
+from ui import components, pictures, serving, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "gif"]
 SOURCES = {"upload": "Upload pictures", "samples": "Bundled samples"}
@@ -83,10 +83,16 @@ if files:
     else:
         bar = st.progress(0.0, text="Digitizing...")
 
-        def report(i: int, name: str) -> None:
-            bar.progress(i / max(len(files), 1), text=f"Digitizing and classifying {name} ({i + 1} of {len(files)})")
+        share = {"done": 0.0}
 
-        outcomes = pictures.process(files, clf, span, layout, report)
+        def report(i: int, name: str) -> None:
+            share["done"] = i / max(len(files), 1)
+            bar.progress(share["done"], text=f"Digitizing and classifying {name} ({i + 1} of {len(files)})")
+
+        def waiting(ahead: int, name: str) -> None:
+            bar.progress(share["done"], text=f"The server is busy: {name} waits for its turn ({ahead} in the queue)")
+
+        outcomes = pictures.process(files, clf, span, layout, report, serving.pipeline_slots(), waiting)
         bar.empty()
         for o in outcomes:
             o.label, o.source = labels.get(o.name, (None, ""))
@@ -99,8 +105,9 @@ if files:
     done = [o for o in outcomes if o.ok]
     if len(outcomes) > 1:
         st.dataframe(pictures.summary_frame(outcomes), hide_index=True, width="stretch")
-    st.download_button("Download every beat (CSV)", pictures.results_csv(outcomes), file_name="ecg_picture_beats.csv",
-                       mime="text/csv", icon=":material/download:", key=f"classify_csv_{key[:10]}")
+    st.download_button("Download every beat (CSV)", lambda: pictures.results_csv(outcomes),  # built on click
+                       file_name="ecg_picture_beats.csv", mime="text/csv", icon=":material/download:",
+                       key=f"classify_csv_{key[:10]}", on_click="ignore")
     if done:
         pick = 0
         if len(done) > 1:

@@ -171,7 +171,7 @@ def gradcam_view(image: np.ndarray, predicted: int, key: str) -> None:
                       help="Grad-CAM weights the last convolutional feature maps by their mean gradient; "
                       "Grad-CAM++ weights positive gradients per location and often covers more of the beat.")
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"{key}_cam_opacity")
-    heat = state.current_gradcam().heatmaps(to_model_input(image), [cls], method)[0]
+    heat = state.heatmap(image, cls, method)
     st.image(overlay(image, heat, opacity, upscale=3), width=HEATMAP_PX,
              caption=f"{METHOD_LABELS[method]} for {CLASS_NAMES[CLASS_KEYS[cls]]}: where the model looked "
              f"({mass_near_trace(image, heat):.0%} of the heat lies on or near the trace).")
@@ -195,6 +195,7 @@ def _beat_heat(result: PictureResult, method: str, key: str) -> np.ndarray:
     return store[(key, method)]
 
 
+@st.fragment  # a click on a beat, the view or the heatmap controls reruns this part of the page only
 def picture_result(outcome: PictureOutcome, key: str) -> None:
     """One digitized picture: how it was read, the picture with trace, beats and explanation, the beat table
     and the selected beat's probabilities and Grad-CAM."""

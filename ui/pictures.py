@@ -6,9 +6,11 @@ the files' content hash and the settings, so a rerun (a click, a slider) never d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,9 @@ from ecg_core.figures.picture import display_image
 from ecg_core.picture.digitize import DigitizeError
 from ecg_core.picture.imaging import MAX_FILES_PER_BATCH, ImageInputError, decode_rgb_with_notes, display_name
 from ecg_core.pipeline.picture import CSV_COLUMNS, PictureResult, classify_picture, csv_rows
+
+if TYPE_CHECKING:
+    from ui.serving import Slots
 
 MAX_FILES = MAX_FILES_PER_BATCH
 
@@ -48,17 +53,25 @@ def digest(files: Sequence[tuple[str, bytes]], *extra: object) -> str:
 
 
 def process(files: Sequence[tuple[str, bytes]], clf, span_s: float | None, layout: str,
-            progress: Callable[[int, str], None] | None = None) -> list[PictureOutcome]:
-    """Digitize and classify each picture; a bad file gets its reason and never stops the others."""
+            progress: Callable[[int, str], None] | None = None, slots: Slots | None = None,
+            waiting: Callable[[int, str], None] | None = None) -> list[PictureOutcome]:
+    """Digitize and classify each picture; a bad file gets its reason and never stops the others.
+
+    slots: the server's shared slots for heavy work (one held per picture); `waiting(ahead, name)` is called
+    when none is free."""
     out = []
     for i, (raw_name, data) in enumerate(files[:MAX_FILES]):
         name = display_name(raw_name)
         if progress:
             progress(i, name)
+        tell = (lambda ahead, name=name: waiting(ahead, name)) if waiting else None
+        turn = slots.hold(tell) if slots else contextlib.nullcontext()
         try:
-            res = classify_picture(data, clf, name, span_s=span_s, expect=layout)
-            rgb, _ = decode_rgb_with_notes(data)
-            out.append(PictureOutcome(name, res, None, display_image(rgb)[0]))
+            with turn:
+                decoded = decode_rgb_with_notes(data)  # once: for the digitizer and for the page's drawing
+                res = classify_picture(data, clf, name, span_s=span_s, expect=layout, decoded=decoded)
+                shown = display_image(decoded[0])[0]
+            out.append(PictureOutcome(name, res, None, shown))
         except (DigitizeError, ImageInputError) as exc:
             out.append(PictureOutcome(name, error=str(exc)))
         except Exception as exc:  # noqa: BLE001 - one odd file must not stop the batch

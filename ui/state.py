@@ -11,12 +11,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from ecg_core.data.results import StoredResults, load_results
 from ecg_core.model import predict
 from ecg_core.model.predict import Classifier, ModelError, ModelInfo
+from ui import serving
 
 if TYPE_CHECKING:
     from ecg_core.model.explain import GradCam
@@ -37,9 +39,23 @@ def results_dir() -> Path:
     return models_dir() / "results"
 
 
+def _folder_stamp(folder: Path) -> tuple:
+    """(name, mtime, size) of every model file and card: a changed, added or removed model changes it."""
+    try:
+        return tuple(sorted((p.name, *_stamp(p)) for p in folder.iterdir() if p.suffix in (".keras", ".h5", ".json")))
+    except OSError:
+        return ()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _discover(folder: str, stamp: tuple) -> list[ModelInfo]:
+    return predict.discover(folder)
+
+
 def available_models() -> list[ModelInfo]:
-    """Every model with a usable card, default first (cards are re-read each run: they are tiny)."""
-    return predict.discover(models_dir())
+    """Every model with a usable card, default first (cards are read again when a model file changes)."""
+    folder = models_dir()
+    return list(_discover(str(folder), _folder_stamp(folder)))
 
 
 def current_model_info() -> ModelInfo:
@@ -61,14 +77,18 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 @st.cache_resource(show_spinner="Loading the model (once per server process)...", max_entries=8)
 def _load_classifier(path: str, stamp: tuple[int, int]) -> Classifier:
-    return Classifier(predict.info_from_path(path))
+    clf = Classifier(predict.info_from_path(path))
+    serving.settle_heap()  # TensorFlow's objects are permanent: no later collection scans them again
+    return clf
 
 
 @st.cache_resource(show_spinner="Preparing Grad-CAM (once per model)...", max_entries=8)
 def _load_gradcam(path: str, stamp: tuple[int, int]) -> GradCam:
     from ecg_core.model.explain import GradCam  # imports Keras: only when a heatmap is first needed
 
-    return GradCam(_load_classifier(path, stamp).model)
+    cam = GradCam(_load_classifier(path, stamp).model)
+    serving.settle_heap()
+    return cam
 
 
 def classifier_for(info: ModelInfo) -> Classifier:
@@ -85,6 +105,20 @@ def current_gradcam() -> GradCam:
     """Grad-CAM for the sidebar's model; its gradient model is built once per model file."""
     info = current_model_info()
     return _load_gradcam(str(info.path), _stamp(info.path))
+
+
+@st.cache_data(show_spinner=False, max_entries=512)  # 64 KB a map; found again only with the same picture
+def _heatmap(path: str, stamp: tuple[int, int], image: np.ndarray, cls: int, method: str) -> np.ndarray:
+    from ecg_core.picture.imaging import to_model_input
+
+    return _load_gradcam(path, stamp).heatmaps(to_model_input(image), [cls], method)[0]
+
+
+def heatmap(image: np.ndarray, cls: int, method: str) -> np.ndarray:
+    """The sidebar model's heatmap of one model picture for one class, computed once (a rerun, a slider or
+    another session asking for the same picture gets the stored map)."""
+    info = current_model_info()
+    return _heatmap(str(info.path), _stamp(info.path), np.ascontiguousarray(image), int(cls), method)
 
 
 @st.cache_data(ttl=60, show_spinner=False)

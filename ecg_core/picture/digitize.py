@@ -272,14 +272,16 @@ def _resample(x_cols: np.ndarray, y_rows: np.ndarray, baseline: float, cal: Cali
     return v * (UNRELATIVE_RANGE_MV / max(hi - lo, 1e-6))
 
 
-def digitize(data: bytes, span_s: float | None = None, expect: str = "auto") -> Digitized:
+def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
+             decoded: tuple[np.ndarray, list[str]] | None = None) -> Digitized:
     """Picture bytes -> Digitized, or DigitizeError with a one-line reason.
 
     span_s: the seconds the trace's width spans, when the picture has no grid (or to override it).
     expect: "auto", "beat" (one trace expected) or "strip".
+    decoded: `decode_rgb_with_notes(data)` when the caller has it already (the page also draws the picture).
     """
     try:
-        rgb, decode_notes = decode_rgb_with_notes(data)
+        rgb, decode_notes = decoded if decoded is not None else decode_rgb_with_notes(data)
     except ImageInputError as exc:
         raise DigitizeError(str(exc)) from None
     h, w = rgb.shape[:2]

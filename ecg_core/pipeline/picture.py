@@ -139,14 +139,15 @@ def _classify_two(first: np.ndarray, second: np.ndarray, clf):
 
 
 def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | None = None,
-                     expect: str = "auto") -> PictureResult:
+                     expect: str = "auto", decoded: tuple[np.ndarray, list[str]] | None = None) -> PictureResult:
     """Picture bytes -> PictureResult; DigitizeError (one line) when the picture cannot be read.
 
-    span_s: seconds across the trace when the picture has no grid; expect: "auto", "beat" or "strip".
+    span_s: seconds across the trace when the picture has no grid; expect: "auto", "beat" or "strip";
+    decoded: the picture already decoded (`decode_rgb_with_notes(data)`), to decode it once.
     A two-lead model reads the top two of stacked strips as its two leads (MLII above V1).
     """
     two = not record_mode.reads_one_lead(clf.info.representation)
-    dig = digitize(data, span_s=span_s, expect="beat" if expect == "beat" else "auto")
+    dig = digitize(data, span_s=span_s, expect="beat" if expect == "beat" else "auto", decoded=decoded)
     trace = dig.traces[dig.primary]
     kind = "beat" if expect == "beat" or (expect == "auto" and trace.duration_s < LONE_BEAT_MAX_S) else "strip"
     if kind == "beat" and trace.duration_s < 0.25:

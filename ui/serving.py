@@ -1,0 +1,90 @@
+"""Serving many sessions from one process: what the server does between reruns, and how many pipelines run at once.
+
+Streamlit runs every session's script in a thread of one process, so whatever one rerun holds the GIL for, every
+other session waits for. Two of Streamlit's defaults cost more than this app's own work once TensorFlow is loaded
+(400,000 Python objects):
+
+- after *every* rerun of every session it calls `keras.backend.clear_session()` (meant for scripts that build
+  models on each run): a full garbage collection (~0.2 s) and TensorFlow's kernel cache thrown away, so the next
+  model call of any session is ~6x slower. This app builds its models once per process (`st.cache_resource`), so
+  that reset is skipped (`keep_models_between_runs`);
+- the full garbage collection after each rerun (`runner.postScriptGC`) scans the model's objects too: they are
+  moved out of the collector's sight once loaded (`gc.freeze`, in `settle_heap`), so it only scans what sessions
+  made.
+
+Heavy work (digitizing and classifying a picture or a recording) runs at most PIPELINE_SLOTS at a time: 50
+sessions doing it all at once in 50 threads finish *together*, late; taken in turn, the first users get their
+result early and the last no later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+
+import streamlit as st
+
+PIPELINE_SLOTS = max(1, min(4, os.cpu_count() or 1))
+
+
+def _clean_without_keras() -> None:
+    """Streamlit's post-run cleanup minus the Keras reset (pyplot figures are still closed)."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        with contextlib.suppress(Exception):
+            plt.close("all")
+
+
+def keep_models_between_runs() -> bool:
+    """Stop Streamlit from resetting Keras after every rerun; True when its cleanup hook was found and replaced."""
+    try:
+        from streamlit.runtime.scriptrunner import script_runner
+    except ImportError:
+        return False
+    if not hasattr(script_runner, "_clean_problem_modules"):
+        return False
+    script_runner._clean_problem_modules = _clean_without_keras
+    return True
+
+
+def settle_heap() -> None:
+    """Collect once, then exempt every object alive now (a loaded model's) from later collections."""
+    gc.collect()
+    gc.freeze()
+
+
+class Slots:
+    """A counting semaphore that also says how many callers wait, for the page's progress text."""
+
+    def __init__(self, n: int):
+        self._sem = threading.BoundedSemaphore(n)
+        self._lock = threading.Lock()
+        self.waiting = 0
+
+    @contextlib.contextmanager
+    def hold(self, on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
+        if not self._sem.acquire(blocking=False):
+            with self._lock:
+                self.waiting += 1
+                ahead = self.waiting
+            if on_wait:
+                on_wait(ahead)
+            try:
+                self._sem.acquire()
+            finally:
+                with self._lock:
+                    self.waiting -= 1
+        try:
+            yield
+        finally:
+            self._sem.release()
+
+
+@st.cache_resource(show_spinner=False)
+def pipeline_slots() -> Slots:
+    """The process's one set of slots for heavy work (shared by every session)."""
+    return Slots(PIPELINE_SLOTS)
