@@ -119,6 +119,24 @@ def test_csv_short_gaps_are_filled():
     assert np.isfinite(sig.signal).all() and "10 missing samples were filled in" in sig.notes[0]
 
 
+def test_csv_is_parsed_a_chunk_of_rows_at_a_time_with_the_same_result(monkeypatch):
+    """Long CSVs are parsed in chunks (bounded parser memory): the chunks join to the same signal, and a word
+    or a trailing blank in a later chunk is found at its row of the file."""
+    from ecg_core.io import csv_bytes as cb
+
+    x = mlii()[:7200]
+    data = csv_bytes(x, fs=360, header="time,MLII")
+    whole = sio.read_csv_bytes(data, "a.csv")
+    monkeypatch.setattr(cb, "CHUNK_ROWS", 1000)
+    chunked = sio.read_csv_bytes(data + b"\n\n", "a.csv")  # blank lines at the end are trimmed
+    np.testing.assert_array_equal(chunked.signal, whole.signal)
+    assert chunked.fs == whole.fs == 360 and chunked.lead == "MLII"
+    lines = data.decode().splitlines()
+    lines[5001] = lines[5001].split(",")[0] + ",lead off"  # file row 5002 (the header is row 1)
+    with pytest.raises(SignalInputError, match=r"^b.csv: row 5002, column 2: 'lead off' is not a number.$"):
+        sio.read_csv_bytes(("\n".join(lines) + "\n").encode(), "b.csv")
+
+
 def edf_bytes(path: Path, tmp_path: Path) -> bytes:
     """The record as EDF, written by wfdb's converter (it pads the last data record with -32768)."""
     from wfdb.io.convert.edf import wfdb_to_edf

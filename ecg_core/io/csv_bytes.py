@@ -1,11 +1,13 @@
 """CSV recordings from bytes: one column of samples (the rate must be given), or time (seconds or
 milliseconds) + value columns; comma, semicolon, tab or whitespace separated; an optional header row (and
-PhysioNet's units row); values in millivolts or ADC units. Parsed by pandas from memory."""
+PhysioNet's units row); values in millivolts or ADC units. Parsed by pandas from memory, a chunk of rows at a
+time, so a long recording costs its numbers, not the parser's copy of the whole text."""
 
 from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,55 @@ def _sniff(lines: list[str]) -> tuple[str, str]:
     return r"\s+", "."
 
 
+CHUNK_ROWS = 500_000  # rows parsed at a time: the parser's memory stays that of one chunk, not of the file
+_NAN_WORDS = ["nan", "na", "null", "none", ""]
+
+
+@dataclass
+class _Table:
+    """The parsed columns: numbers (float64, NaN where empty), which cells held anything, and per column the
+    first cell that is text (row from the first data row, column index, token) or None."""
+
+    names: list
+    numbers: list[np.ndarray]
+    given: list[np.ndarray]
+    first_bad: list[tuple[int, int, str] | None]
+
+
+def _parse(data: bytes, name: str, sep: str, decimal: str, has_header: bool, units_row: bool) -> _Table:
+    """Parse the CSV in chunks of CHUNK_ROWS rows straight into numeric columns."""
+    reader = pd.read_csv(io.BytesIO(data), sep=sep, decimal=decimal, header=0 if has_header else None,
+                         skiprows=[1] if units_row else None, skip_blank_lines=False, encoding="utf-8",
+                         engine="c", skipinitialspace=True, chunksize=CHUNK_ROWS)
+    names: list = []
+    numbers: list[list[np.ndarray]] = []
+    given: list[list[np.ndarray]] = []
+    first_bad: list[tuple[int, int, str] | None] = []
+    row0 = 0
+    with reader:
+        for chunk in reader:
+            if not names:
+                names = list(chunk.columns)
+                numbers, given = [[] for _ in names], [[] for _ in names]
+                first_bad = [None] * len(names)
+            for j in range(chunk.shape[1]):
+                raw = chunk.iloc[:, j]
+                num = pd.to_numeric(raw, errors="coerce")
+                present = raw.notna().to_numpy()
+                if first_bad[j] is None and not pd.api.types.is_numeric_dtype(raw):  # tokens kept as text
+                    bad = num.isna().to_numpy() & present  # NaN spellings are missing, other words errors
+                    bad &= ~raw.astype(str).str.strip().str.lower().isin(_NAN_WORDS).to_numpy()
+                    if bad.any():
+                        i = int(np.argmax(bad))
+                        first_bad[j] = (row0 + i, j, str(raw.iloc[i]))
+                numbers[j].append(num.to_numpy(dtype=np.float64))
+                given[j].append(present)
+            row0 += chunk.shape[0]
+    if not names:
+        raise pd.errors.EmptyDataError(name)
+    return _Table(names, [np.concatenate(c) for c in numbers], [np.concatenate(g) for g in given], first_bad)
+
+
 def read_csv_bytes(data: bytes, name: str = "signal.csv", fs: float | None = None, units: str = "mV",
                    adc_gain: float = DEFAULT_ADC_GAIN, adc_baseline: float = 0.0) -> SignalInput:
     """CSV bytes -> SignalInput. One column of samples needs `fs`; time + value columns give their own rate."""
@@ -57,50 +108,46 @@ def read_csv_bytes(data: bytes, name: str = "signal.csv", fs: float | None = Non
 
     has_header = not numeric_line(lines[0])
     units_row = has_header and len(lines) > 1 and not numeric_line(lines[1])  # e.g. PhysioNet's 'mV' row
+    skip = int(has_header) + int(units_row)  # file rows before the first data row
     try:
-        df = pd.read_csv(io.BytesIO(data), sep=sep, decimal=decimal, header=0 if has_header else None,
-                         skiprows=[1] if units_row else None, skip_blank_lines=False, encoding="utf-8",
-                         engine="c", skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        table = _parse(data, name, sep, decimal, has_header, units_row)
+    except pd.errors.ParserError as exc:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if m:
             raise SignalInputError(
                 f"{name}: row {m.group(2)} has {m.group(3)} values where earlier rows have {m.group(1)}.") from None
         raise SignalInputError(f"{name}: not a readable CSV file.") from None
+    except UnicodeDecodeError:
+        raise SignalInputError(f"{name}: not a readable CSV file.") from None
     except pd.errors.EmptyDataError:
         raise SignalInputError(f"The file {name} holds no data.") from None
-    if df.shape[0] and df.shape[1] and not df.notna().to_numpy().any():
+    names, cols, given, first_bad = table.names, table.numbers, table.given, table.first_bad
+    n_rows = cols[0].size if cols else 0
+    if n_rows and cols and not any(g.any() for g in given):
         raise SignalInputError(f"{name}: no sample is a number (every value is empty or NaN).")
     if has_header:  # a named column without a single number (an unnamed one is a trailing separator)
-        for col in df.columns:
-            if not str(col).startswith("Unnamed:") and not df[col].notna().any():
+        for col, g in zip(names, given):
+            if not str(col).startswith("Unnamed:") and not g.any():
                 raise SignalInputError(f"{name}: no sample of column {str(col).strip()!r} is a number "
                                        "(every value is empty or NaN).")
-    df = df.dropna(axis=1, how="all")  # trailing separators
-    filled = np.flatnonzero(df.notna().any(axis=1).to_numpy())
-    df = df.iloc[: filled[-1] + 1] if filled.size else df.iloc[:0]  # trailing blank lines (inner ones are gaps)
-    if df.shape[1] not in (1, 2):
+    keep = [j for j, g in enumerate(given) if g.any()]  # trailing separators make empty columns
+    names, cols, given = [names[j] for j in keep], [cols[j] for j in keep], [given[j] for j in keep]
+    filled = np.flatnonzero(np.logical_or.reduce(given)) if given else np.zeros(0, dtype=np.int64)
+    n_rows = int(filled[-1]) + 1 if filled.size else 0  # trailing blank lines (inner ones are gaps)
+    cols = [c[:n_rows] for c in cols]
+    if len(cols) not in (1, 2):
         raise SignalInputError(
-            f"{name}: expected 1 column (samples) or 2 columns (time, value), found {df.shape[1]}.")
-    if df.shape[0] == 0:
+            f"{name}: expected 1 column (samples) or 2 columns (time, value), found {len(cols)}.")
+    if n_rows == 0:
         raise SignalInputError(f"The file {name} holds no data.")
-    cols = []
-    for j in range(df.shape[1]):
-        raw = df.iloc[:, j]
-        num = pd.to_numeric(raw, errors="coerce")
-        bad = num.isna() & raw.notna()
-        if bad.any():
-            if raw.dtype == object:  # tokens pandas kept as text: NaN spellings are missing, others are errors
-                bad &= ~raw.astype(str).str.strip().str.lower().isin(["nan", "na", "null", "none", ""])
-            if bad.any():
-                i = int(np.argmax(bad.to_numpy()))
-                row = i + 1 + int(has_header) + int(units_row)
-                raise SignalInputError(f"{name}: row {row}, column {j + 1}: {str(raw.iloc[i])!r} is not a number.")
-        cols.append(num.to_numpy(dtype=np.float64))
+    bad = [b for b in first_bad if b is not None and b[0] < n_rows and b[1] in keep]
+    if bad:
+        i, j, token = min(bad)
+        raise SignalInputError(f"{name}: row {i + 1 + skip}, column {keep.index(j) + 1}: {token!r} is not a number.")
     values = cols[-1]
     notes: list[str] = []
     if len(cols) == 2:
-        label = str(df.columns[0]).strip("'\" ") if has_header else ""
+        label = str(names[0]).strip("'\" ") if has_header else ""
         t = cols[0]
         if not np.isfinite(t).all():
             raise SignalInputError(f"{name}: the time column has missing values.")
@@ -124,7 +171,7 @@ def read_csv_bytes(data: bytes, name: str = "signal.csv", fs: float | None = Non
                 k = int(np.argmax(np.abs(steps * scale - usual)))
                 raise SignalInputError(
                     f"{name}: the time column is not evenly spaced (a step of {steps[k] * scale * 1000:.1f} ms "
-                    f"before row {k + 2 + int(has_header) + int(units_row)}; the usual step is {usual * 1000:.1f} ms).")
+                    f"before row {k + 2 + skip}; the usual step is {usual * 1000:.1f} ms).")
             if fs is not None and abs(fs - fs_time) > 0.01 * fs:
                 raise SignalInputError(
                     f"{name}: the given rate {fs:g} Hz disagrees with the time column ({fs_time:.4g} Hz).")
@@ -142,7 +189,7 @@ def read_csv_bytes(data: bytes, name: str = "signal.csv", fs: float | None = Non
             values = (values - adc_baseline) / adc_gain
         resolution = 1.0 / adc_gain
     x, more = validate(values, fs, name, resolution_mv=resolution)
-    label = str(df.columns[-1]).strip("'\" ") if has_header else "CSV"
+    label = str(names[-1]).strip("'\" ") if has_header else "CSV"
     return require_quality(SignalInput(Path(name).stem, x, float(fs), label, None, notes + more))
 
 
