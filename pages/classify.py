@@ -83,14 +83,12 @@ if files:
     else:
         bar = st.progress(0.0, text="Digitizing...")
 
-        share = {"done": 0.0}
-
         def report(i: int, name: str) -> None:
-            share["done"] = i / max(len(files), 1)
-            bar.progress(share["done"], text=f"Digitizing and classifying {name} ({i + 1} of {len(files)})")
+            bar.progress(i / max(len(files), 1), text=f"Digitizing and classifying {name} ({i + 1} of {len(files)})")
 
-        def waiting(ahead: int, name: str) -> None:
-            bar.progress(share["done"], text=f"The server is busy: {name} waits for its turn ({ahead} in the queue)")
+        def waiting(ahead: int) -> None:
+            bar.progress(0.0, text=f"The server is busy with other users' pictures: yours are number {ahead} in "
+                         "the queue.")
 
         outcomes = pictures.process(files, clf, span, layout, report, serving.pipeline_slots(), waiting)
         bar.empty()

@@ -54,28 +54,28 @@ def digest(files: Sequence[tuple[str, bytes]], *extra: object) -> str:
 
 def process(files: Sequence[tuple[str, bytes]], clf, span_s: float | None, layout: str,
             progress: Callable[[int, str], None] | None = None, slots: Slots | None = None,
-            waiting: Callable[[int, str], None] | None = None) -> list[PictureOutcome]:
+            waiting: Callable[[int], None] | None = None) -> list[PictureOutcome]:
     """Digitize and classify each picture; a bad file gets its reason and never stops the others.
 
-    slots: the server's shared slots for heavy work (one held per picture); `waiting(ahead, name)` is called
-    when none is free."""
+    slots: the server's shared slots for heavy work; one is held for the whole batch, so that concurrent
+    sessions finish one after another rather than all together at the end. `waiting(ahead)` is called when
+    none is free."""
     out = []
-    for i, (raw_name, data) in enumerate(files[:MAX_FILES]):
-        name = display_name(raw_name)
-        if progress:
-            progress(i, name)
-        tell = (lambda ahead, name=name: waiting(ahead, name)) if waiting else None
-        turn = slots.hold(tell) if slots else contextlib.nullcontext()
-        try:
-            with turn:
+    turn = slots.hold(waiting) if slots else contextlib.nullcontext()
+    with turn:
+        for i, (raw_name, data) in enumerate(files[:MAX_FILES]):
+            name = display_name(raw_name)
+            if progress:
+                progress(i, name)
+            try:
                 decoded = decode_rgb_with_notes(data)  # once: for the digitizer and for the page's drawing
                 res = classify_picture(data, clf, name, span_s=span_s, expect=layout, decoded=decoded)
-                shown = display_image(decoded[0])[0]
-            out.append(PictureOutcome(name, res, None, shown))
-        except (DigitizeError, ImageInputError) as exc:
-            out.append(PictureOutcome(name, error=str(exc)))
-        except Exception as exc:  # noqa: BLE001 - one odd file must not stop the batch
-            out.append(PictureOutcome(name, error=f"The picture could not be processed ({type(exc).__name__})."))
+                out.append(PictureOutcome(name, res, None, display_image(decoded[0])[0]))
+            except (DigitizeError, ImageInputError) as exc:
+                out.append(PictureOutcome(name, error=str(exc)))
+            except Exception as exc:  # noqa: BLE001 - one odd file must not stop the batch
+                out.append(PictureOutcome(name, error=f"The picture could not be processed "
+                                          f"({type(exc).__name__})."))
     for raw_name, _ in files[MAX_FILES:]:
         out.append(PictureOutcome(display_name(raw_name), error=f"Not processed: at most {MAX_FILES} pictures at a "
                                   "time; upload the rest separately."))
