@@ -92,6 +92,12 @@ def test_photo_strip_in_real_browser_gets_labels(server, tmp_path):
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
             assert page.locator("[data-testid=stException]").count() == 0
+            # the result is a fragment: switching its view reruns it alone, and the explanation is drawn
+            page.get_by_text("Explanation along the trace").first.click()
+            expect(page.get_by_text("Colour along the trace").first).to_be_visible(timeout=60_000)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(out / "classify_photo_strip_explained.png"), full_page=True)
+            assert page.locator("[data-testid=stException]").count() == 0
         finally:
             browser.close()
 

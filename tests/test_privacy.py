@@ -152,6 +152,8 @@ def test_streamlit_config_is_hardened():
     assert cfg["client"]["toolbarMode"] == "viewer"
     assert cfg["client"]["showErrorDetails"] == "none"
     assert cfg["server"].get("enableStaticServing", False) is False
+    assert cfg["server"]["address"] == "127.0.0.1"  # serving on a network is a deliberate flag (README)
+    assert cfg["server"]["fileWatcherType"] == "none" and cfg["server"]["runOnSave"] is False
 
 
 def test_streamlit_reads_every_configured_key():

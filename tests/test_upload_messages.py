@@ -45,3 +45,25 @@ def test_decoding_notes_are_shown(monkeypatch):
     at.file_uploader(key="classify_upload").set_value([("moving.gif", buf.getvalue(), "image/gif")])
     run_ok(at)
     assert ANIMATED_NOTE in all_text(at)
+
+
+def test_rotation_note_is_shown(monkeypatch):
+    """A phone photo stored sideways with an EXIF orientation tag is turned upright, and the page says so."""
+    import io
+
+    from app_support import PICTURES
+    from PIL import Image
+
+    from ecg_core.picture.imaging import ROTATED_NOTE
+
+    monkeypatch.delenv("ECG_MODELS_DIR", raising=False)
+    upright = Image.open(PICTURES / "normal_paper_red_strip.png").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to show": stored turned the other way
+    buf = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(buf, "JPEG", quality=95, exif=exif)
+    at = run_ok(new_app())
+    at.file_uploader(key="classify_upload").set_value([("sideways.jpg", buf.getvalue(), "image/jpeg")])
+    run_ok(at)
+    assert ROTATED_NOTE in all_text(at)
+    assert not at.error, [e.value for e in at.error]  # read upright: its beats are found
