@@ -99,6 +99,18 @@ def cmd_classify_record(a: argparse.Namespace) -> int:
     return record_mode.cli(a)
 
 
+def cmd_classify_archive(a: argparse.Namespace) -> int:
+    from ecg_core.pipeline import archive_run
+
+    return archive_run.cli(a)
+
+
+def cmd_bench_archive(a: argparse.Namespace) -> int:
+    from ecg_core import bench_archive
+
+    return bench_archive.main(a)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ecg_core", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -215,6 +227,22 @@ def parser() -> argparse.ArgumentParser:
     cr.add_argument("--adc-gain", type=float, default=200.0, help="ADC units per mV (with --units adc)")
     cr.add_argument("--adc-baseline", type=float, default=0.0, help="ADC value of 0 mV (with --units adc)")
     cr.set_defaults(func=cmd_classify_record)
+
+    from ecg_core.pipeline.archive_run import add_parser as add_archive_parser  # no Dask import until it runs
+
+    add_archive_parser(sub).set_defaults(func=cmd_classify_archive)
+    ba = sub.add_parser("bench-archive", help="classify-archive on mitdb: LocalCluster vs one process, a 24-hour "
+                        "recording, memory per worker")
+    ba.add_argument("--mitdb", default="../shared/data/mitdb")
+    ba.add_argument("--records", default="all", help="all (48), non-paced (44) or a comma-separated list")
+    ba.add_argument("--workers", type=int, default=2)
+    ba.add_argument("--hours", type=float, default=24.0, help="length of the long recording (0: skip it)")
+    ba.add_argument("--skip-sequential", action="store_true", help="only the LocalCluster run")
+    ba.add_argument("--check-long", action="store_true", help="also score the long recording in one piece and "
+                    "compare beat for beat")
+    ba.add_argument("--work", default=None, help="folder for outputs (default: a temporary folder)")
+    ba.add_argument("--out", default=None, help="also write the numbers and the command as JSON")
+    ba.set_defaults(func=cmd_bench_archive)
     return p
 
 

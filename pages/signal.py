@@ -248,9 +248,10 @@ st.subheader("All beats")
 table = result.beats[record_mode.BEAT_COLUMNS]
 st.dataframe(table, hide_index=True, width="stretch", height=280)
 d1, d2, d3 = st.columns(3)
-d1.download_button("Download beats (CSV)", record_mode.beats_csv(result), file_name=f"{result.name}_beats.csv",
-                   mime="text/csv", icon=":material/download:", key="signal_beats_csv")
-d2.download_button("Download VF episodes (CSV)", record_mode.episodes_csv(result),
+d1.download_button("Download beats (CSV)", lambda: record_mode.beats_csv(result),  # built on click, not each rerun
+                   file_name=f"{result.name}_beats.csv", mime="text/csv", icon=":material/download:",
+                   key="signal_beats_csv", on_click="ignore")
+d2.download_button("Download VF episodes (CSV)", lambda: record_mode.episodes_csv(result), on_click="ignore",
                    file_name=f"{result.name}_episodes.csv", mime="text/csv", icon=":material/download:",
                    key="signal_episodes_csv")
 d3.download_button("Download the report (HTML)", report_maker(result, info, selected_beat, source),
