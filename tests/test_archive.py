@@ -105,7 +105,7 @@ def test_resume_skips_done_recordings_and_rescores_changed_ones(scored, client):
     rep = archive_run.run([str(src)], out, client=client, chunk_s=CHUNK_S, overlap_s=OVERLAP_S, progress=False,
                           log=lambda m: None)
     assert (rep.scored, rep.skipped) == (2, 1)
-    assert (out / "207.parquet").stat().st_mtime_ns and (out / "430.parquet").stat().st_mtime_ns == before["430.parquet"]
+    assert (out / "207.parquet").exists() and (out / "430.parquet").stat().st_mtime_ns == before["430.parquet"]
 
 
 def test_a_corrupt_recording_gets_its_reason_and_the_others_finish(tmp_path, client):

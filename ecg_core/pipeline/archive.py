@@ -33,14 +33,12 @@ Work and exactness
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import glob
 import hashlib
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -201,7 +199,7 @@ def model_version(model_path: str | Path) -> str:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Sample ranges at the recording's own rate: the part scored [start, end) and the part kept [core_start, core_end)."""
+    """Own-rate sample ranges: the part scored [start, end) and the part kept [core_start, core_end)."""
 
     index: int
     count: int
@@ -236,7 +234,8 @@ def chunk_input(sig: SignalInput, c: Chunk) -> SignalInput:
     q = sig.quality
     if q is not None:
         t0, t1 = c.start / sig.fs, c.end / sig.fs
-        segments = [dataclasses.replace(s, start_s=round(max(s.start_s, t0) - t0, 2), end_s=round(min(s.end_s, t1) - t0, 2))
+        segments = [dataclasses.replace(s, start_s=round(max(s.start_s, t0) - t0, 2),
+                                        end_s=round(min(s.end_s, t1) - t0, 2))
                     for s in q.segments if s.end_s > t0 and s.start_s < t1]
         peaks = q.peaks[(q.peaks >= c.start) & (q.peaks < c.end)] - c.start
         windows = {}
@@ -278,7 +277,9 @@ def _union(tables: list[pd.DataFrame | None]) -> pd.DataFrame | None:
     out = pd.DataFrame(merged, columns=tables[0].columns)
     if "duration_s" in out.columns:
         out["duration_s"] = (out["end_s"] - out["start_s"]).round(2)
-    return out.astype({c: t for c, t in tables[0].dtypes.items() if c in out.columns}) if len(out) else tables[0].iloc[:0]
+    if not len(out):
+        return tables[0].iloc[:0]
+    return out.astype({c: t for c, t in tables[0].dtypes.items() if c in out.columns})
 
 
 def score_chunk(sig: SignalInput, c: Chunk, peaks: np.ndarray, clf=None) -> record_mode.RecordResult:

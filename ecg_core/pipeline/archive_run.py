@@ -65,8 +65,9 @@ class Progress:
             bar.close()
         self.total.update(1)
         r = outcome.row
-        line = (f"[{k}/{n}] {outcome.job.name}: {r.get('beats', 0)} beats, {r.get('vf_episodes', 0)} VF episode(s), "
-                f"{r.get('seconds', 0):.1f} s" if outcome.ok else f"[{k}/{n}] {outcome.job.name}: failed: {r['reason']}")
+        head = f"[{k}/{n}] {outcome.job.name}:"
+        ok = f"{head} {r.get('beats', 0)} beats, {r.get('vf_episodes', 0)} VF episode(s), {r.get('seconds', 0):.1f} s"
+        line = ok if outcome.ok else f"{head} failed: {r['reason']}"
         if self.log is not None:
             self.log(line)
         elif self.enabled:
