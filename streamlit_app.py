@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent
 PAGES = ROOT / "pages"
 
 serving.keep_models_between_runs()  # models are built once per process; Streamlit's Keras reset would undo that
+serving.limit_malloc_arenas()  # sessions' threads share two malloc arenas instead of keeping one each
 st.set_page_config(page_title="ECG arrhythmia dashboard", page_icon=":material/monitor_heart:", layout="wide")
 
 st.sidebar.markdown("### :material/monitor_heart: ECG beat classifier")

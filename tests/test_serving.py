@@ -95,3 +95,13 @@ def test_process_with_slots_reads_pictures_as_without():
     for a, b in zip(plain[:2], turned[:2]):
         assert a.display == b.display
         assert a.result.beats[["time_s", "predicted"]].equals(b.result.beats[["time_s", "predicted"]])
+
+
+def test_malloc_settings_are_accepted_by_glibc():
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        assert serving.limit_malloc_arenas() is False
+        return
+    assert serving.limit_malloc_arenas() is True
+    serving.release_free_memory()  # must not raise

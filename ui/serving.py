@@ -12,6 +12,11 @@ other session waits for. Two of Streamlit's defaults cost more than this app's o
   moved out of the collector's sight once loaded (`gc.freeze`, in `settle_heap`), so it only scans what sessions
   made.
 
+Every thread that allocates gets its own glibc malloc arena by default (up to 8 per core), and each arena keeps
+what its thread freed: 50 sessions' threads held ~40 % more memory than they used. The process limits itself to
+MALLOC_ARENAS arenas (`limit_malloc_arenas`, as if started with MALLOC_ARENA_MAX=2) and hands freed pages back
+after each turn of heavy work (`release_free_memory`).
+
 Heavy work (digitizing and classifying a picture or a recording) runs at most PIPELINE_SLOTS at a time: 50
 sessions doing it all at once in 50 threads finish *together*, late; taken in turn, the first users get their
 result early and the last no later.
@@ -29,6 +34,31 @@ from collections.abc import Callable, Iterator
 import streamlit as st
 
 PIPELINE_SLOTS = max(1, min(4, os.cpu_count() or 1))
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+
+
+def limit_malloc_arenas(n: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas for threads that allocate from now on; False where there is no glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, int(n)))
+    except (OSError, AttributeError):
+        return False
+
+
+def release_free_memory() -> None:
+    """Hand the pages malloc holds free back to the system (glibc's malloc_trim; a few ms)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
 
 
 def _clean_without_keras() -> None:
@@ -81,6 +111,7 @@ class Slots:
         try:
             yield
         finally:
+            release_free_memory()  # a digitized photo's working copies are freed: give their pages back
             self._sem.release()
 
 
