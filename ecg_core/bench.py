@@ -57,6 +57,20 @@ def bench_render(n: int) -> list[tuple[str, float, str, str]]:
     return rows
 
 
+def _feature_maker(clf) -> Callable[[int], np.ndarray | None]:
+    """n -> the beat features of n real beats (excerpt of record 208), measured anew on each call (so the
+    timings include feature extraction); None for a model that reads pictures only."""
+    if not getattr(clf, "reads_features", False):
+        return lambda n: None
+    from ecg_core.pipeline.record_mode import model_features
+    from ecg_core.signal import beats, peaks, signals
+
+    rec = signals.read_record(ROOT / "tests" / "data" / "mitdb" / "208", with_annotations=False)
+    found = peaks.detect_beats(rec.signal)
+    centres = found[beats.inside_bounds(found, rec.signal.size)]
+    return lambda n: model_features(rec.signal, np.resize(centres, n), found)
+
+
 def bench_model(model_path: str | None, quick: bool) -> list[tuple[str, float, str, str]]:
     from ecg_core.model import predict
     from ecg_core.model.explain import GradCam
@@ -68,15 +82,17 @@ def bench_model(model_path: str | None, quick: bool) -> list[tuple[str, float, s
     data = sample.read_bytes()
     img = load_image(data, info.representation)
     repeats = 30 if quick else 200
-    single = _median_time(lambda: clf.predict_proba(img[None]), repeats)
+    features = _feature_maker(clf)
+    single = _median_time(lambda: clf.predict_proba(img[None], features(1)), repeats)
     batch = np.repeat(img[None], 256, axis=0)
-    t_batch = _median_time(lambda: clf.predict_proba(batch), 3 if quick else 10)
+    t_batch = _median_time(lambda: clf.predict_proba(batch, features(256)), 3 if quick else 10)
     cam = GradCam(clf.model, info.card.get("last_conv_layer"))
     x = to_model_input(img[None])
 
     def classify_and_explain() -> None:
-        probs = clf.predict_proba(load_image(data, info.representation)[None])
-        cam.heatmaps(x, [int(np.argmax(probs[0]))])
+        f = features(1)
+        probs = clf.predict_proba(load_image(data, info.representation)[None], f)
+        cam.heatmaps(x, [int(np.argmax(probs[0]))], features=f)
 
     t_cam = _median_time(classify_and_explain, repeats)
     from ecg_core.picture.guard import check_ecg_image, check_for
@@ -85,9 +101,11 @@ def bench_model(model_path: str | None, quick: bool) -> list[tuple[str, float, s
     gray = decode_image(data)
     check = check_for(info.representation) or check_ecg_image
     t_guard = _median_time(lambda: check(gray), repeats)
+    with_features = " (beat features measured)" if clf.reads_features else ""
     return [
-        (f"{info.name}: single-image predict p50", single * 1e3, "ms", "<= 5"),
-        (f"{info.name}: batch 256 throughput", 256 / t_batch, "images/s", ">= 2000"),
+        (f"{info.name}: file size", info.path.stat().st_size / 1e6, "MB", "<= 1"),
+        (f"{info.name}: single-image predict p50{with_features}", single * 1e3, "ms", "<= 5"),
+        (f"{info.name}: batch 256 throughput{with_features}", 256 / t_batch, "images/s", ">= 2000"),
         (f"{info.name}: decode + classify + Grad-CAM p50", t_cam * 1e3, "ms", "<= 10"),
         ("non-ECG guard per sample image p50", t_guard * 1e3, "ms", "<= 5"),
     ]
@@ -133,9 +151,22 @@ def bench_quality() -> list[tuple[str, float, str, str]]:
              "ms", "<= 1000")]
 
 
+def bench_rhythm() -> list[tuple[str, float, str, str]]:
+    """The rhythm detector (VF / noise, ecg_core.signal.rhythm) on 30 minutes (excerpt of 208 repeated), p50 of 3."""
+    from ecg_core.signal import peaks, rhythm, signals
+
+    rec = signals.read_record(ROOT / "tests" / "data" / "mitdb" / "208", with_annotations=False)
+    x = np.tile(rec.signal, int(np.ceil(30 * 60 * rec.fs / rec.signal.size)))[: int(30 * 60 * rec.fs)]
+    found = peaks.detect_beats(x)
+    rhythm.detect(x[: int(60 * rec.fs)], found[found < 60 * rec.fs])  # warm-up, model loaded
+    return [("rhythm detector (VF / noise), 30 min at 360 Hz", _median_time(lambda: rhythm.detect(x, found), 3) * 1e3,
+             "ms", "<= 1000")]
+
+
 def main(a: argparse.Namespace) -> int:
     rows = bench_render(2000 if a.quick else 10000)
     rows += bench_quality()
+    rows += bench_rhythm()
     rows += bench_model(a.model, a.quick)
     rows += bench_record(a.mitdb, a.model)
     rows += bench_cold_start()

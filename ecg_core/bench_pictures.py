@@ -388,7 +388,7 @@ class Runner:
         t1 = time.perf_counter()
         images = np.stack([res.image(i) for i in range(len(res.beats))])
         classes = [CLASS_KEYS.index(p) for p in res.beats["predicted"]]
-        self.cam.heatmaps(to_model_input(images), classes)
+        self.cam.heatmaps(to_model_input(images), classes, features=res.features(np.arange(len(res.beats))))
         return res, t1 - t, time.perf_counter() - t
 
     def run(self, out: Outcome, drawn, signal_labels: dict[int, str], target: int | None = None) -> Outcome:

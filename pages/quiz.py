@@ -141,7 +141,8 @@ if pos < n:
             with right:
                 criteria(mine, "What you would have seen for")
         st.markdown("**The model's answer and where it looked**")
-        components.prediction_panel(pool.image(row), pool.probabilities(row), key=f"quiz_{r['seed']}_{pos}")
+        components.prediction_panel(pool.image(row), pool.probabilities(row), key=f"quiz_{r['seed']}_{pos}",
+                                    features=pool.features(row))
         last = pos + 1 == n
         st.button("See my score" if last else "Next beat", key="quiz_next", on_click=next_beat, type="primary",
                   icon=":material/flag:" if last else ":material/arrow_forward:")

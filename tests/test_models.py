@@ -25,15 +25,18 @@ keras = pytest.importorskip("keras")
 def tiny(excerpt_dataset):
     ds = excerpt_dataset
     idx = dataset.cap_indices(ds.labels, 8, seed=0)
-    return to_model_input(ds.images[idx]), ds.labels[idx].astype("int32")
+    return to_model_input(ds.images[idx]), ds.labels[idx].astype("int32"), ds.features[idx]
 
 
 @pytest.mark.parametrize("name", sorted(architectures.ARCHITECTURES))
 def test_each_architecture_trains_a_step_and_reloads_identically(name, tiny, tmp_path):
     from ecg_core.model.explain import GradCam
 
-    x, y = tiny
-    model = architectures.build(name)
+    images, y, f = tiny
+    reads_features = name in architectures.FEATURE_ARCHITECTURES
+    model = (architectures.ARCHITECTURES[name](f.shape[1], f.mean(axis=0), f.var(axis=0) + 1e-2) if reads_features
+             else architectures.build(name))
+    x = (images, f) if reads_features else images
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     before = [w.copy() for w in model.get_weights()]
     model.train_on_batch(x, y)
@@ -45,7 +48,7 @@ def test_each_architecture_trains_a_step_and_reloads_identically(name, tiny, tmp
     assert model.output_shape == (None, len(CLASS_KEYS))
     # Grad-CAM works on the saved-and-loaded model, as the app uses it
     cam = GradCam(reloaded)
-    maps = cam.heatmaps(x[:3], [0, 1, 2])
+    maps = cam.heatmaps(images[:3], [0, 1, 2], features=f[:3] if reads_features else None)
     assert maps.shape == (3, 128, 128) and np.isfinite(maps).all()
     assert maps.min() >= 0 and maps.max() <= 1
 
@@ -97,7 +100,7 @@ def test_training_batches_are_seeded_weighted_and_independent_of_workers(excerpt
 def test_time_limit_stops_after_the_epoch_that_passes_it(tiny):
     from ecg_core.model.train import TimeLimit
 
-    x, y = tiny
+    x, y, _ = tiny
     model = architectures.build("ecgnet_lite")
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     history = model.fit(x, y, epochs=3, verbose=0, callbacks=[TimeLimit(0.0)])
@@ -125,7 +128,7 @@ def _saved_member(tmp_path: Path, name: str, x: np.ndarray, target: int, represe
 def test_ensemble_averages_its_members_and_refuses_mixed_pictures(tiny, tmp_path):
     from ecg_core.model import ensemble
 
-    x, _ = tiny
+    x, _, _ = tiny
     a, b = _saved_member(tmp_path, "a", x, 0), _saved_member(tmp_path, "b", x, 3)
     model, card = ensemble.build([a, b], "ab")
     pa, pb = (keras.models.load_model(m, compile=False).predict(x, verbose=0) for m in (a, b))

@@ -134,7 +134,7 @@ def probability_caption(threshold: float) -> str:
             f"this model's low-confidence threshold ({threshold:.0%}).")
 
 
-def prediction_panel(image: np.ndarray, probs: np.ndarray, key: str) -> None:
+def prediction_panel(image: np.ndarray, probs: np.ndarray, key: str, features: np.ndarray | None = None) -> None:
     """Prediction, probability chart and Grad-CAM overlay for one normalised uint8 128x128 image.
 
     Uses the model chosen in the sidebar (`ui.state`); `key` must be unique per image on the page.
@@ -158,10 +158,10 @@ def prediction_panel(image: np.ndarray, probs: np.ndarray, key: str) -> None:
                         config={"displayModeBar": False})
         st.caption(probability_caption(threshold))
     with cam:
-        gradcam_view(image, top, f"{key}_{info.name}")
+        gradcam_view(image, top, f"{key}_{info.name}", features)
 
 
-def gradcam_view(image: np.ndarray, predicted: int, key: str) -> None:
+def gradcam_view(image: np.ndarray, predicted: int, key: str, features: np.ndarray | None = None) -> None:
     """Grad-CAM overlay with its controls: class to explain, method, opacity, and a colour legend."""
     c1, c2 = st.columns(2)
     cls = c1.selectbox("Explain class", range(len(CLASSES)), index=predicted, key=f"{key}_cam_class",
@@ -171,7 +171,7 @@ def gradcam_view(image: np.ndarray, predicted: int, key: str) -> None:
                       help="Grad-CAM weights the last convolutional feature maps by their mean gradient; "
                       "Grad-CAM++ weights positive gradients per location and often covers more of the beat.")
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"{key}_cam_opacity")
-    heat = state.heatmap(image, cls, method)
+    heat = state.heatmap(image, cls, method, features)
     st.image(overlay(image, heat, opacity, upscale=3), width=HEATMAP_PX,
              caption=f"{METHOD_LABELS[method]} for {CLASS_NAMES[CLASS_KEYS[cls]]}: where the model looked "
              f"({mass_near_trace(image, heat):.0%} of the heat lies on or near the trace).")
@@ -189,7 +189,8 @@ def _beat_heat(result: PictureResult, method: str, key: str) -> np.ndarray:
     if (key, method) not in store:
         images = np.stack([result.image(i) for i in range(len(result.beats))])
         classes = [CLASS_KEYS.index(k) for k in result.beats["predicted"]]
-        maps = state.current_gradcam().heatmaps(to_model_input(images), classes, method)
+        maps = state.current_gradcam().heatmaps(to_model_input(images), classes, method,
+                                                features=result.features(np.arange(len(result.beats))))
         store.clear()  # one picture's maps at a time: bounded memory
         store[(key, method)] = np.stack([time_profile(im, m) for im, m in zip(images, maps)])
     return store[(key, method)]
@@ -266,7 +267,7 @@ def picture_result(outcome: PictureOutcome, key: str) -> None:
                        "never seen. Built in memory when you click.")
     st.caption("The model's own picture of this beat (1 s before the R peak to 0.6 s after it, drawn over the "
                "patient's usual beat) with its 2-D heatmap, for reviewers:")
-    prediction_panel(r.image(i), r.probabilities(i), f"{key}_b{i}")
+    prediction_panel(r.image(i), r.probabilities(i), f"{key}_b{i}", r.features(i))
 
 
 def _picture_report_maker(outcome: PictureOutcome, i: int):
@@ -282,7 +283,7 @@ def _picture_report_maker(outcome: PictureOutcome, i: int):
         r = outcome.result
         image = r.image(i)
         top = int(np.argmax(r.probabilities(i)))
-        heat = gradcam.heatmaps(to_model_input(image), [top], "gradcam")[0]
+        heat = gradcam.heatmaps(to_model_input(image), [top], "gradcam", features=r.features(i))[0]
         beat_png = encode_png(cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST))
         cam_png = encode_png(cv2.cvtColor(overlay(image, heat, 0.45, upscale=2), cv2.COLOR_RGB2BGR))
         return report.picture_report(r, info.card, input_png=input_png(outcome.display),

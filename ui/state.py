@@ -108,17 +108,19 @@ def current_gradcam() -> GradCam:
 
 
 @st.cache_data(show_spinner=False, max_entries=512)  # 64 KB a map; found again only with the same picture
-def _heatmap(path: str, stamp: tuple[int, int], image: np.ndarray, cls: int, method: str) -> np.ndarray:
+def _heatmap(path: str, stamp: tuple[int, int], image: np.ndarray, cls: int, method: str,
+             features: np.ndarray | None) -> np.ndarray:
     from ecg_core.picture.imaging import to_model_input
 
-    return _load_gradcam(path, stamp).heatmaps(to_model_input(image), [cls], method)[0]
+    return _load_gradcam(path, stamp).heatmaps(to_model_input(image), [cls], method, features=features)[0]
 
 
-def heatmap(image: np.ndarray, cls: int, method: str) -> np.ndarray:
+def heatmap(image: np.ndarray, cls: int, method: str, features: np.ndarray | None = None) -> np.ndarray:
     """The sidebar model's heatmap of one model picture for one class, computed once (a rerun, a slider or
     another session asking for the same picture gets the stored map)."""
     info = current_model_info()
-    return _heatmap(str(info.path), _stamp(info.path), np.ascontiguousarray(image), int(cls), method)
+    return _heatmap(str(info.path), _stamp(info.path), np.ascontiguousarray(image), int(cls), method,
+                    None if features is None else np.ascontiguousarray(features, np.float32))
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -22,6 +22,7 @@ from ecg_core.picture.render import render
 from ecg_core.settings import (
     LEADS_PER_REPRESENTATION,
     PREPROCESSING_VERSION,
+    SECOND_LEAD,
     SPLIT_SEED,
     TEMPLATE_REPRESENTATIONS,
     WORKING_FS,
@@ -36,6 +37,7 @@ from ecg_core.signal.beats import (
     rhythm_episodes,
     with_templates,
 )
+from ecg_core.signal.features import FEATURE_NAMES, beat_features, without_rr, without_v1
 from ecg_core.signal.peaks import detect_beats
 from ecg_core.signal.signals import RecordError, read_record
 
@@ -64,13 +66,14 @@ class Dataset:
     record: np.ndarray  # str record id
     sample: np.ndarray  # int64 sample index at the record's own sampling rate
     meta: dict = field(default_factory=dict)
+    features: np.ndarray | None = None  # float32 (n, N_FEATURES): signal.features.beat_features of each window
 
     def __len__(self) -> int:
         return int(self.labels.size)
 
     def subset(self, idx: np.ndarray) -> Dataset:
         return Dataset(self.images[idx], self.labels[idx], self.database[idx], self.record[idx],
-                       self.sample[idx], dict(self.meta))
+                       self.sample[idx], dict(self.meta), None if self.features is None else self.features[idx])
 
     @property
     def groups(self) -> np.ndarray:
@@ -128,9 +131,17 @@ def _record_number(rid: str) -> int:
     return int(digits) if digits else sum(map(ord, rid))
 
 
+def record_features(record_path: str | Path, centres: np.ndarray) -> np.ndarray:
+    """Beat features (signal.features) of windows centred at `centres` (working rate) of one record: from
+    the lead the models read, the R peaks the app's detector finds, and V1 when the record has it."""
+    rec = read_record(record_path, with_annotations=False, second_lead=True)
+    v1 = rec.signal2 if str(rec.lead2).strip().upper() == SECOND_LEAD.upper() else None
+    return beat_features(rec.signal, centres, detect_beats(rec.signal), v1)
+
+
 def record_chunk(directory: str | Path, rid: str, db_index: int, representation: str, context: str = "full",
                  stretch: tuple[float, float] = LONE_STRETCH, seed: int = 0) -> tuple | None:
-    """One record's rendered, normalised windows with their labels, database, record and sample."""
+    """One record's rendered, normalised windows with their labels, database, record, sample and features."""
     db = DATABASES[db_index]
     beats, fs = record_beats(Path(directory) / rid, db, LEADS_PER_REPRESENTATION.get(representation, 1),
                              templates=representation in TEMPLATE_REPRESENTATIONS, context=context,
@@ -139,7 +150,11 @@ def record_chunk(directory: str | Path, rid: str, db_index: int, representation:
         return None
     images = normalise_batch(render(beats.windows, representation), representation)
     own_rate = np.round(beats.centres * (fs / WORKING_FS)).astype(np.int64)
-    return (images, beats.labels, np.full(len(beats), db_index, np.int8), np.full(len(beats), rid), own_rate)
+    features = record_features(Path(directory) / rid, beats.centres)
+    if context == "lone":
+        features = without_rr(without_v1(features))  # a single-beat picture: one trace, no neighbours
+    return (images, beats.labels, np.full(len(beats), db_index, np.int8), np.full(len(beats), rid), own_rate,
+            features)
 
 
 def build(mitdb: str | Path | None, vfdb: str | Path | None, representation: str,
@@ -179,7 +194,8 @@ def build(mitdb: str | Path | None, vfdb: str | Path | None, representation: str
                     progress(f"{DATABASES[job[2]]}/{job[1]}: {len(chunk[1])} windows")
     if not chunks:
         raise RecordError("no records found: check the --mitdb / --vfdb directories")
-    ds = Dataset(*(np.concatenate([c[i] for c in chunks]) for i in range(5)))
+    ds = Dataset(*(np.concatenate([c[i] for c in chunks]) for i in range(5)),
+                 features=np.concatenate([c[5] for c in chunks]))
     if cap_per_class:
         ds = ds.subset(cap_indices(ds.labels, cap_per_class, seed))
     ds.meta = {
@@ -192,6 +208,7 @@ def build(mitdb: str | Path | None, vfdb: str | Path | None, representation: str
         "sources": {k: str(v) for k, v in sources.items() if v is not None},
         **({"context": "lone", "stretch": list(stretch)} if context == "lone" else {}),
         **({"records": {k: sorted(v) for k, v in records.items()}} if records else {}),
+        "features": list(FEATURE_NAMES),
         "n": len(ds),
         "build_seconds": round(time.perf_counter() - t0, 1),
     }
@@ -224,7 +241,8 @@ def save(ds: Dataset, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, images=ds.images, labels=ds.labels, database=ds.database,
-             record=ds.record.astype("U8"), sample=ds.sample, meta=json.dumps(ds.meta))
+             record=ds.record.astype("U8"), sample=ds.sample, meta=json.dumps(ds.meta),
+             **({"features": ds.features} if ds.features is not None else {}))
     return path
 
 
@@ -235,7 +253,7 @@ def load(path: str | Path) -> Dataset:
         path = path / "dataset.npz"
     with np.load(path, allow_pickle=False) as z:
         return Dataset(z["images"], z["labels"], z["database"], z["record"], z["sample"],
-                       json.loads(str(z["meta"])))
+                       json.loads(str(z["meta"])), z["features"] if "features" in z.files else None)
 
 
 # ---------------------------------------------------------------- splits

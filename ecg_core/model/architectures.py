@@ -132,6 +132,32 @@ def ecgnet_large() -> keras.Model:
                         "ecgnet_large")
 
 
+def ecgnet_lite_features(n_features: int = 15, mean=None, variance=None) -> keras.Model:
+    """ecgnet_lite's picture branch joined before the logits by a small dense branch over the beat features
+    (ecg_core.signal.features: RR intervals and ratios, QRS width, amplitude and polarity, V1's QRS).
+
+    The features are standardised inside the model (mean / variance measured on the training windows and
+    kept in the saved model), so the app passes them as measured. Grad-CAM still reads the picture branch's
+    last convolution; the features' share of a decision is what the picture alone cannot show.
+    """
+    image = keras.Input(INPUT_SHAPE, name="image")
+    feats = keras.Input((n_features,), name="features")
+    x = image
+    for i, (filters, kernel, stride) in enumerate(((24, 4, 4), (48, 3, 2), (96, 3, 1), (128, 3, 2)), 1):
+        x = _conv_bn(x, filters, kernel, stride, f"conv{i}", separable=i >= 2)
+    x = layers.GlobalAveragePooling2D()(x)
+    f = layers.Normalization(mean=mean, variance=variance, name="feature_scaling")(feats) \
+        if mean is not None else layers.Normalization(name="feature_scaling")(feats)
+    f = layers.Dense(32, activation="relu", name="features_dense1")(f)
+    f = layers.Dense(32, activation="relu", name="features_dense2")(f)
+    x = layers.Concatenate(name="joined")([x, f])
+    x = layers.Dropout(0.3)(x)
+    probs = layers.Activation("softmax", name="probabilities")(_head(x))
+    return keras.Model([image, feats], probs, name="ecgnet_lite_features")
+
+
+FEATURE_ARCHITECTURES = frozenset({"ecgnet_lite_features"})
+
 ARCHITECTURES: dict[str, Callable[[], keras.Model]] = {
     "shallow_cnn": shallow_cnn,
     "deep_cnn": deep_cnn,
@@ -141,6 +167,7 @@ ARCHITECTURES: dict[str, Callable[[], keras.Model]] = {
     "ecgnet_lite": ecgnet_lite,
     "ecgnet_wide": ecgnet_wide,
     "ecgnet_large": ecgnet_large,
+    "ecgnet_lite_features": ecgnet_lite_features,
 }
 SEED_ARCHITECTURES = ("shallow_cnn", "deep_cnn", "cnn_lstm", "cnn_gru_attention")
 

@@ -14,6 +14,7 @@ import numpy as np
 from ecg_core.classes import CLASS_KEYS
 from ecg_core.data import dataset
 from ecg_core.settings import SPLIT_SEED
+from ecg_core.signal.features import without_v1
 
 
 def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
@@ -69,13 +70,14 @@ def per_record_confusion(pred: np.ndarray, y: np.ndarray, groups: np.ndarray) ->
     return out
 
 
-def single_image_latency_ms(clf, image: np.ndarray, repeats: int = 50) -> float:
-    """Median wall time of one compiled single-image prediction."""
-    clf.predict_proba(image[None])
+def single_image_latency_ms(clf, image: np.ndarray, repeats: int = 50, features: np.ndarray | None = None) -> float:
+    """Median wall time of one compiled single-image prediction (with its beat features for a model that
+    reads them)."""
+    clf.predict_proba(image[None], features)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        clf.predict_proba(image[None])
+        clf.predict_proba(image[None], features)
         times.append(time.perf_counter() - t)
     return float(np.median(times) * 1e3)
 
@@ -146,8 +148,15 @@ def evaluate(model_path: str | Path, dataset_path: str | Path, split: str, seed:
         test = test[dataset.cap_indices(ds.labels[test], max_per_class, seed)]
         protocol = (f"{split} test part, random subsample of at most {max_per_class} windows per class "
                     f"(seed {seed}){own}")
+    features = None
+    if getattr(clf, "reads_features", False):
+        if ds.features is None:
+            raise ValueError(f"{info.name} reads beat features; this dataset has none (rebuild it)")
+        # as the app reads a recording: one lead, so V1's features are left out
+        features = without_v1(ds.features[test])
+        protocol += ", beat features of one lead (as the app reads a recording)"
     t0 = time.perf_counter()
-    probs = clf.predict_proba(ds.images[test])
+    probs = clf.predict_proba(ds.images[test], features)
     seconds = time.perf_counter() - t0
     y = ds.labels[test].astype(int)
     context = ds.meta.get("context", "full")
@@ -165,7 +174,8 @@ def evaluate(model_path: str | Path, dataset_path: str | Path, split: str, seed:
         "test_records": sorted(set(ds.groups[test].tolist())),
         "params": int(clf.model.count_params()),
         "file_bytes": int(Path(model_path).stat().st_size),
-        "latency_ms_single": single_image_latency_ms(clf, ds.images[test[0]]),
+        "latency_ms_single": single_image_latency_ms(clf, ds.images[test[0]],
+                                                     features=None if features is None else features[:1]),
         "throughput_images_per_s": float(len(test) / max(seconds, 1e-9)),
         "metrics": metrics(probs, y),
         "per_record_confusion": per_record_confusion(probs.argmax(axis=1), y, ds.groups[test]),

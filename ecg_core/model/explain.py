@@ -30,8 +30,15 @@ class GradCam:
             score_tensor = model.output
             self._from_probs = True
         self._grad_model = keras.Model(model.inputs, [model.get_layer(self.layer_name).output, score_tensor])
-        spec = [tf.TensorSpec([None, *model.input_shape[1:]], tf.float32), tf.TensorSpec([None], tf.int32)]
-        self._maps = tf.function(self._compute, input_signature=spec)
+        self.reads_features = len(model.inputs) == 2  # picture + beat features (architectures.ecgnet_lite_features)
+        image_spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
+        if self.reads_features:
+            spec = [image_spec, tf.TensorSpec([None, *model.inputs[1].shape[1:]], tf.float32),
+                    tf.TensorSpec([None], tf.int32)]
+            self._maps = tf.function(lambda x, f, c: self._compute((x, f), c), input_signature=spec)
+        else:
+            spec = [image_spec, tf.TensorSpec([None], tf.int32)]
+            self._maps = tf.function(self._compute, input_signature=spec)
 
     def _compute(self, x, class_idx):
         import tensorflow as tf
@@ -54,11 +61,18 @@ class GradCam:
         return cam, campp
 
     def heatmaps(self, x: np.ndarray, class_idx: np.ndarray | list[int], method: str = "gradcam",
-                 size: int | None = None) -> np.ndarray:
-        """Maps (n, size, size) in [0, 1] for model inputs x (n, h, w, 1) and one class per image."""
+                 size: int | None = None, features: np.ndarray | None = None) -> np.ndarray:
+        """Maps (n, size, size) in [0, 1] for model inputs x (n, h, w, 1) and one class per image; a model
+        that also reads beat features needs them (n, N_FEATURES): the map explains the class they gave."""
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
-        cam, campp = self._maps(np.asarray(x, np.float32), np.asarray(class_idx, np.int32))
+        classes = np.asarray(class_idx, np.int32)
+        if self.reads_features:
+            if features is None:
+                raise ValueError("this model also reads beat features: pass the beats' features")
+            cam, campp = self._maps(np.asarray(x, np.float32), np.asarray(features, np.float32), classes)
+        else:
+            cam, campp = self._maps(np.asarray(x, np.float32), classes)
         maps = (cam if method == "gradcam" else campp).numpy()
         size = size or x.shape[1]
         out = np.empty((len(maps), size, size), np.float32)

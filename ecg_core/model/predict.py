@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from ecg_core.classes import CLASS_KEYS
+from ecg_core.model.calibration import with_temperature
 from ecg_core.picture.imaging import load_image, to_model_input
 from ecg_core.settings import IMAGE_SIZE, PREPROCESSING_VERSION
+from ecg_core.signal.features import N_FEATURES
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 PREDICT_BATCH = 256
@@ -108,21 +110,40 @@ class Classifier:
         except Exception as exc:  # corrupt or foreign file
             raise ModelError(f"{info.path.name} cannot be loaded ({type(exc).__name__}); the file may be "
                              "corrupt. Restore it with `git checkout -- models/` or retrain it.") from None
-        shape = tuple(self.model.input_shape[1:])
-        if shape != (IMAGE_SIZE, IMAGE_SIZE, 1):
-            raise ModelError(f"{info.path.name} expects input {shape}, not {(IMAGE_SIZE, IMAGE_SIZE, 1)}.")
+        shapes = [tuple(t.shape[1:]) for t in self.model.inputs]
+        if shapes[0] != (IMAGE_SIZE, IMAGE_SIZE, 1) or len(shapes) > 2 or (
+                len(shapes) == 2 and shapes[1] != (N_FEATURES,)):
+            raise ModelError(f"{info.path.name} expects inputs {shapes}, not a {(IMAGE_SIZE, IMAGE_SIZE, 1)} picture"
+                             f" (and {N_FEATURES} beat features).")
+        self.reads_features = len(shapes) == 2
+        self.temperature = float(info.card.get("temperature", 1.0))
         spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)
-        self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+        if self.reads_features:
+            fspec = tf.TensorSpec([None, N_FEATURES], tf.float32)
+            self._forward = tf.function(lambda x, f: self.model((x, f), training=False), input_signature=[spec, fspec])
+        else:
+            self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
 
     @property
     def name(self) -> str:
         return self.info.name
 
-    def predict_proba(self, images: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
-        """uint8 images (n, 128, 128) -> probabilities (n, 6) in CLASS_KEYS order."""
+    def predict_proba(self, images: np.ndarray, features: np.ndarray | None = None,
+                      batch_size: int = PREDICT_BATCH) -> np.ndarray:
+        """uint8 images (n, 128, 128) [+ beat features (n, N_FEATURES) for a model that reads them] ->
+        probabilities (n, 6) in CLASS_KEYS order, calibrated by the card's temperature."""
         x = to_model_input(images)
-        out = [self._forward(x[i: i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, len(CLASS_KEYS)), np.float32)
+        if self.reads_features:
+            if features is None:
+                raise ModelError(f"{self.name} also reads beat features measured from the signal (RR intervals, "
+                                 "QRS width); classify a recording or an ECG picture, not a lone beat picture.")
+            f = np.asarray(features, np.float32)
+            out = [self._forward(x[i: i + batch_size], f[i: i + batch_size]).numpy()
+                   for i in range(0, len(x), batch_size)]
+        else:
+            out = [self._forward(x[i: i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
+        probs = np.concatenate(out) if out else np.zeros((0, len(CLASS_KEYS)), np.float32)
+        return with_temperature(probs, self.temperature) if self.temperature != 1.0 and len(probs) else probs
 
     def predict_bytes(self, data: bytes) -> np.ndarray:
         """Image file bytes -> probabilities (6,); ImageInputError for unusable input."""

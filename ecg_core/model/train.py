@@ -44,9 +44,10 @@ class Batches(keras.utils.PyDataset):
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, idx: np.ndarray, batch_size: int, seed: int,
                  augment: bool, representation: str, weights: dict[int, float] | None, workers: int = 1,
-                 morph: bool = False):
+                 morph: bool = False, features: np.ndarray | None = None):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
         self.images, self.labels, self.idx = images, labels, idx
+        self.features = features  # beat features: batches become ((image, features), y, w)
         self.batch_size, self.seed, self.augment, self.representation = batch_size, seed, augment, representation
         self.morph = morph
         self.w_table = (np.array([weights[i] for i in range(len(CLASS_KEYS))], np.float32) if weights
@@ -71,9 +72,15 @@ class Batches(keras.utils.PyDataset):
         """Batch b of the given epoch."""
         i = np.sort(self.order(epoch)[b * self.batch_size:(b + 1) * self.batch_size])
         x = to_model_input(self.images[i])
+        rng = np.random.default_rng([self.seed, epoch, b])
         if self.augment:
-            x = augment_batch(x, np.random.default_rng([self.seed, epoch, b]), self.representation, self.morph)
+            x = augment_batch(x, rng, self.representation, self.morph)
         y = self.labels[i].astype(np.int32)
+        if self.features is not None:
+            f = self.features[i]
+            if self.augment:
+                f = drop_features(f, rng)
+            return (x, f), y, self.w_table[y]
         return x, y, self.w_table[y]
 
     def __getitem__(self, b: int):
@@ -91,15 +98,38 @@ class Batches(keras.utils.PyDataset):
 
         n = len(self)
 
+        def flat(k):
+            batch = self.at(int(k) // n, int(k) % n)
+            return (*batch[0], *batch[1:]) if self.features is not None else batch
+
         def load(k):
-            x, y, w = tf.numpy_function(lambda k: self.at(int(k) // n, int(k) % n), [k],
-                                        [tf.float32, tf.int32, tf.float32])
-            x.set_shape([self.batch_size, *architectures.INPUT_SHAPE])
+            types = [tf.float32] * (2 if self.features is not None else 1) + [tf.int32, tf.float32]
+            *xs, y, w = tf.numpy_function(flat, [k], types)
+            xs[0].set_shape([self.batch_size, *architectures.INPUT_SHAPE])
+            if len(xs) == 2:
+                xs[1].set_shape([self.batch_size, self.features.shape[1]])
             y.set_shape([self.batch_size])
             w.set_shape([self.batch_size])
-            return x, y, w
+            return (tuple(xs) if len(xs) == 2 else xs[0]), y, w
 
         return tf.data.Dataset.range(2**62).map(load, num_parallel_calls=max(1, self.workers)).prefetch(2)
+
+
+# Share of training batches' windows whose V1 features (one-lead fallback) or RR features (a lone beat)
+# are removed, so that one model serves recordings with and without V1 and single-beat pictures.
+DROP_V1, DROP_RR = 0.35, 0.1
+
+
+def drop_features(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Beat features with V1 and RR parts removed at random (DROP_V1, DROP_RR), as the app may lack them."""
+    from ecg_core.signal.features import without_rr, without_v1
+
+    f = np.array(f, dtype=np.float32, copy=True)
+    v1 = rng.random(len(f)) < DROP_V1
+    rr = rng.random(len(f)) < DROP_RR
+    f[v1] = without_v1(f[v1])
+    f[rr] = without_rr(f[rr])
+    return f
 
 
 class MacroF1(keras.callbacks.Callback):

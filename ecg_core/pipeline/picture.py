@@ -69,6 +69,10 @@ class PictureResult:
         """The model's picture of beat i, made exactly as for classification."""
         return record_mode.beat_image(self.x, int(self.centres[i]), self.representation, self.peaks)
 
+    def features(self, idx) -> np.ndarray:
+        """Beat features (n, N_FEATURES) of beats `idx`, as measured for classification."""
+        return record_mode.model_features(self.x, self.centres[np.atleast_1d(idx)], self.peaks)
+
     def probabilities(self, i: int) -> np.ndarray:
         return self.beats.loc[self.beats.index[i], list(CLASS_KEYS)].to_numpy(dtype=np.float32)
 

@@ -76,6 +76,14 @@ class QuizPool:
         s = self.sources[it["sample"]]
         return beat_image(s.x, int(it["centre"]), self.representation, s.peaks)
 
+    def features(self, row: int) -> np.ndarray:
+        """The beat features (1, N_FEATURES) of pool row `row`, as measured for classification."""
+        from ecg_core.pipeline.record_mode import model_features
+
+        it = self.items.loc[row]
+        s = self.sources[it["sample"]]
+        return model_features(s.x, np.array([int(it["centre"])], dtype=np.int64), s.peaks)
+
     def probabilities(self, row: int) -> np.ndarray:
         return self.items.loc[row, list(CLASS_KEYS)].to_numpy(dtype=np.float32)
 

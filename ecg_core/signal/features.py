@@ -1,0 +1,187 @@
+"""Beat features measured from the signal: rhythm (RR intervals and their ratios) and QRS shape.
+
+One implementation for training, the Signal page and digitized pictures. Inputs are prepared signals
+(WORKING_FS, band-passed, millivolts), the centres of the windows to describe and the R peaks the app's
+detector found (never the annotations), so training and the app measure the same thing.
+
+QRS onset and offset come from an own slope method (`qrs_bounds`): the 20 ms mean of |dx/dt| around the
+R peak, onset / offset where it stays below 10 % of its QRS maximum for 16 ms. MIT-BIH has no onset/offset
+annotations; docs/results.md states how the widths separate the annotated bundle-branch-block beats
+(QRS >= 120 ms by definition) from normal ones, and how they compare with neurokit2's delineation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d, uniform_filter1d
+
+from ecg_core.settings import WORKING_FS
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "rr_pre_s",  # R peak of the previous beat to this one
+    "rr_post_s",  # this beat to the next R peak
+    "rr_pre_local",  # rr_pre / mean RR of the ~10 beats around
+    "rr_post_local",
+    "rr_pre_record",  # rr_pre / the recording's mean RR
+    "rr_local_record",  # local mean RR / recording mean RR (a fast or slow stretch)
+    "rr_known",  # 1 when the beat has a neighbour on both sides (0: a lone beat; RR features neutral)
+    "qrs_ms",  # QRS duration, first lead
+    "qrs_amp_mv",  # QRS peak-to-peak, first lead
+    "qrs_polarity",  # (max + min) / (max - min) of the QRS about its onset level: +1 upright, -1 inverted
+    "v1_qrs_ms",  # the same in V1 (bundle-branch blocks are read there); 0 without V1
+    "v1_amp_mv",
+    "v1_polarity",
+    "v1_terminal",  # mean of the QRS's last 40 ms in V1 over its amplitude: RBBB's R' > 0, LBBB's S < 0
+    "has_v1",  # 1 when a V1 lead was measured
+)
+N_FEATURES = len(FEATURE_NAMES)
+RR_FEATURES = slice(0, 7)
+V1_FEATURES = slice(10, 15)
+NEUTRAL_RR_S = 0.8  # RR used where a beat has no neighbour (a single-beat picture)
+LOCAL_BEATS = 5  # RR intervals on each side that make the local mean (about 10 beats)
+MATCH_S = 0.05  # a detected peak this close to a centre is the beat itself
+
+# QRS search and thresholds
+_BEFORE_S, _AFTER_S = 0.16, 0.22  # where onset / offset are looked for around the R peak
+_CORE_S = 0.06  # the QRS slope maximum is looked for within this of the R peak
+_ENVELOPE_S = 0.02
+_QUIET_S = 0.016
+_LEVEL = 0.1
+_TERMINAL_S = 0.04
+
+
+def rr_features(centres: np.ndarray, peaks: np.ndarray, fs: int = WORKING_FS) -> np.ndarray:
+    """(n, 7): the RR part of FEATURE_NAMES for each centre, from the detected R `peaks` (working rate).
+
+    A centre within MATCH_S of a peak is that beat; otherwise (a window inside fibrillation, a missed beat)
+    its neighbours are the peaks just before and after it. Missing neighbours take the local mean RR,
+    and without any RR the beat is a lone one (NEUTRAL_RR_S, ratios 1, rr_known 0).
+    """
+    centres = np.asarray(centres, dtype=np.int64)
+    peaks = np.unique(np.asarray(peaks, dtype=np.int64))
+    n = centres.size
+    out = np.zeros((n, 7), np.float32)
+    if n == 0:
+        return out
+    if peaks.size < 2:
+        out[:, 0:2] = NEUTRAL_RR_S
+        out[:, 2:6] = 1.0
+        return out
+    rr = np.diff(peaks) / fs  # rr[i]: peaks[i] -> peaks[i + 1]
+    plausible = (rr > 0.2) & (rr < 3.0)
+    record_mean = float(rr[plausible].mean()) if plausible.any() else float(rr.mean())
+    # local mean of RR intervals i - LOCAL_BEATS .. i + LOCAL_BEATS (cumulative sums, edges shortened)
+    c = np.concatenate([[0.0], np.cumsum(rr)])
+    k = np.arange(rr.size)
+    lo, hi = np.maximum(k - LOCAL_BEATS, 0), np.minimum(k + LOCAL_BEATS + 1, rr.size)
+    local = (c[hi] - c[lo]) / (hi - lo)
+
+    j = np.searchsorted(peaks, centres)  # first peak >= centre
+    left = np.clip(j - 1, 0, peaks.size - 1)
+    right = np.clip(j, 0, peaks.size - 1)
+    near_left = np.abs(centres - peaks[left]) <= MATCH_S * fs
+    near_right = np.abs(peaks[right] - centres) <= MATCH_S * fs
+    own = np.where(near_right & (~near_left | (peaks[right] - centres < centres - peaks[left])), right,
+                   np.where(near_left, left, -1))
+    is_beat = own >= 0
+    # the previous / next peak: around the beat itself, or around the centre
+    prev_i = np.where(is_beat, own - 1, j - 1)
+    next_i = np.where(is_beat, own + 1, j)
+    has_prev, has_next = prev_i >= 0, next_i < peaks.size
+    prev_t = peaks[np.clip(prev_i, 0, peaks.size - 1)]
+    next_t = peaks[np.clip(next_i, 0, peaks.size - 1)]
+    anchor = np.where(is_beat, peaks[np.clip(own, 0, peaks.size - 1)], centres)
+    rr_index = np.clip(np.where(has_prev, prev_i, next_i - 1), 0, rr.size - 1)
+    local_rr = local[rr_index]
+    pre = np.where(has_prev, (anchor - prev_t) / fs, local_rr)
+    post = np.where(has_next, (next_t - anchor) / fs, local_rr)
+    out[:, 0], out[:, 1] = pre, post
+    out[:, 2], out[:, 3] = pre / local_rr, post / local_rr
+    out[:, 4], out[:, 5] = pre / record_mean, local_rr / record_mean
+    out[:, 6] = (has_prev & has_next).astype(np.float32)
+    np.clip(out[:, :6], 0.0, 6.0, out=out[:, :6])
+    return out
+
+
+def _windows(x: np.ndarray, centres: np.ndarray, before: int, after: int) -> np.ndarray:
+    """(n, before + after) of x around centres, edge samples repeated outside the signal."""
+    idx = np.clip(centres[:, None] + np.arange(-before, after)[None, :], 0, x.size - 1)
+    return x[idx]
+
+
+def qrs_bounds(x: np.ndarray, centres: np.ndarray, fs: int = WORKING_FS) -> tuple[np.ndarray, np.ndarray]:
+    """(onset, offset) sample indices of the QRS complex around each R-peak centre (the slope method above)."""
+    x = np.asarray(x, dtype=np.float32)
+    centres = np.asarray(centres, dtype=np.int64)
+    before, after = int(round(_BEFORE_S * fs)), int(round(_AFTER_S * fs))
+    env = uniform_filter1d(np.abs(np.gradient(x)) * fs, max(1, int(round(_ENVELOPE_S * fs))))
+    w = _windows(env, centres, before, after)  # R peak at column `before`
+    core = int(round(_CORE_S * fs))
+    top = w[:, before - core: before + core + 1].max(axis=1, keepdims=True)
+    quiet = max(1, int(round(_QUIET_S * fs)))
+    low = w < _LEVEL * np.maximum(top, 1e-6)
+    # a column is "quiet" when `quiet` consecutive columns from it (forward) / up to it (backward) are low
+    run = maximum_filter1d((~low).astype(np.uint8), quiet, axis=1, origin=-(quiet // 2)) == 0
+    run_back = maximum_filter1d((~low).astype(np.uint8), quiet, axis=1, origin=(quiet - 1) // 2) == 0
+    cols = np.arange(w.shape[1])
+    back = np.where(run_back & (cols[None, :] < before), cols[None, :], -1).max(axis=1)
+    onset_col = np.where(back >= 0, back, 0)
+    fwd = np.where(run & (cols[None, :] > before), cols[None, :], w.shape[1]).min(axis=1)
+    offset_col = np.where(fwd < w.shape[1], fwd, w.shape[1] - 1)
+    return centres - before + onset_col, centres - before + offset_col
+
+
+def qrs_shape(x: np.ndarray, onset: np.ndarray, offset: np.ndarray,
+              fs: int = WORKING_FS) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(duration_ms, peak-to-peak mV, polarity, terminal) of each QRS between onset and offset."""
+    x = np.asarray(x, dtype=np.float32)
+    span = int(round((_BEFORE_S + _AFTER_S) * fs))
+    start = np.clip(onset, 0, x.size - 1)
+    seg = _windows(x, start, 0, span)
+    length = np.clip(offset - onset, 1, span)
+    inside = np.arange(span)[None, :] < length[:, None]
+    seg = seg - seg[:, :1]  # about the onset level
+    hi = np.where(inside, seg, -np.inf).max(axis=1)
+    lo = np.where(inside, seg, np.inf).min(axis=1)
+    amp = np.maximum(hi - lo, 1e-6)
+    polarity = (hi + lo) / amp
+    term = int(round(_TERMINAL_S * fs))
+    tail = inside & (np.arange(span)[None, :] >= (length - term)[:, None])
+    terminal = np.where(tail, seg, 0.0).sum(axis=1) / np.maximum(tail.sum(axis=1), 1) / amp
+    return length * 1000.0 / fs, amp, polarity, terminal
+
+
+def beat_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, v1: np.ndarray | None = None,
+                  fs: int = WORKING_FS) -> np.ndarray:
+    """(n, N_FEATURES) float32 in FEATURE_NAMES order for windows centred at `centres` of the prepared lead
+    `x`, with the detected R `peaks`; `v1`, the prepared V1 lead of the same recording, when there is one."""
+    centres = np.asarray(centres, dtype=np.int64)
+    out = np.zeros((centres.size, N_FEATURES), np.float32)
+    if centres.size == 0:
+        return out
+    out[:, RR_FEATURES] = rr_features(centres, peaks, fs)
+    onset, offset = qrs_bounds(x, centres, fs)
+    dur, amp, pol, _ = qrs_shape(x, onset, offset, fs)
+    out[:, 7], out[:, 8], out[:, 9] = dur, np.minimum(amp, 10.0), pol
+    if v1 is not None:
+        on2, off2 = qrs_bounds(v1, centres, fs)
+        dur2, amp2, pol2, term2 = qrs_shape(v1, on2, off2, fs)
+        out[:, 10], out[:, 11], out[:, 12], out[:, 13] = dur2, np.minimum(amp2, 10.0), pol2, term2
+        out[:, 14] = 1.0
+    return out
+
+
+def without_v1(features: np.ndarray) -> np.ndarray:
+    """The features as a one-lead recording gives them (V1 part zero, has_v1 0)."""
+    f = np.array(features, dtype=np.float32, copy=True)
+    f[:, V1_FEATURES] = 0.0
+    return f
+
+
+def without_rr(features: np.ndarray) -> np.ndarray:
+    """The features as a lone beat gives them: no neighbours (NEUTRAL_RR_S, ratios 1, rr_known 0)."""
+    f = np.array(features, dtype=np.float32, copy=True)
+    f[:, 0:2] = NEUTRAL_RR_S
+    f[:, 2:6] = 1.0
+    f[:, 6] = 0.0
+    return f
