@@ -55,8 +55,7 @@ if source == "upload":
     uploaded = components.open_uploader(
         "Upload one or many pictures (PNG, JPEG, BMP, WebP, TIFF, GIF)", UPLOAD_TYPES, accept_multiple_files=True,
         key="classify_upload", help="Files stay in memory for this session only; nothing is written to disk. "
-        f"At most {MAX_FILE_BYTES // 2**20} MB a picture. A file name thousands of characters long is refused by "
-        "the web server itself (HTTP 400): rename such a file first.")
+        f"At most {MAX_FILE_BYTES // 2**20} MB a picture.")
     files = [(f.name, f.getvalue()) for f in uploaded or []]
     if not files:
         st.info("Upload pictures above, or switch to **Bundled samples** to try pictures drawn from MIT-BIH test "

@@ -147,7 +147,7 @@ def stop_server(server: Server) -> None:
 # ---------------------------------------------------------------- one browser-like session
 
 def _texts(msg: ForwardMsg) -> list[str]:
-    """Every string body of an element delta (markdown, headings, alerts, captions, exception messages)."""
+    """Every string body of an element delta (markdown, headings, alerts, captions, exception messages, help)."""
     out: list[str] = []
 
     def walk(m) -> None:
@@ -157,7 +157,7 @@ def _texts(msg: ForwardMsg) -> list[str]:
             elif fd.type == fd.TYPE_MESSAGE:  # repeated messages
                 for v in value:
                     walk(v)
-            elif isinstance(value, str) and fd.name in ("body", "message", "label"):
+            elif isinstance(value, str) and fd.name in ("body", "message", "label", "help"):
                 out.append(value)
 
     if msg.WhichOneof("type") == "delta" and msg.delta.WhichOneof("type") == "new_element":

@@ -299,9 +299,12 @@ def open_uploader(label: str, types: list[str], **kw):
     Streamlit refuses a file whose extension is not in `type` while it restores widget state, before the page
     runs, and shows its generic error page instead of the app (a client that skips the browser's own filter can
     send one). Without `type` every file reaches the readers, which name what is wrong in one line (an SVG
-    drawing, a PDF, a text file, an unknown format). `types` are named in the label and help instead.
+    drawing, a PDF, a text file, an unknown format). `types` are named in the label and help instead, with the
+    one refusal the app never sees: the web server answers HTTP 400 to a file name thousands of characters long.
     """
-    kw["help"] = (kw.get("help", "") + f" Files read: {', '.join(t.upper() for t in types)}.").strip()
+    kw["help"] = (kw.get("help", "") + f" Files read: {', '.join(t.upper() for t in types)}. A file name "
+                  "thousands of characters long is refused by the web server itself (HTTP 400): rename such a file "
+                  "first.").strip()
     return st.file_uploader(label, type=None, **kw)
 
 
