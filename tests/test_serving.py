@@ -15,17 +15,17 @@ from ui import pictures, serving
 def test_keras_state_survives_the_cleanup_streamlit_runs_after_every_rerun():
     from keras.src.backend.common import global_state
 
-    original = script_runner._clean_problem_modules
+    installed = script_runner._clean_problem_modules  # Streamlit's, or ours when an app test ran before
     try:
         global_state.set_global_attribute("serving_probe", 1)
-        original()  # Streamlit's own cleanup resets Keras: the probe is gone
+        serving.streamlit_cleanup()()  # Streamlit's own cleanup resets Keras: the probe is gone
         assert global_state.get_global_attribute("serving_probe") is None
         assert serving.keep_models_between_runs()
         global_state.set_global_attribute("serving_probe", 1)
         script_runner._clean_problem_modules()
         assert global_state.get_global_attribute("serving_probe") == 1
     finally:
-        script_runner._clean_problem_modules = original
+        script_runner._clean_problem_modules = installed
         global_state.set_global_attribute("serving_probe", None)
 
 

@@ -75,10 +75,23 @@ def keep_models_between_runs() -> bool:
         from streamlit.runtime.scriptrunner import script_runner
     except ImportError:
         return False
-    if not hasattr(script_runner, "_clean_problem_modules"):
+    current = getattr(script_runner, "_clean_problem_modules", None)
+    if current is None:
         return False
+    if current is not _clean_without_keras:
+        _replaced.append(current)
     script_runner._clean_problem_modules = _clean_without_keras
     return True
+
+
+def streamlit_cleanup() -> Callable[[], None]:
+    """Streamlit's own post-run cleanup (as it was before `keep_models_between_runs`)."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    return _replaced[0] if _replaced else script_runner._clean_problem_modules
+
+
+_replaced: list[Callable[[], None]] = []  # Streamlit's function, kept for tests and for putting it back
 
 
 def settle_heap() -> None:
