@@ -99,6 +99,18 @@ def cmd_classify_record(a: argparse.Namespace) -> int:
     return record_mode.cli(a)
 
 
+def cmd_rhythm_crossval(a: argparse.Namespace) -> int:
+    from ecg_core.model import rhythm_train
+
+    return rhythm_train.main_crossval(a)
+
+
+def cmd_train_rhythm(a: argparse.Namespace) -> int:
+    from ecg_core.model import rhythm_train
+
+    return rhythm_train.main_train(a)
+
+
 def cmd_classify_archive(a: argparse.Namespace) -> int:
     from ecg_core.pipeline import archive_run
 
@@ -177,6 +189,15 @@ def parser() -> argparse.ArgumentParser:
                    "--context lone --stretch F F): also report the share of beats whose class changes")
     v.set_defaults(func=cmd_evaluate)
 
+    from ecg_core.model.rhythm_train import add_arguments as rhythm_arguments
+
+    rc = sub.add_parser("rhythm-crossval", help="VF / noise rhythm detector and baselines, grouped by record -> JSON")
+    rhythm_arguments(rc, train=False)
+    rc.set_defaults(func=cmd_rhythm_crossval)
+    tr = sub.add_parser("train-rhythm", help="the shipped rhythm detector (models/rhythm/), trained on every record")
+    rhythm_arguments(tr, train=True)
+    tr.set_defaults(func=cmd_train_rhythm)
+
     en = sub.add_parser("ensemble", help="average trained models of one representation into one model")
     en.add_argument("models", nargs="+", help="member .keras files (each with its card beside it)")
     en.add_argument("--name", required=True)
@@ -221,7 +242,8 @@ def parser() -> argparse.ArgumentParser:
     cr.add_argument("path")
     cr.add_argument("--model", default=None)
     cr.add_argument("--out", required=True)
-    cr.add_argument("--episodes", default=None)
+    cr.add_argument("--episodes", default=None, help="VF episodes CSV (start_s, end_s, kind)")
+    cr.add_argument("--noise", default=None, help="noise / unreadable segments CSV (start_s, end_s, reason, ...)")
     cr.add_argument("--fs", type=float, default=None, help="sampling rate of a CSV without time column")
     cr.add_argument("--units", choices=("mV", "adc"), default="mV")
     cr.add_argument("--adc-gain", type=float, default=200.0, help="ADC units per mV (with --units adc)")

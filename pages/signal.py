@@ -187,12 +187,16 @@ st.caption(f"`{result.name}` · lead {result.lead} · {result.fs:g} Hz · {summa
 for note in result.notes:
     st.caption(f":material/info: {note}")
 
-m = st.columns(5)
+m = st.columns(6)
 m[0].metric("Beats", f"{summary['beats']:,}")
 m[1].metric("Heart rate (median)", f"{summary['heart_rate_bpm']:.0f} /min" if summary["heart_rate_bpm"] else "n/a")
 m[2].metric("PVC burden", f"{summary['percent']['V']:.1f} %")
 m[3].metric("VF episodes", summary["vf_episodes"])
-m[4].metric("Longest VF episode", f"{summary['longest_vf_s']:.1f} s")
+m[4].metric("VF / flutter", f"{summary['vf_total_s']:.0f} s",
+            help=f"Seconds inside VF episodes; the longest lasts {summary['longest_vf_s']:.1f} s.")
+m[5].metric("Noise (unreadable)", f"{summary.get('noise_total_s', 0.0):.0f} s",
+            help=f"{summary.get('noise_segments', 0)} segment(s) where no rhythm is readable; the "
+            f"{summary.get('beats_in_noise', 0)} beats there are not classified.")
 counts = pd.DataFrame({"class": [f"{CLASS_NAMES[k]} ({k})" for k in CLASS_KEYS],
                        "beats": [summary["counts"][k] for k in CLASS_KEYS],
                        "percent": [summary["percent"][k] for k in CLASS_KEYS]})
@@ -217,8 +221,9 @@ st.session_state[CLICK_KEY] = clicked
 selected = int(st.session_state.get(BEAT_KEY, 1)) - 1 if n_beats else None
 st.plotly_chart(record_figures.rhythm_strip(result, start, length, selected), key=STRIP_KEY,
                 on_select="rerun", selection_mode="points")
-st.caption("Markers: beats in their predicted class colour (click one to inspect it). Shaded: ventricular "
-           "fibrillation episodes. Drag to zoom; the slider below the strip pans within the window.")
+st.caption("Markers: beats in their predicted class colour (click one to inspect it; grey crosses: beats "
+           "inside noise, not classified). Shaded: ventricular fibrillation episodes (brown) and noise "
+           "(grey). Drag to zoom; the slider below the strip pans within the window.")
 
 # ---------------------------------------------------------------- one beat
 if n_beats:
@@ -232,10 +237,14 @@ if n_beats:
         c1.caption(st.session_state.pop(NO_JUMP_KEY))
     row = result.beats.iloc[i]
     st.caption(f"Beat {i + 1} of {n_beats} at {row['time_s']:.2f} s (sample {int(row['sample'])})"
-               + (" · inside a VF episode: reported as VF with the nearest scan window's probabilities"
-                  if row["in_vf_episode"] else ""))
+               + (" · inside a VF episode: reported as VF (confidence: the rhythm detector's P(VF) + P(VT))"
+                  if row["in_vf_episode"] else "")
+               + (" · inside noise: not classified" if row.get("in_noise", False) else ""))
     image = result.image(i)
-    components.prediction_panel(image, result.probabilities(i), key=f"signal_beat_{i}")
+    if row.get("in_noise", False):
+        st.image(image, caption="The beat's picture (not classified: no readable rhythm around it)", width=256)
+    else:
+        components.prediction_panel(image, result.probabilities(i), key=f"signal_beat_{i}")
     st.download_button("Download this beat's picture (PNG)", encode_png(image),
                        file_name=f"{result.name}_beat{i + 1}_{info.representation}.png", mime="image/png",
                        icon=":material/download:", key=f"signal_beat_png_{i}",
@@ -245,7 +254,7 @@ selected_beat = i if n_beats else None  # the report describes the beat inspecte
 
 # ---------------------------------------------------------------- tables
 st.subheader("All beats")
-table = result.beats[record_mode.BEAT_COLUMNS]
+table = result.beats[[c for c in record_mode.CSV_COLUMNS if c in result.beats]]
 st.dataframe(table, hide_index=True, width="stretch", height=280)
 d1, d2, d3 = st.columns(3)
 d1.download_button("Download beats (CSV)", lambda: record_mode.beats_csv(result),  # built on click, not each rerun
@@ -261,7 +270,15 @@ d3.download_button("Download the report (HTML)", report_maker(result, info, sele
                    "the selected beat's probabilities and Grad-CAM, the model card and its numbers on unseen patients.")
 if len(result.episodes):
     st.dataframe(result.episodes, hide_index=True, width="content")
+    st.markdown("**Ventricular fibrillation / flutter episodes**")
 
+noise = getattr(result, "noise", None)
+if noise is not None and len(noise):
+    st.markdown("**Noise / unreadable segments** (beats there are not classified)")
+    st.dataframe(noise, hide_index=True, width="content")
+    st.download_button("Download noise segments (CSV)", record_mode.noise_csv(result),
+                       file_name=f"{result.name}_noise.csv", mime="text/csv", icon=":material/download:",
+                       key="signal_noise_csv")
 if result.comparison is not None:
     c = result.comparison
     st.subheader("Agreement with the reference annotations")

@@ -9,7 +9,7 @@ import wfdb
 from conftest import MITDB, ROOT, VFDB
 from scipy import signal as sps
 
-from ecg_core.classes import CLASS_INDEX, CLASS_KEYS
+from ecg_core.classes import CLASS_KEYS
 from ecg_core.figures import record_figures
 from ecg_core.io import signal_io
 from ecg_core.pipeline import record_mode
@@ -164,22 +164,6 @@ def test_progress_is_reported_in_order(clf):
     assert seen[-1][1].startswith("Done:")
 
 
-# ---------------------------------------------------------------- VF episode logic (unit level)
-
-
-def test_vf_episodes_need_consecutive_windows_and_join_short_gaps():
-    step = int(0.5 * WORKING_FS)
-    centres = np.arange(20) * step + 1000
-    probs = np.zeros((20, 6), np.float32)
-    probs[:, CLASS_INDEX["N"]] = 1
-    vf = [2, 3, 4, 5, 7, 8, 14, 15]  # 2-5 and 7-8 join (one window between); 14-15 is too short alone
-    probs[vf] = np.eye(6)[CLASS_INDEX["VF"]]
-    episodes = record_mode.vf_episodes(centres, probs)
-    assert len(episodes) == 1
-    start, end = episodes[0]
-    assert end - start == 7 * step
-
-
 # ---------------------------------------------------------------- outputs
 
 
@@ -189,8 +173,8 @@ def test_cli_writes_beats_and_episodes(tmp_path, capsys):
     out, ep = tmp_path / "beats.csv", tmp_path / "episodes.csv"
     assert main(["classify-record", str(VFDB / "430"), "--out", str(out), "--episodes", str(ep)]) == 0
     beats, episodes = pd.read_csv(out), pd.read_csv(ep)
-    assert list(beats.columns) == record_mode.BEAT_COLUMNS and len(beats) > 100
-    assert list(episodes.columns) == ["start_s", "end_s"] and len(episodes) >= 1
+    assert list(beats.columns) == record_mode.CSV_COLUMNS and len(beats) > 100
+    assert list(episodes.columns) == record_mode.EPISODE_COLUMNS and len(episodes) >= 1
     err = capsys.readouterr().err
     assert "[100%] Done" in err and "wrote" in err
 

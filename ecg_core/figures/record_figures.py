@@ -1,4 +1,4 @@
-"""Plotly figures of signal mode: a rhythm strip with classified beats and VF episodes, and an overview.
+"""Plotly figures of signal mode: a rhythm strip with classified beats, VF episodes and noise, and an overview.
 
 Long recordings are never plotted point by point: the strip shows a window (full resolution up to
 MAX_STRIP_POINTS), the overview a min/max-decimated envelope of the whole recording.
@@ -16,6 +16,8 @@ from ecg_core.settings import WORKING_FS
 MAX_STRIP_POINTS = 24_000  # about 66 s at 360 Hz in full resolution
 OVERVIEW_BUCKETS = 2_000
 VF_FILL = "rgba(140,86,75,0.22)"  # the VF class colour, translucent
+NOISE_FILL = "rgba(120,120,120,0.28)"
+NOISE_MARKER = "#9e9e9e"
 TRACE_COLOUR = "#333333"
 
 
@@ -32,6 +34,14 @@ def minmax_decimate(y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray
     lo, hi = idx[np.arange(buckets), block.argmin(axis=1)], idx[np.arange(buckets), block.argmax(axis=1)]
     both = np.sort(np.stack([lo, hi], axis=1), axis=1).ravel()
     return both, y[both]
+
+
+def _noise(result: RecordResult) -> list[tuple[float, float, str]]:
+    """(start_s, end_s, reason) of the noise segments (none on results made before they existed)."""
+    noise = getattr(result, "noise", None)
+    if noise is None or not len(noise):
+        return []
+    return list(noise[["start_s", "end_s", "reason"]].itertuples(index=False, name=None))
 
 
 def _beat_hover(result: RecordResult, rows: np.ndarray) -> list[str]:
@@ -68,6 +78,14 @@ def rhythm_strip(result: RecordResult, start_s: float = 0.0, length_s: float = 3
             x=c / WORKING_FS, y=x[c], mode="markers", name=f"{CLASS_BY_KEY[key].name} ({key})",
             marker=dict(color=CLASS_BY_KEY[key].colour, size=9, line=dict(color="white", width=1)),
             customdata=rows, hovertext=_beat_hover(result, rows), hovertemplate="%{hovertext}<extra></extra>"))
+    rows = in_win[predicted[in_win] == ""]  # beats inside noise: not classified
+    if rows.size:
+        c = result.centres[rows]
+        hover = [f"beat {i + 1}<br>{t:.2f} s<br>inside noise: not classified"
+                 for i, t in zip(rows, result.beats["time_s"].to_numpy()[rows])]
+        fig.add_trace(go.Scatter(x=c / WORKING_FS, y=x[c], mode="markers", name="not classified (noise)",
+                                 marker=dict(color=NOISE_MARKER, size=8, symbol="x"), customdata=rows,
+                                 hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
     if selected is not None and 0 <= selected < result.centres.size and a <= result.centres[selected] < b:
         c = int(result.centres[selected])
         fig.add_trace(go.Scatter(x=[c / WORKING_FS], y=[x[c]], mode="markers", name="selected beat",
@@ -77,6 +95,10 @@ def rhythm_strip(result: RecordResult, start_s: float = 0.0, length_s: float = 3
         if e > a / WORKING_FS and s < b / WORKING_FS:
             fig.add_vrect(x0=max(s, a / WORKING_FS), x1=min(e, b / WORKING_FS), fillcolor=VF_FILL, line_width=0,
                           layer="below", annotation_text="VF", annotation_position="top left")
+    for s, e, why in _noise(result):
+        if e > a / WORKING_FS and s < b / WORKING_FS:
+            fig.add_vrect(x0=max(s, a / WORKING_FS), x1=min(e, b / WORKING_FS), fillcolor=NOISE_FILL, line_width=0,
+                          layer="below", annotation_text=f"noise: {why}", annotation_position="top left")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), hovermode="closest",
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), dragmode="zoom",
                       paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
@@ -103,6 +125,8 @@ def overview(result: RecordResult, window: tuple[float, float] | None = None, he
                 hovertemplate=f"{CLASS_BY_KEY[key].name} at %{{x:.1f}} s<extra></extra>"))
     for s, e in result.episodes[["start_s", "end_s"]].itertuples(index=False, name=None):
         fig.add_vrect(x0=s, x1=e, fillcolor=VF_FILL, line_width=0, layer="below")
+    for s, e, _ in _noise(result):
+        fig.add_vrect(x0=s, x1=e, fillcolor=NOISE_FILL, line_width=0, layer="below")
     if window is not None:
         fig.add_vrect(x0=window[0], x1=window[1], line=dict(color="#1f77b4", width=1.5), fillcolor="rgba(0,0,0,0)")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=True,

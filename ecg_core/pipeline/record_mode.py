@@ -5,14 +5,15 @@ Pipeline (the same preprocessing as training, end to end):
   -> R peaks: Pan-Tompkins (`pan_tompkins`, ~0.1 s per 30 min; wfdb's XQRS via signals.detect_r_peaks is
      an option, ~45x slower because of a per-sample Python loop, and less sensitive on MIT-BIH)
   -> beat windows (1.0 s before, 0.6 s after) -> render -> imaging.normalise_batch -> Classifier.predict_proba
-  -> VF scan: 1.6 s windows every 0.5 s, classified by the same model, where beats cannot be detected
-     (gaps > 1.5 s), around beats the model gives >= 30 % VF, and in very fast runs (RR < 0.3 s); the whole
-     signal with vf_scan="full" (about doubles the work on a 30-min record). Runs of VF windows less than
-     1 s apart are joined; episodes shorter than 2 s are dropped as isolated false alarms.
-  -> beats inside a VF episode are kept and reported as VF (`in_vf_episode` is True): the detector picks
-     the flutter/fibrillation waves as "beats", and MIT-BIH annotates these waves as '!' beats of the VF
-     class, so keeping them lines the table up with reference annotations. Their probabilities are those of
-     the nearest VF scan window. Heart rate is computed from the beats outside VF episodes.
+  -> rhythm (ecg_core.signal.rhythm): every second judged by 4 s and 8 s windows of the whole signal:
+     VF / flutter episodes (each named VF/flutter or VT, whichever dominates it), and noise / unreadable
+     segments (the detector's, and the signal-quality check's flat and clipped stretches) with their reason.
+  -> beats inside a VF episode are kept and reported as VF (`in_vf_episode` is True): the R-peak detector
+     picks the flutter/fibrillation waves as "beats", and MIT-BIH annotates these waves as '!' beats of the
+     VF class, so keeping them lines the table up with reference annotations; their confidence is the
+     rhythm detector's P(VF) + P(VT). Beats inside noise are not classified (`in_noise`: empty class, no
+     confidence; the beat model's probabilities stay for reference). Heart rate is computed from the beats
+     outside VF episodes and noise.
   -> with reference annotations: detection sensitivity / positive predictivity (all beat symbols,
      150 ms), per-class agreement and confusion matrix (the six classes).
 
@@ -39,12 +40,11 @@ from ecg_core.picture.render import render
 from ecg_core.settings import (
     LEADS_PER_REPRESENTATION,
     TEMPLATE_REPRESENTATIONS,
-    VF_WINDOW_STEP_S,
     WINDOW_AFTER_S,
     WINDOW_BEFORE_S,
     WORKING_FS,
 )
-from ecg_core.signal import signals
+from ecg_core.signal import rhythm, signals
 from ecg_core.signal.beats import cut_windows, inside_bounds, rhythm_episodes, with_templates
 from ecg_core.signal.peaks import detect_beats, pan_tompkins  # noqa: F401  (re-exported)
 
@@ -52,15 +52,10 @@ Progress = Callable[[float, str], None]
 
 CHUNK = 512  # beats rendered, normalised and predicted per step (bounds memory for 24-hour recordings)
 MATCH_TOLERANCE_S = 0.15
-VF_GAP_S = 1.5  # a longer interval between detected beats is scanned for VF
-VF_FAST_RR_S = 0.3  # beats closer than this (> 200 /min) are scanned for VF / flutter
-VF_CONTEXT_S = 2.0  # scanned on each side of a suspicious beat
-VF_SUSPECT_PROB = 0.3  # a beat with at least this VF probability makes its surroundings scanned
-MIN_VF_WINDOWS = 4  # VF windows (every 0.5 s) an episode must span: at least 2 s
-VF_MERGE_GAP_S = 1.0  # VF runs closer than this are one episode
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?!")  # MIT-BIH beat annotation codes
 BEAT_COLUMNS = ["sample", "time_s", "predicted", "confidence", *CLASS_KEYS]
-EPISODE_COLUMNS = ["start_s", "end_s"]
+EPISODE_COLUMNS = ["start_s", "end_s", "kind"]  # kind: 'VF/flutter' or 'VT' (which dominates the episode)
+CSV_COLUMNS = [*BEAT_COLUMNS, "in_vf_episode", "in_noise"]
 
 
 # ---------------------------------------------------------------- classification
@@ -109,75 +104,6 @@ def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable
 def beat_image(x: np.ndarray, centre: int, representation: str, peaks: np.ndarray | None = None) -> np.ndarray:
     """The model-input image (uint8, 128x128) of one beat, made exactly as for classification."""
     return model_images(x, np.array([centre], dtype=np.int64), representation, peaks)[0]
-
-
-# ---------------------------------------------------------------- ventricular fibrillation
-
-def _scan_ranges(peaks: np.ndarray, probs: np.ndarray, n: int, fs: int = WORKING_FS) -> list[tuple[int, int]]:
-    """Working-rate sample ranges worth scanning for VF: beat gaps, VF-like beats, very fast runs."""
-    ranges: list[tuple[int, int]] = []
-    gap, ctx = int(VF_GAP_S * fs), int(VF_CONTEXT_S * fs)
-    bounds = np.concatenate([[0], peaks, [n]])
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        if b - a > gap:
-            ranges.append((int(a), int(b)))
-    if peaks.size:
-        suspect = probs[:, CLASS_INDEX["VF"]] >= VF_SUSPECT_PROB if probs.size else np.zeros(peaks.size, bool)
-        rr = np.diff(peaks)
-        fast = np.zeros(peaks.size, dtype=bool)
-        fast[1:] |= rr < VF_FAST_RR_S * fs
-        fast[:-1] |= rr < VF_FAST_RR_S * fs
-        for c in peaks[suspect | fast]:
-            ranges.append((int(c) - ctx, int(c) + ctx))
-    return _merge(ranges)
-
-
-def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[list[int]] = []
-    for a, b in sorted(ranges):
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    return [(a, b) for a, b in merged]
-
-
-def scan_centres(ranges: list[tuple[int, int]], n: int, step_s: float = VF_WINDOW_STEP_S,
-                 fs: int = WORKING_FS) -> np.ndarray:
-    """Window centres on a global grid (every step_s) inside the ranges, whole windows inside the signal."""
-    step = int(round(step_s * fs))
-    if not ranges:
-        return np.zeros(0, dtype=np.int64)
-    parts = [np.arange((a // step) * step, b + 1, step) for a, b in ranges]
-    c = np.unique(np.concatenate(parts)).astype(np.int64)
-    return c[inside_bounds(c, n)]
-
-
-def vf_episodes(centres: np.ndarray, probs: np.ndarray, min_windows: int = MIN_VF_WINDOWS,
-                max_gap_s: float = VF_MERGE_GAP_S, step_s: float = VF_WINDOW_STEP_S,
-                fs: int = WORKING_FS) -> list[tuple[int, int]]:
-    """(start, end) working-rate samples of VF episodes from scan windows classified VF.
-
-    A window (1.0 s before, 0.6 s after its centre) stands for the step_s around its midpoint, so a run of
-    k consecutive VF windows lasts k * step_s. Runs less than max_gap_s apart are joined (a window or two
-    of the episode called otherwise); episodes shorter than min_windows * step_s are dropped.
-    """
-    step = int(round(step_s * fs))
-    is_vf = probs.argmax(axis=1) == CLASS_INDEX["VF"] if probs.size else np.zeros(0, bool)
-    vf = np.sort(centres[is_vf])
-    if vf.size == 0:
-        return []
-    shift = int(round((WINDOW_AFTER_S - WINDOW_BEFORE_S) / 2 * fs))  # window midpoint relative to its centre
-    breaks = np.flatnonzero(np.diff(vf) != step)
-    runs = [[int(vf[s]) + shift - step // 2, int(vf[e]) + shift + step - step // 2]
-            for s, e in zip(np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [vf.size - 1]]))]
-    joined = [runs[0]]
-    for a, b in runs[1:]:
-        if a - joined[-1][1] <= max_gap_s * fs:
-            joined[-1][1] = b
-        else:
-            joined.append([a, b])
-    return [(a, b) for a, b in joined if b - a >= min_windows * step]
 
 
 # ---------------------------------------------------------------- comparison with reference annotations
@@ -281,12 +207,13 @@ class RecordResult:
     representation: str
     x: np.ndarray  # prepared signal at WORKING_FS (what windows are cut from)
     centres: np.ndarray  # working-rate R peaks of the beats in `beats` (same order)
-    beats: pd.DataFrame  # BEAT_COLUMNS + in_vf_episode
-    episodes: pd.DataFrame  # start_s, end_s, duration_s
+    beats: pd.DataFrame  # BEAT_COLUMNS + in_vf_episode, in_noise (not classified: predicted '', confidence NaN)
+    episodes: pd.DataFrame  # start_s, end_s, duration_s, kind
     peaks_own: np.ndarray  # every detected R peak (own rate), also those too close to the edges to classify
     comparison: Comparison | None = None
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    noise: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=rhythm.NOISE_COLUMNS))  # unreadable
 
     @property
     def duration_s(self) -> float:
@@ -315,7 +242,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
                     detector: str = "pan-tompkins", peaks: np.ndarray | None = None) -> RecordResult:
     """Classify every beat of a recording and find VF episodes.
 
-    vf_scan: 'auto' scans gaps between beats, VF-like beats and very fast runs; 'full' the whole signal.
+    vf_scan: 'auto' or 'full' (kept for callers; the rhythm detector reads the whole signal either way).
     peaks: working-rate R peaks found beforehand (a chunk of a long recording gets those of the whole
     recording, so its beats are the same as in one piece); detected here when None.
     progress(fraction, message) is called as the work goes on.
@@ -344,55 +271,53 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     probs = classify_windows(x, centres, clf, beat_progress, peaks=centres)
     t3 = time.perf_counter()
     seconds["classify"] = t3 - t2
-    report(0.85, "Scanning for ventricular fibrillation")
-    if vf_scan == "full":
-        ranges = [(0, n)]
-    elif vf_scan == "auto":
-        ranges = _scan_ranges(centres, probs, n)
-    else:
+    report(0.85, "Finding ventricular fibrillation and noise")
+    if vf_scan not in ("auto", "full"):
         raise ValueError(f"vf_scan must be 'auto' or 'full', not {vf_scan!r}")
-    scan = scan_centres(ranges, n)
-    scan_probs = classify_windows(x, scan, clf, peaks=centres)
-    episodes = vf_episodes(scan, scan_probs)
+    found = rhythm.detect(x, peaks, quality_segments=sig.quality.segments if sig.quality else None)
     seconds["vf_scan"] = time.perf_counter() - t3
-
-    in_vf = np.zeros(centres.size, dtype=bool)
-    for a, b in episodes:
-        in_vf |= (centres >= a) & (centres < b)
-    if in_vf.any():
-        vf_centres = scan[scan_probs.argmax(axis=1) == CLASS_INDEX["VF"]]
-        vf_probs = scan_probs[scan_probs.argmax(axis=1) == CLASS_INDEX["VF"]]
-        nearest = np.abs(centres[in_vf][:, None] - vf_centres[None, :]).argmin(axis=1)
-        probs = probs.copy()
-        probs[in_vf] = vf_probs[nearest]
+    t_c = centres / WORKING_FS
+    in_vf, in_noise = _inside(t_c, found.episodes), _inside(t_c, found.noise[["start_s", "end_s"]].to_numpy())
+    in_noise &= ~in_vf
+    probs = probs.copy()
+    # the detector's waves inside an episode are its '!' beats (as MIT-BIH annotates them): reported as VF
+    probs[in_vf] = np.eye(len(CLASS_KEYS), dtype=np.float32)[CLASS_INDEX["VF"]]
 
     own = np.clip(signals.rescale_samples(centres, WORKING_FS, sig.fs), 0, sig.signal.size - 1)
     k = probs.argmax(axis=1) if probs.size else np.zeros(0, dtype=int)
+    confidence = probs[np.arange(k.size), k]
+    confidence[in_noise] = np.nan  # no rhythm is readable there: these beats get no class
+    second = np.clip(t_c.astype(np.int64), 0, max(found.probs.shape[0] - 1, 0))
+    if in_vf.any():  # an episode beat's confidence is the detector's P(VF) + P(VT) at its second
+        confidence[in_vf] = np.clip(rhythm.shockable(found.probs)[second[in_vf]], 0.0, 1.0)
     beats = pd.DataFrame({
         "sample": own,
         "time_s": np.round(own / sig.fs, 4),
-        "predicted": np.array(CLASS_KEYS, dtype=object)[k],
-        "confidence": np.round(probs[np.arange(k.size), k], 4),
+        "predicted": np.where(in_noise, "", np.array(CLASS_KEYS, dtype=object)[k]).astype(object),
+        "confidence": np.round(confidence, 4),
         **{key: np.round(probs[:, j], 4) for j, key in enumerate(CLASS_KEYS)},
         "in_vf_episode": in_vf,
+        "in_noise": in_noise,
     })
-    ep = pd.DataFrame([(max(a, 0) / WORKING_FS, min(b, n) / WORKING_FS) for a, b in episodes],
-                      columns=EPISODE_COLUMNS, dtype=float).round(2)
+    ep = pd.DataFrame(found.episodes, columns=["start_s", "end_s"], dtype=float).round(2)
     ep["duration_s"] = (ep["end_s"] - ep["start_s"]).round(2)
+    ep["kind"] = pd.Series(found.kinds, dtype=object)
     peaks_own = np.clip(signals.rescale_samples(peaks, WORKING_FS, sig.fs), 0, sig.signal.size - 1)
     notes = list(sig.notes)
     edge = peaks.size - centres.size
     if edge:
         notes.append(f"{edge} beat(s) within {WINDOW_BEFORE_S:g} s of the start or {WINDOW_AFTER_S:g} s of the end "
                      "could not be classified (their window would leave the recording).")
+    if in_noise.any():
+        notes.append(f"{int(in_noise.sum())} beat(s) inside noise segments are not classified.")
     result = RecordResult(sig.name, sig.lead, sig.fs, sig.signal.size, clf.name, clf.info.representation, x,
-                          centres, beats, ep, peaks_own, None, notes, seconds)
+                          centres, beats, ep, peaks_own, None, notes, seconds, noise=found.noise)
     if sig.reference is not None:
         report(0.98, "Comparing with the reference annotations")
         result.comparison = compare(sig.reference, sig.fs, peaks_own, beats,
                                     list(ep[["start_s", "end_s"]].itertuples(index=False, name=None)), sig.signal.size)
     seconds["total"] = time.perf_counter() - t0
-    report(1.0, f"Done: {len(beats)} beats, {len(ep)} VF episode(s)")
+    report(1.0, f"Done: {len(beats)} beats, {len(ep)} VF episode(s), {len(found.noise)} noise segment(s)")
     return result
 
 
@@ -400,7 +325,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
 
 def summary(result: RecordResult) -> dict:
     """Headline numbers: heart rate, beats per class (count and %), VF episodes."""
-    b = result.beats[~result.beats["in_vf_episode"]]
+    b = result.beats[~result.beats["in_vf_episode"] & ~result.beats.get("in_noise", False)]
     counts = result.beats["predicted"].value_counts().reindex(list(CLASS_KEYS), fill_value=0)
     total = int(counts.sum())
     rr = np.diff(b["sample"].to_numpy()) / result.fs
@@ -415,16 +340,32 @@ def summary(result: RecordResult) -> dict:
         "vf_episodes": int(len(ep)),
         "vf_total_s": round(float(ep["duration_s"].sum()), 1) if len(ep) else 0.0,
         "longest_vf_s": round(float(ep["duration_s"].max()), 1) if len(ep) else 0.0,
+        "noise_segments": int(len(result.noise)),
+        "noise_total_s": round(float(result.noise["duration_s"].sum()), 1) if len(result.noise) else 0.0,
+        "beats_in_noise": int(result.beats["in_noise"].sum()) if "in_noise" in result.beats else 0,
     }
 
 
 def beats_csv(result: RecordResult) -> bytes:
-    """The per-beat table as CSV bytes (sample at the recording's own rate)."""
-    return result.beats[BEAT_COLUMNS].to_csv(index=False).encode()
+    """The per-beat table as CSV bytes (sample at the recording's own rate; beats in noise: empty class)."""
+    return result.beats[CSV_COLUMNS].to_csv(index=False).encode()
 
 
 def episodes_csv(result: RecordResult) -> bytes:
     return result.episodes[EPISODE_COLUMNS].to_csv(index=False).encode()
+
+
+def noise_csv(result: RecordResult) -> bytes:
+    """Noise / unreadable segments with their reason."""
+    return result.noise[rhythm.NOISE_COLUMNS].to_csv(index=False).encode()
+
+
+def _inside(t: np.ndarray, segments) -> np.ndarray:
+    """Which times t (s) fall inside any (start_s, end_s) segment."""
+    out = np.zeros(t.size, dtype=bool)
+    for a, b in segments:
+        out |= (t >= a) & (t < b)
+    return out
 
 
 # ---------------------------------------------------------------- CLI and benchmark
@@ -467,10 +408,14 @@ def cli(a: argparse.Namespace) -> int:
             last[0] = step
             err(f"[{frac:4.0%}] {msg}")
 
-    outputs = [(a.out, "--out")] + ([(a.episodes, "--episodes")] if a.episodes else [])
-    if a.episodes and Path(a.episodes).resolve() == Path(a.out).resolve():
-        err(f"error: --out and --episodes name the same file ({a.out}).")
-        return 2
+    noise_out = getattr(a, "noise", None)
+    outputs = ([(a.out, "--out")] + ([(a.episodes, "--episodes")] if a.episodes else [])
+               + ([(noise_out, "--noise")] if noise_out else []))
+    for i, (p1, f1) in enumerate(outputs):
+        for p2, f2 in outputs[i + 1:]:
+            if Path(p1).resolve() == Path(p2).resolve():
+                err(f"error: {f1} and {f2} name the same file ({p1}).")
+                return 2
     for path, flag in outputs:
         problem = output_problem(path, flag)
         if problem:
@@ -500,12 +445,17 @@ def cli(a: argparse.Namespace) -> int:
         Path(a.out).write_bytes(beats_csv(result))
         if a.episodes:
             Path(a.episodes).write_bytes(episodes_csv(result))
+        if noise_out:
+            Path(noise_out).write_bytes(noise_csv(result))
     except OSError as exc:  # checked above; the disk can still fill up or the folder vanish meanwhile
         err(f"error: cannot write {exc.filename or a.out}: {exc.strerror or exc}.")
         return 2
     s = summary(result)
     err(f"wrote {a.out} ({s['beats']} beats)" + (f" and {a.episodes} ({s['vf_episodes']} VF episodes)"
-                                                   if a.episodes else ""))
+                                                   if a.episodes else "")
+        + (f" and {noise_out} ({s['noise_segments']} noise segments)" if noise_out else ""))
+    err(f"rhythm: {s['vf_episodes']} VF episode(s), {s['vf_total_s']:.0f} s of VF; {s['noise_segments']} noise "
+        f"segment(s), {s['noise_total_s']:.0f} s unreadable ({s['beats_in_noise']} beats there not classified)")
     for note in result.notes:
         err(f"note: {note}")
     if result.comparison is not None:
