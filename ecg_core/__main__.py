@@ -51,6 +51,19 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crossval(a: argparse.Namespace) -> int:
+    from ecg_core.model import crossval
+
+    crossval.main(a)
+    return 0
+
+
+def cmd_train_final(a: argparse.Namespace) -> int:
+    from ecg_core.model import crossval
+
+    return _refusing("train-final", crossval.main_final, a)
+
+
 def _refusing(command: str, run, a: argparse.Namespace) -> int:
     """Run a model-writing command; a refusal (bad input) is one line on stderr and exit code 2."""
     from ecg_core.model.predict import ModelError
@@ -188,6 +201,28 @@ def parser() -> argparse.ArgumentParser:
                    help="lone-beat datasets of the same beats at other fixed stretch factors (build-dataset "
                    "--context lone --stretch F F): also report the share of beats whose class changes")
     v.set_defaults(func=cmd_evaluate)
+
+    cv = sub.add_parser("crossval", help="patient-wise cross-validation of a training recipe -> stored result")
+    cv.add_argument("--recipe", choices=("features", "image", "features_only"), required=True)
+    cv.add_argument("--dataset", required=True, help="a dataset built with beat features (build-dataset)")
+    cv.add_argument("--protocol", choices=("kfold", "ds1-ds2"), default="kfold")
+    cv.add_argument("--seed", type=int, default=0)
+    cv.add_argument("--work", default="data/crossval", help="per-fold predictions (an interrupted run resumes)")
+    cv.add_argument("--results-dir", default=None, help="default: models/results/crossval")
+    cv.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    cv.add_argument("--cap-per-class", type=int, default=None, help="override the recipe's cap")
+    cv.set_defaults(func=cmd_crossval)
+
+    tf_ = sub.add_parser("train-final", help="the shipped model of a cross-validated recipe (every patient, or DS1)")
+    tf_.add_argument("--recipe", choices=("features",), default="features")
+    tf_.add_argument("--dataset", required=True)
+    tf_.add_argument("--which", choices=("all", "ds1"), default="all")
+    tf_.add_argument("--out", default="models")
+    tf_.add_argument("--seed", type=int, default=0)
+    tf_.add_argument("--work", default="data/crossval")
+    tf_.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)
+    tf_.add_argument("--cap-per-class", type=int, default=None, help=argparse.SUPPRESS)
+    tf_.set_defaults(func=cmd_train_final)
 
     from ecg_core.model.rhythm_train import add_arguments as rhythm_arguments
 

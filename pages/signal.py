@@ -77,7 +77,7 @@ def report_maker(result: record_mode.RecordResult, info, i: int | None, source: 
         if i is not None:
             image = result.image(i)
             top = int(np.argmax(result.probabilities(i)))
-            heat = gradcam.heatmaps(to_model_input(image), [top], "gradcam")[0]
+            heat = gradcam.heatmaps(to_model_input(image), [top], "gradcam", features=result.features(i))[0]
             beat_png = encode_png(cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST))
             cam_png = encode_png(cv2.cvtColor(overlay(image, heat, 0.45, upscale=2), cv2.COLOR_RGB2BGR))
         return report.record_report(result, info.card, selected=i, beat_png=beat_png, gradcam_png=cam_png,
@@ -244,7 +244,8 @@ if n_beats:
     if row.get("in_noise", False):
         st.image(image, caption="The beat's picture (not classified: no readable rhythm around it)", width=256)
     else:
-        components.prediction_panel(image, result.probabilities(i), key=f"signal_beat_{i}")
+        components.prediction_panel(image, result.probabilities(i), key=f"signal_beat_{i}",
+                                    features=result.features(i))
     st.download_button("Download this beat's picture (PNG)", encode_png(image),
                        file_name=f"{result.name}_beat{i + 1}_{info.representation}.png", mime="image/png",
                        icon=":material/download:", key=f"signal_beat_png_{i}",
@@ -269,9 +270,8 @@ d3.download_button("Download the report (HTML)", report_maker(result, info, sele
                    help="One self-contained page for reviewers: the strip, every beat's label, counts, VF episodes, "
                    "the selected beat's probabilities and Grad-CAM, the model card and its numbers on unseen patients.")
 if len(result.episodes):
-    st.dataframe(result.episodes, hide_index=True, width="content")
     st.markdown("**Ventricular fibrillation / flutter episodes**")
-
+    st.dataframe(result.episodes, hide_index=True, width="content")
 noise = getattr(result, "noise", None)
 if noise is not None and len(noise):
     st.markdown("**Noise / unreadable segments** (beats there are not classified)")
@@ -279,6 +279,7 @@ if noise is not None and len(noise):
     st.download_button("Download noise segments (CSV)", record_mode.noise_csv(result),
                        file_name=f"{result.name}_noise.csv", mime="text/csv", icon=":material/download:",
                        key="signal_noise_csv")
+
 if result.comparison is not None:
     c = result.comparison
     st.subheader("Agreement with the reference annotations")

@@ -95,3 +95,21 @@ def test_lone_beat_and_empty_input():
     assert F.beat_features(np.zeros(3000, np.float32), np.zeros(0, np.int64), np.zeros(0)).shape == (0, F.N_FEATURES)
     g = F.without_rr(np.ones((2, F.N_FEATURES), np.float32))
     assert (g[:, 6] == 0).all() and (g[:, 0] == F.NEUTRAL_RR_S).all()
+
+
+def test_template_features_tell_ectopic_from_sustained_wide_beats(rec208):
+    """208's V beats are wider than their neighbours' median and shaped unlike it; N beats match theirs."""
+    a = rec208.annotations
+    keys = np.array([SYMBOL_TO_KEY.get(x) for x in a.symbol], dtype=object)
+    keep = keys != None  # noqa: E711
+    f = F.beat_features(rec208.signal, a.sample[keep], detect_beats(rec208.signal))
+    v, n = f[keys[keep] == "V"], f[keys[keep] == "N"]
+    assert np.median(v[:, 16]) > 40 > abs(np.median(n[:, 16]))
+    assert np.median(n[:, 17]) > 0.9 > 0.75 > np.median(v[:, 17])
+
+
+def test_lone_beat_is_its_own_template():
+    x = np.zeros(3000, np.float32)
+    x[1480:1520] = np.hanning(40)
+    f = F.beat_features(x, np.array([1500]), np.array([1500]))
+    assert f[0, 16] == 0 and f[0, 17] == pytest.approx(1.0)

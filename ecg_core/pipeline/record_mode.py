@@ -46,6 +46,7 @@ from ecg_core.settings import (
 )
 from ecg_core.signal import rhythm, signals
 from ecg_core.signal.beats import cut_windows, inside_bounds, rhythm_episodes, with_templates
+from ecg_core.signal.features import beat_features
 from ecg_core.signal.peaks import detect_beats, pan_tompkins  # noqa: F401  (re-exported)
 
 Progress = Callable[[float, str], None]
@@ -86,19 +87,28 @@ def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable
     starts = list(range(0, centres.size, chunk))
     if not starts:
         return out
+    reads_features = getattr(clf, "reads_features", False)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        if rep in TEMPLATE_REPRESENTATIONS and peaks is None:
+        if (rep in TEMPLATE_REPRESENTATIONS or reads_features) and peaks is None:
             peaks = detect_beats(x)
+        feats = model_features(x, centres, peaks) if reads_features else None
         pending = pool.submit(model_images, x, centres[: chunk], rep, peaks)
         for k, i in enumerate(starts):
             images = pending.result()
             if k + 1 < len(starts):
                 nxt = starts[k + 1]
                 pending = pool.submit(model_images, x, centres[nxt: nxt + chunk], rep, peaks)
-            out[i: i + len(images)] = clf.predict_proba(images)
+            out[i: i + len(images)] = (clf.predict_proba(images, feats[i: i + len(images)]) if reads_features
+                                       else clf.predict_proba(images))
             if progress is not None:
                 progress(i + len(images))
     return out
+
+
+def model_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Beat features (signal.features, one lead) of windows centred at `centres`, with the R `peaks` that
+    also make the templates: what a model reading features gets besides the picture."""
+    return beat_features(x, centres, peaks)
 
 
 def beat_image(x: np.ndarray, centre: int, representation: str, peaks: np.ndarray | None = None) -> np.ndarray:
@@ -222,6 +232,10 @@ class RecordResult:
     def image(self, i: int) -> np.ndarray:
         """Model-input image of beat i (row i of `beats`)."""
         return beat_image(self.x, int(self.centres[i]), self.representation, self.centres)
+
+    def features(self, idx) -> np.ndarray:
+        """Beat features (n, N_FEATURES) of beats `idx` (rows of `beats`), as measured for classification."""
+        return model_features(self.x, self.centres[np.atleast_1d(idx)], self.centres)
 
     def probabilities(self, i: int) -> np.ndarray:
         return self.beats.loc[self.beats.index[i], list(CLASS_KEYS)].to_numpy(dtype=np.float32)

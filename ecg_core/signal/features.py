@@ -33,10 +33,15 @@ FEATURE_NAMES: tuple[str, ...] = (
     "v1_polarity",
     "v1_terminal",  # mean of the QRS's last 40 ms in V1 over its amplitude: RBBB's R' > 0, LBBB's S < 0
     "has_v1",  # 1 when a V1 lead was measured
+    "qrs_template_ms",  # median QRS width of the ~10 beats around: a bundle-branch block widens them all
+    "qrs_vs_template_ms",  # this QRS minus that: an ectopic beat is wider (or narrower) than its neighbours
+    "template_corr",  # correlation of this QRS (+-100 ms) with the median of its neighbours': morphology kept?
 )
 N_FEATURES = len(FEATURE_NAMES)
 RR_FEATURES = slice(0, 7)
 V1_FEATURES = slice(10, 15)
+TEMPLATE_FEATURES = slice(15, 18)
+_QRS_HALF_S = 0.1  # the QRS window compared with the neighbours' median
 NEUTRAL_RR_S = 0.8  # RR used where a beat has no neighbour (a single-beat picture)
 LOCAL_BEATS = 5  # RR intervals on each side that make the local mean (about 10 beats)
 MATCH_S = 0.05  # a detected peak this close to a centre is the beat itself
@@ -151,6 +156,48 @@ def qrs_shape(x: np.ndarray, onset: np.ndarray, offset: np.ndarray,
     return length * 1000.0 / fs, amp, polarity, terminal
 
 
+def template_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, widths: np.ndarray,
+                      fs: int = WORKING_FS) -> np.ndarray:
+    """(n, 3): the neighbours' median QRS width, this width minus it, and the correlation of this QRS with the
+    neighbours' median QRS (the LOCAL_BEATS peaks on either side of the nearest detected peak, itself included).
+    Without peaks the beat is its own template (0 difference, correlation 1)."""
+    x = np.asarray(x, dtype=np.float32)
+    centres = np.asarray(centres, dtype=np.int64)
+    peaks = np.unique(np.asarray(peaks, dtype=np.int64))
+    half = int(round(_QRS_HALF_S * fs))
+    own = _windows(x, centres, half, half + 1)
+    out = np.zeros((centres.size, 3), np.float32)
+    if peaks.size == 0:
+        out[:, 0], out[:, 2] = widths, 1.0
+        return out
+    on, off = qrs_bounds(x, peaks, fs)
+    pw = ((off - on) * 1000.0 / fs).astype(np.float32)
+    pwin = _windows(x, peaks, half, half + 1)
+    k = LOCAL_BEATS
+    idx = np.arange(peaks.size)[:, None] + np.arange(-k, k + 1)[None, :]
+    valid = (idx >= 0) & (idx < peaks.size)
+    idx = np.clip(idx, 0, peaks.size - 1)
+    width_t = np.nanmedian(np.where(valid, pw[idx], np.nan), axis=1)
+    nearest = np.clip(np.searchsorted(peaks, centres), 0, peaks.size - 1)
+    left = np.clip(nearest - 1, 0, peaks.size - 1)
+    nearest = np.where(np.abs(peaks[left] - centres) < np.abs(peaks[nearest] - centres), left, nearest)
+    out[:, 0] = width_t[nearest]
+    out[:, 1] = widths - out[:, 0]
+    # the neighbours' median QRS, only for the peaks the centres need (bounded memory on long recordings)
+    need, inverse = np.unique(nearest, return_inverse=True)
+    templates = np.empty((need.size, pwin.shape[1]), np.float32)
+    for start in range(0, need.size, 4096):
+        sel = need[start:start + 4096]
+        stack = np.where(valid[sel][:, :, None], pwin[idx[sel]], np.nan)
+        templates[start:start + sel.size] = np.nanmedian(stack, axis=1)
+    t = templates[inverse.ravel()]
+    a = own - own.mean(axis=1, keepdims=True)
+    b = t - t.mean(axis=1, keepdims=True)
+    denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    out[:, 2] = np.where(denom > 1e-9, (a * b).sum(axis=1) / np.maximum(denom, 1e-9), 1.0)
+    return out
+
+
 def beat_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, v1: np.ndarray | None = None,
                   fs: int = WORKING_FS) -> np.ndarray:
     """(n, N_FEATURES) float32 in FEATURE_NAMES order for windows centred at `centres` of the prepared lead
@@ -163,6 +210,7 @@ def beat_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, v1: np.
     onset, offset = qrs_bounds(x, centres, fs)
     dur, amp, pol, _ = qrs_shape(x, onset, offset, fs)
     out[:, 7], out[:, 8], out[:, 9] = dur, np.minimum(amp, 10.0), pol
+    out[:, TEMPLATE_FEATURES] = template_features(x, centres, peaks, dur, fs)
     if v1 is not None:
         on2, off2 = qrs_bounds(v1, centres, fs)
         dur2, amp2, pol2, term2 = qrs_shape(v1, on2, off2, fs)
