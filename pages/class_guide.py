@@ -5,7 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from ecg_core.classes import CLASSES
-from ecg_core.data.results import class_recall, class_recall_by_record
+from ecg_core.data.results import (
+    class_recall,
+    class_recall_by_record,
+    crossval_of,
+    crossval_recall_by_record,
+    load_crossval,
+)
 from ecg_core.figures import charts
 from ecg_core.model.predict import ModelError
 from ui import components, state
@@ -23,10 +29,16 @@ try:
     info = state.current_model_info()
 except ModelError:
     info = None
-recall = class_recall(info.card, state.stored_results()) if info else None
-by_patient = class_recall_by_record(state.stored_results(), info.name) if info else None
+crossval = crossval_of(info.card, load_crossval(state.results_dir())[0]) if info else None
+if crossval:  # patient-wise cross-validation of the model's recipe: every patient tested once
+    recall = class_recall(info.card, None, "crossval") or crossval["pooled"]["recall"]
+    by_patient = crossval_recall_by_record(crossval)
+    protocol = info.card["metrics"].get("crossval_protocol", crossval["protocol_text"])
+else:
+    recall = class_recall(info.card, state.stored_results()) if info else None
+    by_patient = class_recall_by_record(state.stored_results(), info.name) if info else None
+    protocol = info.card.get("metrics", {}).get("recordwise_protocol", "record-wise test split") if info else ""
 if recall:
-    protocol = info.card.get("metrics", {}).get("recordwise_protocol", "record-wise test split")
     st.subheader(f"How often `{info.name}` finds each class in new patients")
     st.plotly_chart(charts.recall_bars(recall), key="guide_recall", config={"displayModeBar": False})
     st.caption(f"Recall = share of the beats of a class that the model labels correctly, measured on patients "
@@ -51,7 +63,7 @@ for cls, tab in zip(CLASSES, tabs):
             if recall and cls.key in recall:
                 r = recall[cls.key]
                 st.metric(f"Recall of {info.name}", f"{r:.0%}", help="Share of this class's beats in unseen "
-                          "patients that the model labels correctly (record-wise test split).")
+                          f"patients that the model labels correctly ({protocol}).")
                 if r < WEAK_RECALL:
                     st.warning(f"Weak spot: the model misses {1 - r:.0%} of {cls.name.lower()} beats in new "
                                "patients.", icon=":material/warning:")

@@ -7,7 +7,10 @@ import streamlit as st
 from ecg_core.data.results import (
     SPLIT_LABELS,
     comparison_table,
+    crossval_by_patient,
+    crossval_table,
     headline_and_singles,
+    load_crossval,
     per_record_table,
     recipe_per_class_f1,
     recipe_table,
@@ -55,6 +58,35 @@ if not results.evaluated:
     st.info(f"No stored evaluation results in `{state.results_dir()}` yet. Create one with "
             f"`{EVALUATE.format(split='recordwise')}`.")
     st.stop()
+
+crossval_rows, crossval_problems = load_crossval(state.results_dir())
+for problem in crossval_problems:
+    st.warning(f"Skipped a stored result: {problem}")
+if crossval_rows:
+    st.header("Patients never seen: patient-wise cross-validation")
+    st.markdown("**Protocol:** " + crossval_rows[0]["protocol_text"] + ". All windows of the test patients, "
+                "natural class mix. Probabilities calibrated by temperature scaling on the validation patients; "
+                "a beat below the threshold chosen there is answered *uncertain*.")
+    table = crossval_table(crossval_rows)
+    st.dataframe(table, hide_index=True, width="stretch", key="comparison_crossval", column_config={
+        "recipe": st.column_config.TextColumn(pinned=True), "macro F1": F3, "ECE": F3,
+        **{c: F3 for c in table.columns if c.startswith("recall ")},
+        "one lead macro F1": st.column_config.NumberColumn(format="%.3f", help="V1's features removed: what a "
+                                                           "one-lead recording or picture gets"),
+        "answered": st.column_config.NumberColumn(format="percent", help="share of beats given a class, not "
+                                                  "'uncertain'"),
+        "error when answered": st.column_config.NumberColumn(format="percent"),
+        "windows": st.column_config.NumberColumn(format="localized")})
+    kfold = [r for r in crossval_rows if r.get("protocol") == "kfold"]
+    if kfold:
+        pick = st.selectbox("Recipe, patient by patient", range(len(kfold)), key="comparison_crossval_recipe",
+                            format_func=lambda i: crossval_table([kfold[i]])["recipe"][0])
+        st.dataframe(crossval_by_patient(kfold[pick]), hide_index=True, width="stretch",
+                     key="comparison_crossval_patients")
+        st.caption("Each patient was tested by the fold that never saw it. A class found in one patient and "
+                   "missed in another has not been learned in general.")
+    with st.expander("The commands"):
+        st.code("\n".join(r.get("command", "") for r in crossval_rows), language="bash")
 
 shipped = {p.stem for p in state.models_dir().glob("*.keras")}
 default = next((m.name for m in state.available_models() if m.is_default), None)

@@ -256,6 +256,10 @@ selected_beat = i if n_beats else None  # the report describes the beat inspecte
 # ---------------------------------------------------------------- tables
 st.subheader("All beats")
 table = result.beats[[c for c in record_mode.CSV_COLUMNS if c in result.beats]]
+if "uncertain" in table and table["uncertain"].any():
+    st.caption(f"{int(table['uncertain'].sum())} beat(s) are **uncertain**: the model's top probability is below "
+               f"its threshold of {info.low_confidence_threshold:.0%} (chosen on patients it never trained on). "
+               "Their class is shown as a guess, marked in the `uncertain` column.")
 st.dataframe(table, hide_index=True, width="stretch", height=280)
 d1, d2, d3 = st.columns(3)
 d1.download_button("Download beats (CSV)", lambda: record_mode.beats_csv(result),  # built on click, not each rerun

@@ -91,7 +91,9 @@ def comparison_tables(at, splits: list[str]) -> dict:
             out[f"{role} {split}"] = e.dataframe[0].value
             folded.append(e.dataframe[0])
     shown = [d.value for d in at.dataframe if not any(d is f for f in folded)]
-    out.update(zip((f"recipes {s}" for s in splits), (t for t in shown if "recipe" in t.columns)))
+    out.update(("crossval", t) for t in shown if "ECE" in t.columns)
+    out.update(zip((f"recipes {s}" for s in splits), (t for t in shown if "recipe" in t.columns
+                                                      and "ECE" not in t.columns)))
     out.update(("patients", t) for t in shown if "record" in t.columns)
     return out
 
@@ -127,6 +129,23 @@ def test_comparison_page_is_built_from_stored_json(app):
             {"beat-wise": "beatwise", "record-wise": "recordwise"}.get(other, other))
         run_ok(app)
         assert f"runs {app.radio(key='comparison_split').value}" in comparison_tables(app, splits)
+
+
+def test_comparison_shows_the_stored_cross_validation(app):
+    """The patient-wise cross-validation table holds one line per stored result, with its pooled macro F1."""
+    from ecg_core.data.results import load_crossval
+
+    rows, problems = load_crossval(MODELS / "results")
+    stored = sorted(p for p in (MODELS / "results" / "crossval").glob("*.json"))
+    if not stored:
+        pytest.skip("no stored cross-validation result")
+    assert not problems and len(rows) == len(stored)
+    switch(app, "comparison")
+    table = comparison_tables(app, [])["crossval"]
+    assert len(table) == len(rows)
+    assert sorted(table["macro F1"]) == pytest.approx(sorted(json.loads(p.read_text())["pooled"]["macro_f1"]
+                                                              for p in stored))
+    assert any("patient-wise cross-validation" in h.value for h in app.header)
 
 
 def test_comparison_groups_seed_runs_marks_shipped_and_folds_singles(app):

@@ -225,8 +225,9 @@ def picture_result(outcome: PictureOutcome, key: str) -> None:
                    "under **How to read the pictures** if it is wrong.", icon=":material/straighten:")
     n_unsure = int(r.beats["uncertain"].sum())
     if n_unsure:
-        st.warning(f"{n_unsure} beat(s) are marked **?** (uncertain): their class changes within +-25 % of the "
-                   "time scale, or their window reaches beyond the picture's edge (see the table).",
+        st.warning(f"{n_unsure} beat(s) are marked **?** (uncertain): the model's confidence is below its "
+                   "threshold, their class changes within +-25 % of the time scale, or their window reaches "
+                   "beyond the picture's edge (see the table's reason).",
                    icon=":material/help:")
     pick_key = f"{key}_beat"
     if st.session_state.get(pick_key, 0) >= len(r.beats):

@@ -275,3 +275,76 @@ def class_recall_by_record(results: StoredResults, model: str, split: str = "rec
     return {key: [(group.partition("/")[2], int(cm[i, i]), int(cm[i].sum())) for group, cm in counts.items()
                   if cm[i].sum()]
             for i, key in enumerate(CLASS_KEYS)}
+
+
+# ---------------------------------------------------------------- patient-wise cross-validation
+
+CROSSVAL_DIR = "crossval"  # models/results/crossval/*.json, written by `python -m ecg_core crossval`
+RECIPE_LABELS = {"features": "picture + beat features (network)", "image": "picture only (network)",
+                 "features_only": "beat features only (gradient-boosted trees)"}
+
+
+def load_crossval(results_dir: str | Path) -> tuple[list[dict], list[str]]:
+    """(results, problems): every readable cross-validation result under results_dir/crossval, k-fold first."""
+    rows, problems = [], []
+    for path in sorted(Path(results_dir, CROSSVAL_DIR).glob("*.json")):
+        try:
+            row = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problems.append(f"{CROSSVAL_DIR}/{path.name}: not readable JSON ({type(exc).__name__})")
+            continue
+        if isinstance(row, dict) and isinstance(row.get("pooled", {}).get("macro_f1"), (int, float)) \
+                and isinstance(row.get("recipe"), dict):
+            rows.append(row)
+        else:
+            problems.append(f"{CROSSVAL_DIR}/{path.name}: not a cross-validation result")
+    return sorted(rows, key=lambda r: (r.get("protocol") != "kfold", -r["pooled"]["macro_f1"])), problems
+
+
+def crossval_table(rows: list[dict]) -> pd.DataFrame:
+    """One line per recipe and protocol: pooled macro F1, ECE, recall per class, the one-lead figure and the
+    uncertain answer's coverage and error rate."""
+    lines = []
+    for r in rows:
+        p, u = r["pooled"], r.get("uncertain", {})
+        name = r["recipe"].get("name", "?")
+        lines.append({
+            "recipe": RECIPE_LABELS.get(name, name),
+            "protocol": "5-fold by patient" if r.get("protocol") == "kfold" else "DS1 -> DS2",
+            "macro F1": p["macro_f1"], "ECE": p.get("ece"),
+            **{f"recall {k}": p["recall"].get(k) for k in CLASS_KEYS},
+            "one lead macro F1": r.get("one_lead", {}).get("macro_f1"),
+            "answered": u.get("answered_share"), "error when answered": u.get("answered_error_rate"),
+            "windows": int(np.sum(p["confusion_matrix"])),
+        })
+    return pd.DataFrame(lines)
+
+
+def crossval_by_patient(row: dict, classes: Collection[str] = ("L", "R", "A", "V", "VF")) -> pd.DataFrame:
+    """Patients holding at least 20 windows of one of `classes`: windows and recall per such class."""
+    lines = []
+    for group, matrix in row.get("per_patient_confusion", {}).items():
+        cm = np.asarray(matrix, dtype=np.int64)
+        line = {"patient": group}
+        for i, k in enumerate(CLASS_KEYS):
+            if k in classes and cm[i].sum() >= 20:
+                line[f"{k} windows"] = int(cm[i].sum())
+                line[f"recall {k}"] = round(float(cm[i, i] / cm[i].sum()), 3)
+        if len(line) > 1:
+            lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def crossval_recall_by_record(row: dict) -> dict[str, list[tuple[str, int, int]]]:
+    """class key -> [(record, windows labelled correctly, windows of the class)] from a cross-validation result."""
+    counts = {g: np.asarray(m, dtype=np.int64) for g, m in row.get("per_patient_confusion", {}).items()}
+    return {key: [(group.partition("/")[2], int(cm[i, i]), int(cm[i].sum())) for group, cm in counts.items()
+                  if cm[i].sum()]
+            for i, key in enumerate(CLASS_KEYS)}
+
+
+def crossval_of(card: dict, rows: list[dict]) -> dict | None:
+    """The k-fold cross-validation result of the recipe a model card was trained with, if stored."""
+    recipe = card.get("training", {}).get("recipe", {}).get("name")
+    return next((r for r in rows if r.get("protocol") == "kfold" and r["recipe"].get("name") == recipe), None) \
+        if recipe else None

@@ -199,10 +199,13 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
     rel = centres - pad
     partial = ((rel < WINDOW_BEFORE) | (rel + WINDOW_AFTER > trace.signal_mv.size)) if kind == "strip" \
         else np.zeros(centres.size, dtype=bool)
-    uncertain = [a or bool(b) for a, b in zip(span_dependent, partial)]
+    threshold = clf.info.low_confidence_threshold
+    unsure = probs[np.arange(k.size), k] < threshold if k.size else np.zeros(0, dtype=bool)
+    uncertain = [a or bool(b) or bool(u) for a, b, u in zip(span_dependent, partial, unsure)]
     why = ["class depends on the time scale: " + " / ".join(dict.fromkeys(c)) if d
-           else "its window reaches beyond the picture's edge" if e else ""
-           for c, d, e in zip(span_classes, span_dependent, partial)]
+           else "its window reaches beyond the picture's edge" if e
+           else f"confidence below the model's threshold of {threshold:.0%}" if u else ""
+           for c, d, e, u in zip(span_classes, span_dependent, partial, unsure)]
     if partial.any():
         notes.append(f"{int(partial.sum())} beat(s) near the picture's edges are read with part of their "
                      f"{WINDOW_BEFORE_S + WINDOW_AFTER_S:g} s window outside the picture and marked uncertain.")

@@ -56,7 +56,9 @@ MATCH_TOLERANCE_S = 0.15
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?!")  # MIT-BIH beat annotation codes
 BEAT_COLUMNS = ["sample", "time_s", "predicted", "confidence", *CLASS_KEYS]
 EPISODE_COLUMNS = ["start_s", "end_s", "kind"]  # kind: 'VF/flutter' or 'VT' (which dominates the episode)
-CSV_COLUMNS = [*BEAT_COLUMNS, "in_vf_episode", "in_noise"]
+# uncertain: a classified beat whose top probability is below the model's threshold (its card's
+# low_confidence_threshold, chosen on validation patients): read its class as a guess, not an answer
+CSV_COLUMNS = [*BEAT_COLUMNS, "in_vf_episode", "in_noise", "uncertain"]
 
 
 # ---------------------------------------------------------------- classification
@@ -312,6 +314,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
         **{key: np.round(probs[:, j], 4) for j, key in enumerate(CLASS_KEYS)},
         "in_vf_episode": in_vf,
         "in_noise": in_noise,
+        "uncertain": ~in_vf & ~in_noise & (confidence < clf.info.low_confidence_threshold),
     })
     ep = pd.DataFrame(found.episodes, columns=["start_s", "end_s"], dtype=float).round(2)
     ep["duration_s"] = (ep["end_s"] - ep["start_s"]).round(2)
