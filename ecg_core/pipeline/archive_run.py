@@ -196,7 +196,8 @@ def _run_dask(todo: list[Job], info, options, chunk_s: float, overlap_s: float, 
         except (OSError, TimeoutError, ValueError) as exc:
             raise ArchiveError(f"cannot reach the Dask scheduler {scheduler or '(local)'}: {exc}") from None
     try:
-        report.dashboard = client.dashboard_link if dashboard else None
+        served = "dashboard" in client.scheduler_info().get("services", {})  # a cluster may run without one
+        report.dashboard = client.dashboard_link if dashboard and served else None
         if report.dashboard:
             say(f"Dask dashboard: {report.dashboard}")
         if scheduler:  # a cluster started elsewhere must run the same scoring code
