@@ -181,6 +181,17 @@ def overview_svg(x: np.ndarray, fs: float, marks: Sequence[tuple[float, str]] = 
 def unseen_numbers(card: Mapping, stored: Mapping | None = None) -> list[tuple[str, str]]:
     """The model's numbers on patients it never saw, with their protocol (from the card, else stored results)."""
     metrics = dict(card.get("metrics") or {})
+    if card.get("split") == "all" and metrics.get("crossval_macro_f1") is not None:
+        # trained on every patient: only its recipe's patient-wise cross-validation speaks for new patients
+        rows = [("Cross-validated macro F1", f"{float(metrics['crossval_macro_f1']):.3f}"),
+                ("Protocol", str(metrics.get("crossval_protocol", "patient-wise cross-validation")))]
+        if metrics.get("ds1_ds2_one_lead_macro_f1") is not None:
+            rows.append(("DS1 -> DS2 macro F1 (the same recipe trained on DS1 only)",
+                         f"{float(metrics['ds1_ds2_one_lead_macro_f1']):.3f}"))
+        recall = metrics.get("crossval_recall") or {}
+        if recall:
+            rows.append(("Recall per class", ", ".join(f"{k} {float(v):.2f}" for k, v in recall.items())))
+        return rows
     f1 = metrics.get("recordwise_macro_f1")
     acc = metrics.get("recordwise_accuracy")
     recall = metrics.get("recordwise_recall") or {}

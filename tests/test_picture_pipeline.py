@@ -79,7 +79,7 @@ def test_model_picture_of_a_beat_is_made_from_the_signal(clf):
     res = classify_picture((PICTURES / "normal_paper_red_strip.png").read_bytes(), clf, "strip")
     im = res.image(3)
     assert im.shape == (128, 128) and im.dtype == np.uint8 and im.max() == 255
-    p = clf.predict_proba(im[None])[0]
+    p = clf.predict_proba(im[None], res.features(3))[0]
     assert np.allclose(p, res.probabilities(3), atol=2e-3)
 
 

@@ -56,7 +56,10 @@ def model_label(info: ModelInfo) -> str:
     parts += [{1: "one lead", 2: "two leads"}.get(leads, f"{leads} leads"),
               drawn.get(info.representation, info.representation)]
     f1, beat_f1 = info.metric("recordwise_macro_f1"), info.metric("beatwise_macro_f1")
-    if f1 is not None:
+    cv_f1 = info.metric("crossval_macro_f1")
+    if cv_f1 is not None and info.card.get("split") == "all":  # trained on every patient: only CV speaks for it
+        parts.append(f"F1 {cv_f1:.3f} on unseen patients (5-fold cross-validation)")
+    elif f1 is not None:
         subsample = "subsample" in str(info.metric("recordwise_protocol") or "")
         parts.append(f"F1 {f1:.3f} on unseen patients" + (" (subsample)" if subsample else "")
                      + (", beats alone" if lone else ""))
@@ -89,6 +92,11 @@ def model_picker() -> ModelInfo | None:
             "**A benchmark model.** Its beats were split at random, so its test patients also gave training beats:",
             f"beat-wise macro F1 **{beat_f1:.3f}** says" if beat_f1 is not None else "a beat-wise score would say",
             "how well it tells beats apart in patients it knows, not how it does on a new patient."])
+    elif card.get("split") == "all" and info.metric("crossval_macro_f1") is not None:
+        score = (("**The default.** " if info.is_default else "") + "For new patients: macro F1 "
+                 f"**{info.metric('crossval_macro_f1'):.3f}** in patient-wise cross-validation (each patient "
+                 "tested by a model that never saw it); this model itself was then trained on every patient, "
+                 "and beats below its confidence threshold are marked uncertain.")
     elif f1 is not None:
         subsample = "subsample" in str(info.metric("recordwise_protocol") or "")
         score = (("**The default.** " if info.is_default else "") + "For new patients: macro F1 "
@@ -100,7 +108,9 @@ def model_picker() -> ModelInfo | None:
         score += " Reads two leads (MLII above V1); pages that take one lead say so instead of classifying."
     st.sidebar.caption(
         f"{score} {card.get('architecture', '?')}, {int(card.get('params', 0)):,} parameters · {info.representation} "
-        f"pictures · trained on the {str(card.get('split', '?')).replace('wise', '-wise')} split")
+        f"pictures" + (" and beat features (RR, QRS width)" if card.get("features") else "") + " · trained on "
+        + ("every patient" if card.get("split") == "all" else
+           f"the {str(card.get('split', '?')).replace('wise', '-wise')} split"))
     return info
 
 

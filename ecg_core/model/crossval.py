@@ -198,7 +198,7 @@ def save_model(model, path: Path) -> None:
     """Save the weights in a fresh, uncompiled copy (no optimizer state on disk)."""
     import keras
 
-    clean = keras.models.clone_model(model)
+    clean = keras.Model.from_config(model.get_config())  # uncompiled: clone_model keeps the optimizer's state
     clean.set_weights(model.get_weights())
     clean.save(path)
 
@@ -210,10 +210,9 @@ def _predict(model, inputs) -> np.ndarray:
 def fit_boosting(ds: dataset.Dataset, fit_idx: np.ndarray, seed: int = 0, trees: int = 200):
     """The features-only baseline: gradient-boosted trees over the beat features (no picture)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
 
     from ecg_core.model import train
-
-    from threadpoolctl import threadpool_limits
 
     fit = _capped(ds, fit_idx, 4000, seed)
     w = train.class_weights(ds.labels[fit])
@@ -323,8 +322,8 @@ def crossval(ds: dataset.Dataset, recipe: Recipe, protocol: str = "kfold", seed:
         "protocol": protocol,
         "protocol_text": ("patient-wise 5-fold cross-validation grouped by record over the 44 non-paced mitdb "
                           "records and the 20 vfdb records; every record tested once; validation patients "
-                          "(the next fold, its bundle-branch-block patients moved to training) choose early stopping, temperature "
-                          "and threshold"
+                          "(the next fold, its bundle-branch-block patients moved to training) choose early "
+                          "stopping, temperature and threshold"
                           if protocol == "kfold" else
                           "DS1 -> DS2 (de Chazal 2004) with the vfdb train / test record lists; validation "
                           "patients carved from DS1 by record"),
@@ -453,7 +452,7 @@ def train_final(ds: dataset.Dataset, recipe: Recipe, out_dir: Path, which: str =
         model = keras.models.load_model(fold.with_suffix(".keras"), compile=False)
         with np.load(fold.with_suffix(".npz"), allow_pickle=False) as z:
             info = json.loads(str(z["info"]))
-        name = f"ecgnet_lite_features_ds1"
+        name = "ecgnet_lite_features_ds1"
         training = {"command": ds1["command"], "copied_by": command, "records": "DS1 and the vfdb train list",
                     "validation": "DS1 records (bundle-branch-block patients kept in training)",
                     "epochs_run": info["epochs_run"], "best_epoch": info["best_epoch"], "seed": seed,
