@@ -119,15 +119,28 @@ def test_gradcam_on_reloaded_default_model_differs_by_class():
 
     clf = predict.load(predict.default_model(MODELS))  # loaded from the saved .keras file, as the app does
     cam = GradCam(clf.model)
-    s = best_agreeing_sample()
-    image = load_image((SAMPLES / s["file"]).read_bytes())
-    x = to_model_input(image)
-    maps = np.stack([cam.heatmaps(x, [k], "gradcam")[0] for k in range(len(CLASS_KEYS))])
+    f = None
+    if not clf.reads_features:
+        s = best_agreeing_sample()
+        image = load_image((SAMPLES / s["file"]).read_bytes())
+        x, label = to_model_input(image), CLASS_KEYS.index(s["label"])
+    else:  # a beat of the excerpt, with its features, made as the app makes it
+        from ecg_core.pipeline.record_mode import model_features, model_images
+        from ecg_core.signal.peaks import detect_beats
+        from ecg_core.signal.signals import read_record
+
+        rec = read_record(ROOT / "tests" / "data" / "mitdb" / "208", with_annotations=False)
+        peaks = detect_beats(rec.signal)
+        centre = peaks[len(peaks) // 2: len(peaks) // 2 + 1]
+        image = model_images(rec.signal, centre, clf.info.representation, peaks)[0]
+        x, f = to_model_input(image), model_features(rec.signal, centre, peaks)
+        label = int(clf.predict_proba(image[None], f)[0].argmax())
+    maps = np.stack([cam.heatmaps(x, [k], "gradcam", features=f)[0] for k in range(len(CLASS_KEYS))])
     assert maps.shape == (len(CLASS_KEYS), 128, 128) and np.isfinite(maps).all()
     assert maps.min() >= 0 and maps.max() <= 1 and (maps.max(axis=(1, 2)) > 0).sum() >= 2
     corr = np.corrcoef(maps.reshape(len(maps), -1))
     assert np.nanmin(corr) < 0.95, "every class gives the same map: gradients are not class specific"
-    pp = cam.heatmaps(x, [CLASS_KEYS.index(s["label"])], "gradcam++")[0]
+    pp = cam.heatmaps(x, [label], "gradcam++", features=f)[0]
     assert pp.shape == (128, 128) and pp.max() == pytest.approx(1.0)
     assert 0.0 <= mass_near_trace(image, pp) <= 1.0
     assert overlay(image, pp, 0.5, upscale=3).shape == (384, 384, 3)

@@ -37,7 +37,16 @@ def test_valid_copy_loads_and_predicts(tmp_path: Path, real_default: Path):
     path = copy_model(real_default, tmp_path)
     (info,) = predict.discover(tmp_path)
     clf = predict.load(info)
-    probs = clf.predict_bytes(SAMPLE.read_bytes())
+    if clf.reads_features:  # a lone model picture carries no RR or QRS measurements: a one-line refusal
+        with pytest.raises(predict.ModelError, match="also reads beat features"):
+            clf.predict_bytes(SAMPLE.read_bytes())
+        from ecg_core.picture.imaging import load_image
+        from ecg_core.signal.features import N_FEATURES, without_rr
+
+        probs = clf.predict_proba(load_image(SAMPLE.read_bytes())[None],
+                                  without_rr(np.zeros((1, N_FEATURES), np.float32)))[0]
+    else:
+        probs = clf.predict_bytes(SAMPLE.read_bytes())
     assert probs.shape == (6,) and np.isclose(probs.sum(), 1.0, atol=1e-4)
     assert info.path == path
 

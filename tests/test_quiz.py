@@ -36,7 +36,9 @@ def test_pool_beats_are_the_models_own_pictures(pool):
     clf = predict.load(predict.default_model(MODELS))
     rows = list(pool.items.index[::97])
     images = np.stack([pool.image(r) for r in rows])
-    np.testing.assert_allclose(clf.predict_proba(images), np.stack([pool.probabilities(r) for r in rows]), atol=1e-4)
+    features = np.concatenate([pool.features(r) for r in rows]) if clf.reads_features else None
+    np.testing.assert_allclose(clf.predict_proba(images, features), np.stack([pool.probabilities(r) for r in rows]),
+                               atol=1e-4)
 
 
 def test_difficulties_pick_what_they_promise(pool):

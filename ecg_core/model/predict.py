@@ -145,6 +145,13 @@ class Classifier:
         probs = np.concatenate(out) if out else np.zeros((0, len(CLASS_KEYS)), np.float32)
         return with_temperature(probs, self.temperature) if self.temperature != 1.0 and len(probs) else probs
 
+    def warm_up(self) -> None:
+        """One prediction on a blank picture (with lone-beat features), so the graph is built before timing."""
+        from ecg_core.signal.features import without_rr
+
+        blank = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        self.predict_proba(blank, without_rr(np.zeros((1, N_FEATURES), np.float32)) if self.reads_features else None)
+
     def predict_bytes(self, data: bytes) -> np.ndarray:
         """Image file bytes -> probabilities (6,); ImageInputError for unusable input."""
         return self.predict_proba(load_image(data, self.info.representation)[None])[0]

@@ -53,6 +53,8 @@ from ecg_core.io.signal_io import SignalInput, SignalInputError, read_path
 from ecg_core.pipeline import record_mode
 from ecg_core.settings import WORKING_FS
 from ecg_core.signal import signals
+from ecg_core.signal.beats import inside_bounds
+from ecg_core.signal.features import mean_rr
 from ecg_core.signal.peaks import detect_beats
 
 CHUNK_S = 1800.0  # core of a chunk of a long recording (24 h: 48 chunks; a 30-min recording is one piece)
@@ -282,13 +284,14 @@ def _union(tables: list[pd.DataFrame | None]) -> pd.DataFrame | None:
     return out.astype({c: t for c, t in tables[0].dtypes.items() if c in out.columns})
 
 
-def score_chunk(sig: SignalInput, c: Chunk, peaks: np.ndarray, clf=None) -> record_mode.RecordResult:
+def score_chunk(sig: SignalInput, c: Chunk, peaks: np.ndarray, clf=None,
+                rr_mean_s: float | None = None) -> record_mode.RecordResult:
     """Classify one chunk (`peaks`: the whole recording's R peaks inside it, at the working rate from the
     chunk's start): the beats of its core, and its VF episodes and noise inside its trusted zone (the
     core and half the overlap on each side, where its signal equals the recording's), at the
     recording's sample numbers and seconds."""
     clf = clf or worker_classifier()
-    r = record_mode.classify_signal(sig, clf, peaks=peaks)
+    r = record_mode.classify_signal(sig, clf, peaks=peaks, rr_mean_s=rr_mean_s)
     off_s = c.start / sig.fs
     trust = (min(c.core_start - c.start, c.end - c.core_end) or (c.end - c.core_end)) / 2 / sig.fs
     lo_s = 0.0 if c.core_start == 0 else c.core_start / sig.fs - trust
@@ -364,28 +367,32 @@ class Outcome:
         return self.row.get("status") == "ok"
 
 
-ChunkMap = Callable[[SignalInput, list[Chunk], np.ndarray], list[record_mode.RecordResult]]
+# (signal, chunks, the whole recording's R peaks, its mean RR for the beat features) -> one result per chunk
+ChunkMap = Callable[[SignalInput, list[Chunk], np.ndarray, float | None], list[record_mode.RecordResult]]
 
 
 def sequential_chunks(clf, progress: Callable[[Chunk], None] | None = None) -> ChunkMap:
     """Chunks scored one after the other in this process (the local engine)."""
-    def run(sig: SignalInput, chunks: list[Chunk], peaks: np.ndarray) -> list[record_mode.RecordResult]:
+    def run(sig: SignalInput, chunks: list[Chunk], peaks: np.ndarray,
+            rr_mean_s: float | None = None) -> list[record_mode.RecordResult]:
         out = []
         for c in chunks:
-            out.append(score_chunk(chunk_input(sig, c), c, chunk_peaks(peaks, c, sig.fs), clf))
+            out.append(score_chunk(chunk_input(sig, c), c, chunk_peaks(peaks, c, sig.fs), clf, rr_mean_s))
             if progress is not None:
                 progress(c)
         return out
     return run
 
 
-def _dask_chunks(sig: SignalInput, chunks: list[Chunk], peaks: np.ndarray) -> list[record_mode.RecordResult]:
+def _dask_chunks(sig: SignalInput, chunks: list[Chunk], peaks: np.ndarray,
+                 rr_mean_s: float | None = None) -> list[record_mode.RecordResult]:
     """Chunks as tasks of their own on any worker; this task leaves its thread to them while it waits."""
     from distributed import worker_client
 
     with worker_client() as client:
         futures = [client.submit(score_chunk, client.scatter(chunk_input(sig, c), direct=True), c,
-                                 chunk_peaks(peaks, c, sig.fs), pure=False, priority=10) for c in chunks]
+                                 chunk_peaks(peaks, c, sig.fs), None, rr_mean_s, pure=False, priority=10)
+                   for c in chunks]
         return client.gather(futures)
 
 
@@ -405,9 +412,13 @@ def score_recording(job: Job, options: ReadOptions | None = None, chunk_s: float
         else:
             # R peaks of the whole recording, as classify-record finds them: Pan-Tompkins' adaptive
             # thresholds depend on all that came before, which no overlap reproduces exactly (in VF neither)
-            peaks = detect_beats(signals.prepare_signal(sig.signal, sig.fs))
+            x = signals.prepare_signal(sig.signal, sig.fs)
+            peaks = detect_beats(x)
+            # the beat features' recording mean RR, over the beats classify-record classifies in one piece
+            rr_mean = mean_rr(peaks[inside_bounds(peaks, x.size)])
+            del x
             mapper = map_chunks or (sequential_chunks(clf) if clf is not None else _dask_chunks)
-            result = stitch(sig, mapper(sig, chunks, peaks), len(chunks))
+            result = stitch(sig, mapper(sig, chunks, peaks, rr_mean), len(chunks))
         if sig.reference is not None:
             eps = list(result.episodes[["start_s", "end_s"]].itertuples(index=False, name=None))
             result.comparison = record_mode.compare(sig.reference, sig.fs, result.peaks_own, result.beats, eps,
@@ -479,7 +490,7 @@ def load_classifier(model_path: str | None, threads: int | None = None):
     if threads:
         limit_threads(threads)
     clf = load(info_from_path(model_path) if model_path else None)
-    clf.predict_proba(np.zeros((1, 128, 128), np.uint8))  # build the graph once, before the first recording
+    clf.warm_up()  # build the graph once, before the first recording
     return clf
 
 

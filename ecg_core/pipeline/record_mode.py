@@ -78,7 +78,7 @@ def model_images(x: np.ndarray, centres: np.ndarray, representation: str,
 
 
 def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable[[int], None] | None = None,
-                     chunk: int = CHUNK, peaks: np.ndarray | None = None) -> np.ndarray:
+                     chunk: int = CHUNK, peaks: np.ndarray | None = None, rr_mean_s: float | None = None) -> np.ndarray:
     """Probabilities (n, 6) of the windows centred at `centres`, chunk by chunk (`peaks`: see model_images).
 
     A worker thread makes the next chunk's images while the model predicts the current one (TensorFlow
@@ -93,7 +93,7 @@ def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable
     with ThreadPoolExecutor(max_workers=1) as pool:
         if (rep in TEMPLATE_REPRESENTATIONS or reads_features) and peaks is None:
             peaks = detect_beats(x)
-        feats = model_features(x, centres, peaks) if reads_features else None
+        feats = model_features(x, centres, peaks, rr_mean_s) if reads_features else None
         pending = pool.submit(model_images, x, centres[: chunk], rep, peaks)
         for k, i in enumerate(starts):
             images = pending.result()
@@ -107,10 +107,12 @@ def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable
     return out
 
 
-def model_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+def model_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray,
+                   rr_mean_s: float | None = None) -> np.ndarray:
     """Beat features (signal.features, one lead) of windows centred at `centres`, with the R `peaks` that
-    also make the templates: what a model reading features gets besides the picture."""
-    return beat_features(x, centres, peaks)
+    also make the templates: what a model reading features gets besides the picture. rr_mean_s: the whole
+    recording's mean RR when x is a chunk of it."""
+    return beat_features(x, centres, peaks, record_mean_s=rr_mean_s)
 
 
 def beat_image(x: np.ndarray, centre: int, representation: str, peaks: np.ndarray | None = None) -> np.ndarray:
@@ -226,6 +228,7 @@ class RecordResult:
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     noise: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=rhythm.NOISE_COLUMNS))  # unreadable
+    rr_mean_s: float | None = None  # the recording's mean RR the beat features were measured against
 
     @property
     def duration_s(self) -> float:
@@ -237,7 +240,7 @@ class RecordResult:
 
     def features(self, idx) -> np.ndarray:
         """Beat features (n, N_FEATURES) of beats `idx` (rows of `beats`), as measured for classification."""
-        return model_features(self.x, self.centres[np.atleast_1d(idx)], self.centres)
+        return model_features(self.x, self.centres[np.atleast_1d(idx)], self.centres, self.rr_mean_s)
 
     def probabilities(self, i: int) -> np.ndarray:
         return self.beats.loc[self.beats.index[i], list(CLASS_KEYS)].to_numpy(dtype=np.float32)
@@ -255,12 +258,14 @@ def two_lead_message(model: str, representation: str) -> str:
 
 
 def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_scan: str = "auto",
-                    detector: str = "pan-tompkins", peaks: np.ndarray | None = None) -> RecordResult:
+                    detector: str = "pan-tompkins", peaks: np.ndarray | None = None,
+                    rr_mean_s: float | None = None) -> RecordResult:
     """Classify every beat of a recording and find VF episodes.
 
     vf_scan: 'auto' or 'full' (kept for callers; the rhythm detector reads the whole signal either way).
     peaks: working-rate R peaks found beforehand (a chunk of a long recording gets those of the whole
-    recording, so its beats are the same as in one piece); detected here when None.
+    recording, so its beats are the same as in one piece); detected here when None. rr_mean_s: the whole
+    recording's mean RR for the beat features (a chunk's own would differ); from the beats here when None.
     progress(fraction, message) is called as the work goes on.
     """
     if not reads_one_lead(clf.info.representation):
@@ -284,7 +289,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     def beat_progress(done: int) -> None:
         report(0.15 + 0.7 * done / max(centres.size, 1), f"Classified {done} of {centres.size} beats")
 
-    probs = classify_windows(x, centres, clf, beat_progress, peaks=centres)
+    probs = classify_windows(x, centres, clf, beat_progress, peaks=centres, rr_mean_s=rr_mean_s)
     t3 = time.perf_counter()
     seconds["classify"] = t3 - t2
     report(0.85, "Finding ventricular fibrillation and noise")
@@ -328,7 +333,8 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     if in_noise.any():
         notes.append(f"{int(in_noise.sum())} beat(s) inside noise segments are not classified.")
     result = RecordResult(sig.name, sig.lead, sig.fs, sig.signal.size, clf.name, clf.info.representation, x,
-                          centres, beats, ep, peaks_own, None, notes, seconds, noise=found.noise)
+                          centres, beats, ep, peaks_own, None, notes, seconds, noise=found.noise,
+                          rr_mean_s=rr_mean_s)
     if sig.reference is not None:
         report(0.98, "Comparing with the reference annotations")
         result.comparison = compare(sig.reference, sig.fs, peaks_own, beats,
@@ -495,7 +501,7 @@ def bench_full_record(mitdb_dir: str | Path, record: str = "100", clf=None, repe
     base = Path(mitdb_dir)
     files = {f.name: f.read_bytes() for f in base.glob(f"{record}.*") if f.suffix in (".hea", ".dat")}
     clf = clf or load()
-    clf.predict_proba(np.zeros((1, 128, 128), np.uint8))  # build the graph outside the timing
+    clf.warm_up()  # build the graph outside the timing
     best = float("inf")
     for _ in range(max(1, repeats)):
         t = time.perf_counter()

@@ -55,12 +55,24 @@ _LEVEL = 0.1
 _TERMINAL_S = 0.04
 
 
-def rr_features(centres: np.ndarray, peaks: np.ndarray, fs: int = WORKING_FS) -> np.ndarray:
+def mean_rr(peaks: np.ndarray, fs: int = WORKING_FS) -> float | None:
+    """The recording's mean RR in seconds (plausible intervals 0.2-3 s), None with fewer than two peaks."""
+    peaks = np.unique(np.asarray(peaks, dtype=np.int64))
+    if peaks.size < 2:
+        return None
+    rr = np.diff(peaks) / fs
+    plausible = (rr > 0.2) & (rr < 3.0)
+    return float(rr[plausible].mean()) if plausible.any() else float(rr.mean())
+
+
+def rr_features(centres: np.ndarray, peaks: np.ndarray, fs: int = WORKING_FS,
+                record_mean_s: float | None = None) -> np.ndarray:
     """(n, 7): the RR part of FEATURE_NAMES for each centre, from the detected R `peaks` (working rate).
 
     A centre within MATCH_S of a peak is that beat; otherwise (a window inside fibrillation, a missed beat)
     its neighbours are the peaks just before and after it. Missing neighbours take the local mean RR,
-    and without any RR the beat is a lone one (NEUTRAL_RR_S, ratios 1, rr_known 0).
+    and without any RR the beat is a lone one (NEUTRAL_RR_S, ratios 1, rr_known 0). record_mean_s: the
+    recording's mean RR when `peaks` are only part of it (a chunk of a long recording), else from `peaks`.
     """
     centres = np.asarray(centres, dtype=np.int64)
     peaks = np.unique(np.asarray(peaks, dtype=np.int64))
@@ -73,8 +85,7 @@ def rr_features(centres: np.ndarray, peaks: np.ndarray, fs: int = WORKING_FS) ->
         out[:, 2:6] = 1.0
         return out
     rr = np.diff(peaks) / fs  # rr[i]: peaks[i] -> peaks[i + 1]
-    plausible = (rr > 0.2) & (rr < 3.0)
-    record_mean = float(rr[plausible].mean()) if plausible.any() else float(rr.mean())
+    record_mean = float(record_mean_s) if record_mean_s else mean_rr(peaks, fs)
     # local mean of RR intervals i - LOCAL_BEATS .. i + LOCAL_BEATS (cumulative sums, edges shortened)
     c = np.concatenate([[0.0], np.cumsum(rr)])
     k = np.arange(rr.size)
@@ -199,14 +210,14 @@ def template_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, wid
 
 
 def beat_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, v1: np.ndarray | None = None,
-                  fs: int = WORKING_FS) -> np.ndarray:
+                  fs: int = WORKING_FS, record_mean_s: float | None = None) -> np.ndarray:
     """(n, N_FEATURES) float32 in FEATURE_NAMES order for windows centred at `centres` of the prepared lead
     `x`, with the detected R `peaks`; `v1`, the prepared V1 lead of the same recording, when there is one."""
     centres = np.asarray(centres, dtype=np.int64)
     out = np.zeros((centres.size, N_FEATURES), np.float32)
     if centres.size == 0:
         return out
-    out[:, RR_FEATURES] = rr_features(centres, peaks, fs)
+    out[:, RR_FEATURES] = rr_features(centres, peaks, fs, record_mean_s)
     onset, offset = qrs_bounds(x, centres, fs)
     dur, amp, pol, _ = qrs_shape(x, onset, offset, fs)
     out[:, 7], out[:, 8], out[:, 9] = dur, np.minimum(amp, 10.0), pol
