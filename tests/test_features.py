@@ -33,13 +33,19 @@ def test_rr_exact_against_annotations(rec208):
     assert f[inner, 6].min() == 1.0 and f[0, 6] == 0.0 and f[-1, 6] == 0.0
 
 
-def test_rr_local_ratio_marks_premature_beats(rec208):
-    """Annotated V beats in 208 come early: their RR before over the local mean is well below N beats'."""
+@pytest.fixture(scope="module")
+def v_and_n(rec208):
+    """Features of 208's annotated V and N beats (at the annotations, with the detector's peaks)."""
     a = rec208.annotations
     keys = np.array([SYMBOL_TO_KEY.get(x) for x in a.symbol], dtype=object)
     keep = keys != None  # noqa: E711
     f = F.beat_features(rec208.signal, a.sample[keep], detect_beats(rec208.signal))
-    v, n = f[keys[keep] == "V"], f[keys[keep] == "N"]
+    return f[keys[keep] == "V"], f[keys[keep] == "N"]
+
+
+def test_rr_local_ratio_marks_premature_beats(v_and_n):
+    """Annotated V beats in 208 come early: their RR before over the local mean is well below N beats'."""
+    v, n = v_and_n
     assert np.median(v[:, 2]) < 0.85 < np.median(n[:, 2])
     assert np.median(v[:, 3]) > np.median(n[:, 3])  # the compensatory pause after
 
@@ -97,13 +103,9 @@ def test_lone_beat_and_empty_input():
     assert (g[:, 6] == 0).all() and (g[:, 0] == F.NEUTRAL_RR_S).all()
 
 
-def test_template_features_tell_ectopic_from_sustained_wide_beats(rec208):
+def test_template_features_tell_ectopic_from_sustained_wide_beats(v_and_n):
     """208's V beats are wider than their neighbours' median and shaped unlike it; N beats match theirs."""
-    a = rec208.annotations
-    keys = np.array([SYMBOL_TO_KEY.get(x) for x in a.symbol], dtype=object)
-    keep = keys != None  # noqa: E711
-    f = F.beat_features(rec208.signal, a.sample[keep], detect_beats(rec208.signal))
-    v, n = f[keys[keep] == "V"], f[keys[keep] == "N"]
+    v, n = v_and_n
     assert np.median(v[:, 16]) > 40 > abs(np.median(n[:, 16]))
     assert np.median(n[:, 17]) > 0.9 > 0.75 > np.median(v[:, 17])
 

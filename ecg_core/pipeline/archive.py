@@ -386,7 +386,7 @@ def sequential_chunks(clf, progress: Callable[[Chunk], None] | None = None) -> C
 
 def _dask_chunks(sig: SignalInput, chunks: list[Chunk], peaks: np.ndarray,
                  rr_mean_s: float | None = None) -> list[record_mode.RecordResult]:
-    """Chunks as tasks of their own on any worker; this task leaves its thread to them while it waits."""
+    """Chunks scored on any worker, each on its own; the recording's worker thread is given back while it waits."""
     from distributed import worker_client
 
     with worker_client() as client:
