@@ -100,6 +100,19 @@ def _same_outputs(a: Path, b: Path, names: list[str]) -> int:
     return same
 
 
+def _timed_cluster_run(client, path: Path, out: Path, say):
+    """(report, wall s, CPU s of the workers and this process, worker stats after) of one archive run."""
+    from ecg_core.pipeline import archive_run
+
+    before, c = client.run(_worker_stats), _cpu_self()
+    t = time.perf_counter()
+    rep = archive_run.run([str(path)], out, client=client, progress=False, log=say)
+    wall = time.perf_counter() - t
+    after = client.run(_worker_stats)
+    cpu = sum(after[w]["cpu"] - before[w]["cpu"] for w in after) + _cpu_self() - c
+    return rep, wall, cpu, after
+
+
 def main(a: argparse.Namespace) -> int:
     import logging
 
@@ -146,12 +159,7 @@ def main(a: argparse.Namespace) -> int:
         rows.append((f"LocalCluster start ({a.workers} workers, TensorFlow + model loaded in each)",
                      f"{start:.1f} s", ""))
         try:
-            before, c = client.run(_worker_stats), _cpu_self()
-            t = time.perf_counter()
-            rep = archive_run.run([str(recs)], work / "out_dask", client=client, progress=False, log=say)
-            wall = time.perf_counter() - t
-            after = client.run(_worker_stats)
-            cpu = sum(after[w]["cpu"] - before[w]["cpu"] for w in after) + _cpu_self() - c
+            rep, wall, cpu, after = _timed_cluster_run(client, recs, work / "out_dask", say)
             result["dask"] = {"wall_s": wall, "cpu_s": cpu, "scored": rep.scored, "failed": rep.failed,
                               "worker_peak_mb": {w: s["peak_mb"] for w, s in after.items()}}
             rows.append((f"{len(names)} mitdb records, LocalCluster of {a.workers}",
@@ -174,12 +182,7 @@ def main(a: argparse.Namespace) -> int:
                     say(f"building a {a.hours:g}-hour record from the mitdb MLII leads")
                     build_long_record(mitdb, a.hours, long_dir)
                 shutil.rmtree(work / "out_long", ignore_errors=True)
-                before, c = client.run(_worker_stats), _cpu_self()
-                t = time.perf_counter()
-                rep = archive_run.run([str(hea)], work / "out_long", client=client, progress=False, log=say)
-                wall = time.perf_counter() - t
-                after = client.run(_worker_stats)
-                cpu = sum(after[w]["cpu"] - before[w]["cpu"] for w in after) + _cpu_self() - c
+                rep, wall, cpu, after = _timed_cluster_run(client, hea, work / "out_long", say)
                 row = rep.summary.iloc[0].to_dict()
                 result["long"] = {"hours": a.hours, "wall_s": wall, "cpu_s": cpu, "row": row,
                                   "worker_peak_mb": {w: s["peak_mb"] for w, s in after.items()}}
