@@ -326,6 +326,104 @@ def normalise_waveform(gray: np.ndarray, size: int = IMAGE_SIZE, margin: int = I
     return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def normalise_rendered(images: np.ndarray, size: int = IMAGE_SIZE, margin: int = IMAGE_MARGIN) -> np.ndarray:
+    """`normalise_waveform` of each uint8 picture (n, size, size) read as im / 255, vectorised, bit-identical.
+
+    A picture holds at most 256 grey levels, so every per-pixel step of contrast_map and normalise_waveform
+    is a table over the levels, and the medians and the percentile are order statistics of the levels
+    (every step is monotone). Only the crop and its resize are per picture. tests/test_record_mode.py
+    compares it with normalise_waveform."""
+    g8 = np.ascontiguousarray(images, dtype=np.uint8)
+    n = len(g8)
+    out = np.zeros((n, size, size), dtype=np.uint8)
+    if n == 0:
+        return out
+    levels = np.arange(256, dtype=np.float32) / 255.0  # the values im.astype(float32) / 255.0 takes
+
+    def training_form(background: int) -> np.ndarray:  # in_training_form of each picture (ink: != background)
+        frame = np.concatenate([g8[:, :margin].reshape(n, -1), g8[:, -margin:].reshape(n, -1),
+                                g8[:, :, :margin].reshape(n, -1), g8[:, :, -margin:].reshape(n, -1)], axis=1)
+        inner = g8[:, margin:-margin, margin:-margin]
+        return ((frame == background).all(axis=1) & (inner[:, 0] != background).any(axis=1)
+                & (inner[:, -1] != background).any(axis=1) & (inner[:, :, 0] != background).any(axis=1)
+                & (inner[:, :, -1] != background).any(axis=1))
+
+    as_is = training_form(0) if margin > 0 else np.zeros(n, dtype=bool)
+    as_inverse = ~as_is & training_form(255) if margin > 0 else as_is
+    out[as_is] = np.clip(levels * 255.0 + 0.5, 0, 255).astype(np.uint8)[g8[as_is]]
+    out[as_inverse] = np.clip((1.0 - levels) * 255.0 + 0.5, 0, 255).astype(np.uint8)[g8[as_inverse]]
+    todo = np.flatnonzero(~as_is & ~as_inverse)
+    if todo.size == 0:
+        return out
+    g8 = g8[todo]
+    m = todo.size
+    # contrast_map: dark-on-light pictures (border median over 0.5) are inverted
+    border = np.concatenate([g8[:, :2].reshape(m, -1), g8[:, -2:].reshape(m, -1),
+                             g8[:, :, :2].reshape(m, -1), g8[:, :, -2:].reshape(m, -1)], axis=1)
+    invert = np.median(levels[border], axis=1) > 0.5
+    value = np.where(invert[:, None], (1.0 - levels)[None, :], levels[None, :])  # (m, 256) float32
+    total = size * size
+    flat = g8.reshape(m, -1)
+    # the order statistics needed (medians, the 99.9th percentile, the maximum) of the levels, for either
+    # direction: the k-th smallest value of an inverted picture is its (total - 1 - k)-th smallest level
+    virtual = (total - 1) * float(np.true_divide(99.9, 100))  # np.percentile's index, method 'linear'
+    lo_i = int(np.floor(virtual))
+    wanted = {total // 2 - 1, total // 2, lo_i, min(lo_i + 1, total - 1), total - 1} if total > 1 else {0}
+    wanted = sorted({max(k, 0) for k in wanted} | {total - 1 - max(k, 0) for k in wanted})
+    part = np.partition(flat, wanted, axis=1)
+
+    def kth(k: int) -> np.ndarray:  # the k-th smallest value of each picture (0-based)
+        return np.where(invert, 1.0 - levels[part[:, total - 1 - k]], levels[part[:, k]])
+
+    if total % 2:
+        background = kth(total // 2)
+    else:  # np.median: the float32 mean of the two middle values
+        background = np.mean(np.stack([kth(total // 2 - 1), kth(total // 2)], axis=1), axis=1)
+    background = background.astype(np.float32)
+    top_c = kth(total - 1) - background
+    if total > 1000:  # np.percentile(c, 99.9), method 'linear' (numpy's _lerp with a scalar gamma)
+        gamma = float(virtual - lo_i)
+        a = kth(lo_i) - background
+        b = kth(min(lo_i + 1, total - 1)) - background
+        diff = b - a
+        top = b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
+        top = np.maximum(top.astype(np.float64), top_c.astype(np.float64) * 0.5)
+    else:
+        top = top_c.astype(np.float64)
+    blank = top <= 1e-6
+    top32 = np.where(blank, 1.0, top).astype(np.float32)
+    c = np.clip((value - background[:, None]) / top32[:, None], 0.0, 1.0)
+    c = np.where(c >= GRID_CONTRAST, (c - GRID_CONTRAST) / (1.0 - GRID_CONTRAST), 0.0).astype(np.float32)
+    c[blank] = 0.0
+    trace = c >= (TRACE_CONTRAST - GRID_CONTRAST) / (1.0 - GRID_CONTRAST)  # (m, 256) per level
+    # the trace's levels are one run (every step above is monotone): a comparison per pixel
+    first = np.argmax(trace, axis=1)
+    last = 255 - np.argmax(trace[:, ::-1], axis=1)
+    run = (trace.sum(axis=1) == last - first + 1) | ~trace.any(axis=1)
+    if not run.all():  # cannot happen (monotone steps); the per-picture function then
+        return np.stack([normalise_waveform(im.astype(np.float32) / 255.0, size, margin) for im in images])
+    ink = (g8 >= first.astype(np.uint8)[:, None, None]) & (g8 <= last.astype(np.uint8)[:, None, None])
+    ink &= trace.any(axis=1)[:, None, None]
+    ink_rows, ink_cols = ink.any(axis=2), ink.any(axis=1)
+    inner = size - 2 * margin
+    done = np.zeros((m, size, size), dtype=np.uint8)
+    y0, y1 = np.argmax(ink_rows, axis=1), size - np.argmax(ink_rows[:, ::-1], axis=1)
+    x0, x1 = np.argmax(ink_cols, axis=1), size - np.argmax(ink_cols[:, ::-1], axis=1)
+    for i in np.flatnonzero(ink_rows.any(axis=1)).tolist():
+        crop = cv2.LUT(g8[i, y0[i]: y1[i], x0[i]: x1[i]], c[i])  # the contrast map's crop, per level
+        shrinking = crop.shape[0] > inner or crop.shape[1] > inner
+        r = cv2.resize(crop, (inner, inner), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        peak = float(r.max())
+        if peak > 0:
+            r /= peak
+        r *= 255.0
+        r += 0.5
+        np.clip(r, 0, 255, out=r)
+        done[i, margin: margin + inner, margin: margin + inner] = r
+    out[todo] = done
+    return out
+
+
 def normalise_spectral(gray: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     """Grayscale spectrogram picture -> size x size, min-max scaled uint8."""
     g = cv2.resize(np.asarray(gray, dtype=np.float32), (size, size), interpolation=cv2.INTER_AREA)
@@ -348,11 +446,16 @@ def normalise(gray: np.ndarray, representation: str = "waveform") -> np.ndarray:
 def normalise_batch(images: np.ndarray, representation: str = "waveform", workers: int | None = None) -> np.ndarray:
     """Normalise rendered uint8 images (n, h, w) exactly as the app normalises an uploaded one.
 
-    Large batches are split over threads (NumPy and OpenCV release the GIL); the result is identical.
+    Trace pictures of the model's size take the vectorised normalise_rendered; other large batches are
+    split over threads (NumPy and OpenCV release the GIL); the result is identical.
     """
     fn = NORMALISERS[representation]
     if not len(images):
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    images = np.asarray(images)
+    if fn is normalise_waveform and images.dtype == np.uint8 and images.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
+        step = 1024  # bounds the temporary arrays
+        return np.concatenate([normalise_rendered(images[i: i + step]) for i in range(0, len(images), step)])
 
     def run(chunk: np.ndarray) -> np.ndarray:
         return np.stack([fn(im.astype(np.float32) / 255.0) for im in chunk])
