@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
+from scipy import signal as sps
 
 from ecg_core.io.signal_io import SignalInput
 from ecg_core.picture import grid as gridlib
@@ -34,9 +35,11 @@ SPAN_PRESETS: dict[str, float] = {  # label -> seconds across the trace
 }
 MIN_SKEW_GAIN = 3.0  # row-profile sharpening that proves a tilt (real tilts: 6-16; a lone trace: 1-2)
 LINE_CAP = 0.55  # the retry's cap on line removal: grid lines are fainter than the trace
+STRIP_SPIKES = 5  # without grid or stated span, a trace with this many beats is taken for a 10 s strip
 STRIP_ASPECT = 2.5  # without grid or stated span, a picture this much wider than tall is taken for a 10 s strip
 MIN_COVERAGE = 0.5  # share of the trace's columns that must hold trace pixels
 MAX_INK_DENSITY = 0.12  # share of a strip's area an ECG line covers: 2-8 % drawn, photos 15-35 %
+MAX_INK_EXCESS = 2.0  # ink over what the followed line itself covers: a dense tiny strip ~1, photos 3+
 MAX_TALL_SHARE = 0.35  # columns with a run this much taller than the line: filled areas, not a trace
 MIN_GRID_CONFIDENCE = gridlib.MIN_CONFIDENCE
 UNRELATIVE_RANGE_MV = 1.5  # a trace without amplitude calibration is scaled to this peak-to-peak (robust)
@@ -205,16 +208,36 @@ def _without_pulse(path: tracelib.Path, pulse: Pulse) -> tracelib.Path:
                          path.coverage, path.smoothness)
 
 
-def _guess_span(width_px: int, height_px: int, trace_px: int, layout: str = "strip") -> tuple[float, str]:
+def count_spikes(y: np.ndarray) -> int:
+    """QRS-like spikes along a followed path (rows per column): peaks of the deviation from the baseline
+    standing out by at least 40 % of the trace's range, at least 2 % of the width apart."""
+    y = tracelib.fill_gaps(y)
+    if y.size < 10:
+        return 0
+    dev = np.abs(y - np.median(y))
+    span = float(np.percentile(dev, 99.5))
+    if span <= 0:
+        return 0
+    peaks, _ = sps.find_peaks(dev, prominence=0.4 * span, distance=max(2, int(0.02 * y.size)))
+    return int(peaks.size)
+
+
+def _guess_span(width_px: int, height_px: int, trace_px: int, layout: str = "strip",
+                spikes: int | None = None) -> tuple[float, str]:
     if layout == "twelve_lead":
         return 10.0, "no grid found and no stated span: the 12-lead page's rhythm strip taken for the standard 10 s"
+    # the beats drawn tell a strip from a beat picture better than the picture's shape does
+    if spikes is not None and spikes >= STRIP_SPIKES:
+        return 10.0, f"no grid and no stated span: {spikes} beats drawn, taken for a 10 s strip"
+    if spikes is not None and spikes <= 2:
+        return 1.6, "no grid and no stated span: taken for a 1.6 s beat picture (one beat drawn)"
     if width_px >= STRIP_ASPECT * height_px:
         return 10.0, "no grid and no stated span: taken for a 10 s strip from its shape"
     return 1.6, "no grid and no stated span: taken for a 1.6 s beat picture from its shape"
 
 
 def calibrate(period: gridlib.GridPeriod | None, trace_px: int, width: int, height: int,
-              span_s: float | None, layout: str = "strip") -> Calibration:
+              span_s: float | None, layout: str = "strip", spikes: int | None = None) -> Calibration:
     """Pixels per second and per millivolt from the grid, a stated span, or a guess."""
     if span_s is not None:
         if not np.isfinite(span_s) or not 0.2 <= span_s <= 60.0:
@@ -230,7 +253,7 @@ def calibrate(period: gridlib.GridPeriod | None, trace_px: int, width: int, heig
         return Calibration("grid", PAPER_SPEED_MM_S * px_mm, PAPER_GAIN_MM_MV * px_mm, period.confidence,
                            f"ECG grid, small box {px_mm:.2f} px = 1 mm, read at {PAPER_SPEED_MM_S:g} mm/s and "
                            f"{PAPER_GAIN_MM_MV:g} mm/mV")
-    span, why = _guess_span(width, height, trace_px, layout)
+    span, why = _guess_span(width, height, trace_px, layout, spikes)
     return Calibration("assumed", trace_px / span, None, 0.3, f"{why} (state the span if it is not)")
 
 
@@ -318,10 +341,20 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
             before = np.vstack([inverse, [0, 0, 1]]) if inverse is not None else np.eye(3)
             inverse = (before @ np.linalg.inv(full))[:2]
             notes.append(f"Vertical grid lines tilted by {np.degrees(np.arctan(slope)):+.1f} degrees: sheared back.")
-    clean, mask, strips, paths = _follow_strips(g.trace_ink, cap=1.0)
+    ink = g.trace_ink
+    clean, mask, strips, paths = _follow_strips(ink, cap=1.0)
+    if period is None and (not paths or paths[0] is None or paths[0].coverage < 0.95
+                           or paths[0].y.size < 0.9 * _extent(mask, strips[0])):
+        # without a grid there is no coloured grid to fade: a thin coloured trace (a plot's blue line) that
+        # breaks up in the grid-fading ink is read from luminance too, where its anti-aliased edges stay ink
+        lum_ink = np.maximum(g.trace_ink, g.line_ink)
+        retry = _follow_strips(lum_ink, cap=1.0)
+        if retry[3] and retry[3][0] is not None and _followed(retry[3][0]) > 1.05 * _followed(
+                paths[0] if paths else None):
+            ink, (clean, mask, strips, paths) = lum_ink, retry
     if paths and paths[0] is not None and paths[0].coverage < 0.8:
         # a flat stretch of the trace can be as straight as a grid line: retry taking less away
-        retry = _follow_strips(g.trace_ink, cap=LINE_CAP)
+        retry = _follow_strips(ink, cap=LINE_CAP)
         if retry[3] and retry[3][0] is not None and retry[3][0].coverage > paths[0].coverage + 0.1:
             clean, mask, strips, paths = retry
     if not strips:
@@ -352,7 +385,8 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
     main = paths[primary]
     top, _, bottom = strips[primary]
     density = float(mask[top:bottom, main.x_start: main.x_start + main.y.size].mean())
-    if density > MAX_INK_DENSITY:
+    excess = _ink_excess(mask, strips[primary], main)
+    if density > MAX_INK_DENSITY and excess > MAX_INK_EXCESS:
         raise DigitizeError(f"Ink covers {100 * density:.0f} % of the picture around the trace, far more than a "
                             "drawn ECG line does (a photograph or a texture?): no ECG trace was found.")
     tall = _tall_share(mask, strips[primary], main)
@@ -362,7 +396,7 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
     if main.coverage < MIN_COVERAGE:
         raise DigitizeError(f"The trace could be followed over only {100 * main.coverage:.0f} % of its width: "
                             "the picture is too faint, broken or busy to digitize.")
-    cal = calibrate(period, main.y.size, w, h, span_s, layout)
+    cal = calibrate(period, main.y.size, w, h, span_s, layout, count_spikes(main.y))
     if cal.method == "grid":
         cal = _with_perspective(cal, g.line_ink, period, notes)
     if pulse is not None:
@@ -404,6 +438,17 @@ def _follow_strips(trace_ink: np.ndarray, cap: float):
     return clean, mask, strips, paths
 
 
+def _extent(mask: np.ndarray, strip: tuple[int, int, int]) -> int:
+    """Columns from the first to the last holding trace pixels in a strip."""
+    cols = np.flatnonzero(mask[strip[0]:strip[2]].any(axis=0))
+    return int(cols[-1] - cols[0] + 1) if cols.size else 0
+
+
+def _followed(path: tracelib.Path | None) -> float:
+    """Columns of trace a path holds."""
+    return 0.0 if path is None else path.y.size * path.coverage
+
+
 def _on_path_share(mask: np.ndarray, strip: tuple[int, int, int], path: tracelib.Path) -> float:
     """Share of the strip's trace pixels that lie on the followed path's runs (within a line width): high for
     an ECG (the ink is the trace), low for a photograph or a drawing whose ink is everywhere."""
@@ -417,6 +462,19 @@ def _on_path_share(mask: np.ndarray, strip: tuple[int, int, int], path: tracelib
     span = max(6.0, 3.0 * path.thickness)
     near = np.abs(rows - y[None, :]) <= span
     return float((sub & near).sum() / total)
+
+
+def _ink_excess(mask: np.ndarray, strip: tuple[int, int, int], path: tracelib.Path) -> float:
+    """Trace pixels in the strip over the pixels the followed line covers (each column: its rise to the next
+    plus one line width). About 1 for a drawn ECG however densely it is drawn; a photograph or texture has
+    ink everywhere else too."""
+    top, _, bottom = strip
+    sub = mask[top:bottom, path.x_start: path.x_start + path.y.size]
+    y = tracelib.fill_gaps(path.y)
+    if not np.isfinite(y).any():
+        return float("inf")
+    line = np.abs(np.diff(y, append=y[-1])) + path.thickness
+    return float(sub.sum() / max(float(np.nansum(line)), 1.0))
 
 
 def _tall_share(mask: np.ndarray, strip: tuple[int, int, int], path: tracelib.Path) -> float:

@@ -17,6 +17,8 @@ MIN_PERIOD_PX = 3.0  # a grid finer than this cannot be told from JPEG noise
 MAX_PERIOD_PX = 60.0
 MIN_GRID_SIDE_PX = 100  # a grid seen one way only must be measured over at least this many pixels
 MIN_CONFIDENCE = 0.2
+MIN_REPEAT = 0.6  # columns + rows autocorrelation at the 5 mm lag: ECG grids 0.9-1.4, plots' gridlines < 0.1
+MIN_REPEAT_ONE_WAY = 0.4
 LINE_COVERAGE = 0.7  # a row or column (of a tile) inked over this share of its length holds a straight line
 
 
@@ -67,7 +69,8 @@ def ground(rgb: np.ndarray, background_px: int = 15) -> Ground:
         return Ground(dark, line, line)
     # a photo shows the desk around the paper: large dark areas and the paper's edges are not ink
     small = cv2.resize((lum * 255).astype(np.uint8), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
-    paper = cv2.resize((cv2.medianBlur(small, 5) > 90).astype(np.uint8), (lum.shape[1], lum.shape[0]),
+    desk = _touching_border(cv2.medianBlur(small, 5) <= 90)  # a dense stretch of dark trace is not the desk
+    paper = cv2.resize((~desk).astype(np.uint8), (lum.shape[1], lum.shape[0]),
                        interpolation=cv2.INTER_NEAREST).astype(bool)  # at a quarter size: 16x cheaper
     if not paper.all():
         paper = cv2.erode(paper.astype(np.uint8), k, iterations=2).astype(bool)
@@ -80,6 +83,18 @@ def ground(rgb: np.ndarray, background_px: int = 15) -> Ground:
     if not paper.all():
         trace = np.where(paper, trace, 0.0)
     return Ground(dark, trace.astype(np.float32), line)
+
+
+def _touching_border(mask: np.ndarray) -> np.ndarray:
+    """The parts of a boolean mask connected to the picture's border."""
+    if not mask.any():
+        return mask
+    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    keep = np.zeros(n, dtype=bool)
+    keep[edge] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def _spectrum(profile: np.ndarray, pad: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -149,11 +164,29 @@ def _period_1d(profile: np.ndarray) -> tuple[float, float, bool]:
     return spacing, strength, False
 
 
+def repeat_at(profile: np.ndarray, lag: float) -> float:
+    """Normalised autocorrelation of a detrended line profile at a (fractional) lag: how well the profile
+    repeats itself at that period. A plot's few gridlines or frame lines share harmonics with a grid's comb by
+    chance, but they do not repeat at the 5 mm lag."""
+    p = profile.astype(np.float64)
+    p = p - cv2.blur(p.reshape(1, -1), (31, 1)).ravel()
+    i, f = int(np.floor(lag)), lag - np.floor(lag)
+    if i < 1 or i + 1 >= p.size:
+        return 0.0
+
+    def r(k: int) -> float:
+        a, b = p[:-k], p[k:]
+        return float(np.dot(a, b) / max(np.sqrt(np.dot(a, a) * np.dot(b, b)), 1e-12))
+
+    return (1 - f) * r(i) + f * r(i + 1)
+
+
 def grid_period(line_ink: np.ndarray) -> GridPeriod | None:
     """The ECG grid's small-box period, measured from column and row profiles of the line ink, or None.
 
     A grid repeats both ways with one period: when columns and rows agree within 3 % it is taken (their
-    weighted mean); one direction alone must be clearly periodic, in a picture large enough to tell.
+    weighted mean); one direction alone must be clearly periodic, in a picture large enough to tell. Either
+    way the profiles must repeat at five small boxes (the large box), which a plot's gridlines do not.
     """
     cols = np.median(line_ink, axis=0)  # the trace covers few rows of a column; grid lines all of them
     rows = np.median(line_ink, axis=1)
@@ -161,12 +194,15 @@ def grid_period(line_ink: np.ndarray) -> GridPeriod | None:
     py, sy, by = _period_1d(rows)
     if px > 0 and py > 0 and abs(px - py) / max(px, py) < 0.03:
         period = (px * sx + py * sy) / max(sx + sy, 1e-9)
-        return GridPeriod(float(period), float(np.clip(0.4 + sx + sy, 0.0, 1.0)), bx or by)
+        if repeat_at(cols, 5 * period) + repeat_at(rows, 5 * period) >= MIN_REPEAT:
+            return GridPeriod(float(period), float(np.clip(0.4 + sx + sy, 0.0, 1.0)), bx or by)
     if min(line_ink.shape) < MIN_GRID_SIDE_PX:
         return None
-    period, strength, bold = max(((px, sx, bx), (py, sy, by)), key=lambda c: c[1])
+    (period, strength, bold), profile = max((((px, sx, bx), cols), ((py, sy, by), rows)), key=lambda c: c[0][1])
     confidence = float(np.clip(2.0 * (strength - 0.15), 0.0, 1.0))
-    if period <= 0 or confidence < MIN_CONFIDENCE:
+    # seen one way only, the large boxes must show too: a regular rhythm's QRS strokes repeat like lines
+    if (period <= 0 or confidence < MIN_CONFIDENCE or not bold
+            or repeat_at(profile, 5 * period) < MIN_REPEAT_ONE_WAY):
         return None
     return GridPeriod(float(period), confidence, bold)
 

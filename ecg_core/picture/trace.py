@@ -53,7 +53,20 @@ def trace_mask(ink: np.ndarray) -> np.ndarray:
     h, w = ink.shape
     bw, bh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
     small = (bw < max(4, 0.025 * w)) & (bh < max(6, 0.08 * h))
+    pieces = keep & small
     keep &= ~small
+    # a thin anti-aliased line breaks into short pieces where it fades between pixels: pieces within two
+    # pixels of the trace kept so far belong to it (chains of them too); glyphs further off stay out
+    near = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
+    for _ in range(6):
+        if not pieces.any():
+            break
+        grown = cv2.dilate(keep[labels].astype(np.uint8), near).astype(bool)
+        touching = np.unique(labels[grown & pieces[labels]])
+        if touching.size == 0:
+            break
+        keep[touching] = True
+        pieces[touching] = False
     return keep[labels]
 
 
