@@ -355,12 +355,17 @@ def normalise_rendered(images: np.ndarray, size: int = IMAGE_SIZE, margin: int =
     todo = np.flatnonzero(~as_is & ~as_inverse)
     if todo.size == 0:
         return out
-    g8 = g8[todo]
+    if todo.size < n:
+        g8 = g8[todo]
     m = todo.size
-    # contrast_map: dark-on-light pictures (border median over 0.5) are inverted
+    # contrast_map: dark-on-light pictures (border median over 0.5) are inverted; the border's middle
+    # values are order statistics of its levels too
     border = np.concatenate([g8[:, :2].reshape(m, -1), g8[:, -2:].reshape(m, -1),
                              g8[:, :, :2].reshape(m, -1), g8[:, :, -2:].reshape(m, -1)], axis=1)
-    invert = np.median(levels[border], axis=1) > 0.5
+    half = border.shape[1] // 2
+    middle = np.partition(border, [half - 1, half], axis=1)[:, half - 1: half + 1]
+    middle = middle[:, 1:] if border.shape[1] % 2 else middle
+    invert = np.mean(levels[middle], axis=1) > 0.5
     value = np.where(invert[:, None], (1.0 - levels)[None, :], levels[None, :])  # (m, 256) float32
     total = size * size
     flat = g8.reshape(m, -1)
@@ -396,15 +401,21 @@ def normalise_rendered(images: np.ndarray, size: int = IMAGE_SIZE, margin: int =
     c = np.where(c >= GRID_CONTRAST, (c - GRID_CONTRAST) / (1.0 - GRID_CONTRAST), 0.0).astype(np.float32)
     c[blank] = 0.0
     trace = c >= (TRACE_CONTRAST - GRID_CONTRAST) / (1.0 - GRID_CONTRAST)  # (m, 256) per level
-    # the trace's levels are one run (every step above is monotone): a comparison per pixel
+    # every step above is monotone, so the trace's levels are those from one level up (down when inverted):
+    # a row or column holds trace where its largest (smallest) level is one of them
+    has_trace = trace.any(axis=1)
     first = np.argmax(trace, axis=1)
     last = 255 - np.argmax(trace[:, ::-1], axis=1)
-    run = (trace.sum(axis=1) == last - first + 1) | ~trace.any(axis=1)
-    if not run.all():  # cannot happen (monotone steps); the per-picture function then
+    run = trace.sum(axis=1) == last - first + 1
+    if not (~has_trace | (run & np.where(invert, first == 0, last == 255))).all():  # cannot happen
         return np.stack([normalise_waveform(im.astype(np.float32) / 255.0, size, margin) for im in images])
-    ink = (g8 >= first.astype(np.uint8)[:, None, None]) & (g8 <= last.astype(np.uint8)[:, None, None])
-    ink &= trace.any(axis=1)[:, None, None]
-    ink_rows, ink_cols = ink.any(axis=2), ink.any(axis=1)
+    ink_rows, ink_cols = g8.max(axis=2) >= first[:, None], g8.max(axis=1) >= first[:, None]
+    if invert.any():
+        inv = np.flatnonzero(invert)
+        ink_rows[inv] = g8[inv].min(axis=2) <= last[inv, None]
+        ink_cols[inv] = g8[inv].min(axis=1) <= last[inv, None]
+    ink_rows &= has_trace[:, None]
+    ink_cols &= has_trace[:, None]
     inner = size - 2 * margin
     done = np.zeros((m, size, size), dtype=np.uint8)
     y0, y1 = np.argmax(ink_rows, axis=1), size - np.argmax(ink_rows[:, ::-1], axis=1)
@@ -479,7 +490,9 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     a = np.asarray(images)
     if a.ndim == 2:
         a = a[None]
-    return (a.astype(np.float32) / 255.0)[..., None]
+    out = np.empty(a.shape, np.float32)  # one pass, no temporary: the same values as a.astype(float32) / 255
+    np.divide(a, np.float32(255.0), out=out, dtype=np.float32)
+    return out[..., None]
 
 
 def encode_png(image: np.ndarray) -> bytes:

@@ -244,7 +244,8 @@ def chunk_input(sig: SignalInput, c: Chunk) -> SignalInput:
         if "start_s" in q.windows:
             keep = (q.windows["start_s"] >= t0) & (q.windows["start_s"] < t1)
             windows = {k: (v[keep] - t0 if k == "start_s" else v[keep]) for k, v in q.windows.items()}
-        q = dataclasses.replace(q, segments=segments, peaks=peaks, windows=windows)
+        q = dataclasses.replace(q, segments=segments, peaks=peaks, windows=windows, working_peaks=None,
+                                working_samples=0)  # the chunk's R peaks come with it (chunk_peaks)
     return dataclasses.replace(sig, name=f"{sig.name} [{c.start / sig.fs:.0f}-{c.end / sig.fs:.0f} s]",
                                signal=sig.signal[c.start: c.end], reference=None, quality=q)
 
@@ -412,11 +413,10 @@ def score_recording(job: Job, options: ReadOptions | None = None, chunk_s: float
         else:
             # R peaks of the whole recording, as classify-record finds them: Pan-Tompkins' adaptive
             # thresholds depend on all that came before, which no overlap reproduces exactly (in VF neither)
-            x = signals.prepare_signal(sig.signal, sig.fs)
-            peaks = detect_beats(x)
+            # (the signal-quality check found them in the prepared signal already; else found here)
+            peaks, n_working = _whole_peaks(sig)
             # the beat features' recording mean RR, over the beats classify-record classifies in one piece
-            rr_mean = mean_rr(peaks[inside_bounds(peaks, x.size)])
-            del x
+            rr_mean = mean_rr(peaks[inside_bounds(peaks, n_working)])
             mapper = map_chunks or (sequential_chunks(clf) if clf is not None else _dask_chunks)
             result = stitch(sig, mapper(sig, chunks, peaks, rr_mean), len(chunks))
         if sig.reference is not None:
@@ -431,6 +431,16 @@ def score_recording(job: Job, options: ReadOptions | None = None, chunk_s: float
     row["seconds"] = round(time.perf_counter() - t0, 2)
     noise = getattr(result, "noise", None)
     return Outcome(job, row, result.beats, _records(result.episodes), _records(noise), list(result.notes))
+
+
+def _whole_peaks(sig: SignalInput) -> tuple[np.ndarray, int]:
+    """(working-rate R peaks of the whole recording, the prepared signal's length), as classify_signal
+    finds them in one piece."""
+    q = sig.quality
+    if q is not None and getattr(q, "working_peaks", None) is not None and q.working_samples:
+        return np.asarray(q.working_peaks, dtype=np.int64), int(q.working_samples)
+    x = signals.prepare_signal(sig.signal, sig.fs)
+    return detect_beats(x), int(x.size)
 
 
 def _failed(job: Job, row: dict, reason: str, t0: float) -> Outcome:

@@ -246,6 +246,15 @@ class RecordResult:
         return self.beats.loc[self.beats.index[i], list(CLASS_KEYS)].to_numpy(dtype=np.float32)
 
 
+def known_peaks(sig: SignalInput, n_working: int) -> np.ndarray | None:
+    """The R peaks the signal-quality check already found in this signal (Pan-Tompkins on the same
+    prepared signal, so the same array detect_beats gives), or None."""
+    q = sig.quality
+    if q is None or getattr(q, "working_peaks", None) is None or q.working_samples != n_working:
+        return None
+    return np.asarray(q.working_peaks, dtype=np.int64)
+
+
 def reads_one_lead(representation: str) -> bool:
     """Whether a model of this representation can classify a one-lead recording."""
     return LEADS_PER_REPRESENTATION.get(representation, 1) == 1
@@ -280,6 +289,8 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     t1 = time.perf_counter()
     seconds["prepare"] = t1 - t0
     report(0.05, "Detecting beats")
+    if peaks is None:
+        peaks = known_peaks(sig, n) if detector == "pan-tompkins" else None
     peaks = detect_beats(x, method=detector) if peaks is None else np.asarray(peaks, dtype=np.int64)
     t2 = time.perf_counter()
     seconds["detect"] = t2 - t1

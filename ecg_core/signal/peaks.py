@@ -21,21 +21,28 @@ def pan_tompkins(x: np.ndarray, fs: int = WORKING_FS, band: tuple[float, float] 
     within 50 ms, as ecg_core.signal.signals.detect_r_peaks does.
     """
     from scipy import signal as sps
-    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+    from scipy.ndimage import uniform_filter1d
 
     x = np.asarray(x, dtype=np.float64)
     if x.size < 2 * fs:
         return np.zeros(0, dtype=np.int64)
-    f = sps.sosfiltfilt(sps.butter(2, band, btype="bandpass", fs=fs, output="sos"), x)
-    d = np.gradient(f)
-    mwi = uniform_filter1d(d * d, max(1, int(round(integration_s * fs))))
+    # temporaries are freed as soon as they are used: a 24-hour recording's are 250 MB each
+    d = np.gradient(sps.sosfiltfilt(sps.butter(2, band, btype="bandpass", fs=fs, output="sos"), x))
+    energy = np.square(d)
+    mwi = uniform_filter1d(energy, max(1, int(round(integration_s * fs))))
+    del energy
     refractory, t_wave = int(round(refractory_s * fs)), int(round(t_wave_s * fs))
     cand, _ = sps.find_peaks(mwi, distance=max(1, refractory))
     if cand.size == 0:
         return np.zeros(0, dtype=np.int64)
     amp = mwi[cand]
-    slope = maximum_filter1d(np.abs(d), 2 * int(round(0.075 * fs)) + 1)[cand]
-    first = mwi[: 2 * fs]
+    first = mwi[: 2 * fs].copy()
+    del mwi
+    # the largest |slope| within 75 ms of each candidate (maximum_filter1d's at the candidates; its
+    # reflected edges repeat samples inside the window)
+    r = int(round(0.075 * fs))
+    slope = np.abs(d[np.clip(cand[:, None] + np.arange(-r, r + 1)[None, :], 0, d.size - 1)]).max(axis=1)
+    del d
     spk, npk = 0.25 * float(first.max()), 0.5 * float(first.mean())
     rr_avg = 0.8 * fs
     beats: list[int] = []
