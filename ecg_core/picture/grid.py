@@ -85,6 +85,17 @@ def ground(rgb: np.ndarray, background_px: int = 15) -> Ground:
     return Ground(dark, trace.astype(np.float32), line)
 
 
+def column_median(a: np.ndarray) -> np.ndarray:
+    """np.median(a, axis=0), exactly, several times faster: partitions rows of the contiguous transpose."""
+    t = np.ascontiguousarray(a.T)
+    n = t.shape[1]
+    k = n // 2
+    if n % 2:
+        return np.partition(t, k, axis=1)[:, k]
+    part = np.partition(t, (k - 1, k), axis=1)
+    return (part[:, k - 1] + part[:, k]) / 2
+
+
 def _touching_border(mask: np.ndarray) -> np.ndarray:
     """The parts of a boolean mask connected to the picture's border."""
     if not mask.any():
@@ -188,8 +199,8 @@ def grid_period(line_ink: np.ndarray) -> GridPeriod | None:
     weighted mean); one direction alone must be clearly periodic, in a picture large enough to tell. Either
     way the profiles must repeat at five small boxes (the large box), which a plot's gridlines do not.
     """
-    cols = np.median(line_ink, axis=0)  # the trace covers few rows of a column; grid lines all of them
-    rows = np.median(line_ink, axis=1)
+    cols = column_median(line_ink)  # the trace covers few rows of a column; grid lines all of them
+    rows = column_median(line_ink.T)
     px, sx, bx = _period_1d(cols)
     py, sy, by = _period_1d(rows)
     if px > 0 and py > 0 and abs(px - py) / max(px, py) < 0.03:
@@ -217,7 +228,7 @@ def period_trend(line_ink: np.ndarray, px_per_mm: float, tiles: int = 6) -> tupl
         return None
     centres, periods, weights = [], [], []
     for a in np.linspace(0, w - width, tiles).astype(int):
-        prof = np.median(line_ink[:, a: a + width], axis=0)
+        prof = column_median(line_ink[:, a: a + width])
         freqs, power = _spectrum(prof)
         # the strongest harmonic near the known small-box or bold-line frequency
         best = None
@@ -321,7 +332,7 @@ def shear_slope(line_ink: np.ndarray, max_slope: float = 0.15, work_side: int = 
     def sharpness(k: float) -> float:
         m = np.float32([[1, -k, k * sh / 2.0], [0, 1, 0]])
         r = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderValue=0.0)
-        return float(np.sum(np.diff(np.median(r, axis=0)) ** 2))  # the median: grid lines, not the trace
+        return float(np.sum(np.diff(column_median(r)) ** 2))  # the median: grid lines, not the trace
 
     slope, gain = _sharpest(sharpness, max_slope, 0.015, 0.003, 0.004)
     return round(slope, 4), gain

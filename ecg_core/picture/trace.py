@@ -129,12 +129,10 @@ def _main_run(cols: np.ndarray, max_gap: int) -> tuple[int, int]:
 
 def line_thickness(mask: np.ndarray) -> float:
     """The drawn line's width in pixels: the median length of single short runs (flat stretches)."""
-    lengths = []
-    for x in range(0, mask.shape[1], max(1, mask.shape[1] // 200)):
-        s, e = _runs(mask[:, x])
-        if s.size == 1:
-            lengths.append(e[0] - s[0] + 1)
-    return float(np.median(lengths)) if lengths else 1.0
+    cols = mask[:, :: max(1, mask.shape[1] // 200)].astype(np.int8)
+    starts = (np.diff(cols, axis=0, prepend=0) == 1).sum(axis=0)
+    lengths = cols.sum(axis=0, dtype=np.int64)[starts == 1]  # a column with a single run: its length
+    return float(np.median(lengths)) if lengths.size else 1.0
 
 
 def follow(mask: np.ndarray, ink: np.ndarray, rows: tuple[int, int], baseline: int) -> Path | None:
@@ -190,13 +188,18 @@ def follow(mask: np.ndarray, ink: np.ndarray, rows: tuple[int, int], baseline: i
     y = np.full(n, np.nan)
     lo = np.full(n, np.nan)
     hi = np.full(n, np.nan)
-    for i in range(n):
-        if chosen[i] < 0:
-            continue
-        a, b = starts[i][chosen[i]], ends[i][chosen[i]]
-        lo[i], hi[i] = a, b
-        w = weights[a: b + 1, x0 + i]
-        y[i] = a + float(np.dot(np.arange(b - a + 1), w) / max(w.sum(), 1e-9))
+    picked = np.flatnonzero(chosen >= 0)
+    a = np.array([starts[i][chosen[i]] for i in picked], dtype=np.int64)
+    b = np.array([ends[i][chosen[i]] for i in picked], dtype=np.int64)
+    lo[picked], hi[picked] = a, b
+    # each chosen run's ink-weighted centre, from cumulative sums down the columns
+    w = weights[:, x0:x1][:, picked].astype(np.float64)
+    c0 = np.vstack([np.zeros((1, picked.size)), np.cumsum(w, axis=0)])
+    c1 = np.vstack([np.zeros((1, picked.size)), np.cumsum(w * np.arange(w.shape[0])[:, None], axis=0)])
+    k = np.arange(picked.size)
+    mass = c0[b + 1, k] - c0[a, k]
+    moment = c1[b + 1, k] - c1[a, k] - a * mass
+    y[picked] = a + moment / np.maximum(mass, 1e-9)
     sx, sy = _samples(y, lo, hi, thick)
     found = np.isfinite(y)
     steps = np.abs(np.diff(y[found])) if found.sum() > 1 else np.zeros(0)
@@ -216,22 +219,12 @@ def _samples(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, thick: float) -> tup
     n = y.size
     found = np.isfinite(y)
     tall = found & ((hi - lo + 1) > 1.8 * thick + 1)
-    xs: list[float] = []
-    ys: list[float] = []
+    flat = np.flatnonzero(found & ~tall)
+    xs: list[float] = flat.astype(float).tolist()
+    ys: list[float] = y[flat].tolist()
     half = thick / 2.0
-    i = 0
-    while i < n:
-        if not found[i]:
-            i += 1
-            continue
-        if not tall[i]:
-            xs.append(float(i))
-            ys.append(float(y[i]))
-            i += 1
-            continue
-        j = i
-        while j + 1 < n and tall[j + 1]:
-            j += 1
+    t_starts, t_ends = _runs(tall)
+    for i, j in zip(t_starts.tolist(), t_ends.tolist()):
         a, b = max(0, i - 1), min(n - 1, j + 1)
         r0, r1 = int(np.nanmin(lo[a: b + 1])), int(np.nanmax(hi[a: b + 1]))
         window = np.zeros((r1 - r0 + 1, b - a + 1), dtype=bool)  # the followed runs only (no text beside)
@@ -255,7 +248,6 @@ def _samples(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, thick: float) -> tup
                 else:
                     xs.append(a + 0.5 * (s0 + e0))
                     ys.append(float(r0 + r))
-        i = j + 1
     return _one_per_column(np.asarray(xs), np.asarray(ys), thick)
 
 

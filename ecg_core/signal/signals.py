@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -88,9 +89,16 @@ def rescale_samples(samples: np.ndarray, fs_in: float, fs_out: int = WORKING_FS)
     return np.round(np.asarray(samples, dtype=np.float64) * (fs_out / fs_in)).astype(np.int64)
 
 
+@functools.lru_cache(maxsize=64)
+def butter_sos(order: int, cutoff: float | tuple[float, float], btype: str, fs: float) -> np.ndarray:
+    """Butterworth second-order sections, designed once per setting (designing costs more than filtering a
+    beat picture's few seconds)."""
+    return sps.butter(order, cutoff, btype=btype, fs=fs, output="sos")
+
+
 def bandpass(x: np.ndarray, fs: int = WORKING_FS, band: tuple[float, float] = BANDPASS_HZ) -> np.ndarray:
     """Zero-phase Butterworth band-pass: removes baseline wander and high-frequency noise."""
-    sos = sps.butter(2, band, btype="bandpass", fs=fs, output="sos")
+    sos = butter_sos(2, tuple(band), "bandpass", float(fs)).copy()  # scipy's filter wants a writable array
     x = np.nan_to_num(np.asarray(x, dtype=np.float64))
     if x.size <= 3 * 2 * sos.shape[0]:
         raise RecordError(f"signal too short to filter ({x.size} samples)")
