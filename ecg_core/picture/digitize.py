@@ -39,6 +39,7 @@ STRIP_SPIKES = 5  # without grid or stated span, a trace with this many beats is
 STRIP_ASPECT = 2.5  # without grid or stated span, a picture this much wider than tall is taken for a 10 s strip
 MIN_COVERAGE = 0.5  # share of the trace's columns that must hold trace pixels
 MAX_INK_DENSITY = 0.12  # share of a strip's area an ECG line covers: 2-8 % drawn, photos 15-35 %
+STANDARD_GAINS = (0.25, 0.5, 1.0, 2.0)  # a calibration pulse's height over the grid's 10 mm/mV
 MAX_INK_EXCESS = 2.0  # ink over what the followed line itself covers: a dense tiny strip ~1, photos 3+
 MAX_TALL_SHARE = 0.35  # columns with a run this much taller than the line: filled areas, not a trace
 MIN_GRID_CONFIDENCE = gridlib.MIN_CONFIDENCE
@@ -164,8 +165,15 @@ def find_pulse(path: tracelib.Path, px_per_mm: float | None) -> Pulse | None:
         top = region[i: j + 1]
         plateau = float(np.median(top))
         flat = np.abs(top - plateau) <= max(2.0, 0.6 * t)  # the stroke columns at either end are not flat
-        width = _longest_run(flat)
-        if width >= min_width and width >= 0.7 * top.size - 2:
+        start, width = _longest_run_at(flat)
+        mostly_flat = width >= 0.7 * top.size - 2
+        # at the strip's start the pulse's own base can lie above the trace's baseline, inside the same high
+        # stretch: then the plateau is judged by its strokes alone
+        base_above = i == 0 and not mostly_flat and start >= 2  # its rising stroke must be on the path
+        if width >= min_width and (mostly_flat or base_above):
+            if base_above:
+                i, j = start, start + width - 1
+                plateau = float(np.median(top[start: start + width]))
             before = y[max(0, i - 6): i]  # the level the pulse rises from: the lowest point just before it
             level = float(before.max()) if before.size else lo_level
             # a pulse rises and falls within a few columns; an R wave drawn this wide takes longer
@@ -176,6 +184,8 @@ def find_pulse(path: tracelib.Path, px_per_mm: float | None) -> Pulse | None:
             after_idx = j + 1  # the falling edge ends where the trace is back at the level before the pulse
             while after_idx < n and y[after_idx] < level - 2 * t:
                 after_idx += 1
+            if after_idx < n and base_above:  # the base is where the falling stroke lands
+                level = max(level, float(y[after_idx: after_idx + 4].max()))
             if after_idx < n and after_idx - j <= 5 and level - plateau >= min_height:
                 # printers leave a short gap between the pulse and the trace: the trace starts after it
                 ahead = np.flatnonzero(~np.isfinite(path.y[after_idx: after_idx + max(8, int(0.04 * n))]))
@@ -193,12 +203,13 @@ def _last_near(y: np.ndarray, i: int, level: float, tol: float) -> int:
     return -1
 
 
-def _longest_run(flags: np.ndarray) -> int:
-    best = run = 0
-    for f in flags:
-        run = run + 1 if f else 0
-        best = max(best, run)
-    return best
+def _longest_run_at(flags: np.ndarray) -> tuple[int, int]:
+    """(start, length) of the longest run of True."""
+    s, e = tracelib._runs(np.asarray(flags, dtype=bool))
+    if s.size == 0:
+        return 0, 0
+    k = int(np.argmax(e - s))
+    return int(s[k]), int(e[k] - s[k] + 1)
 
 
 def _without_pulse(path: tracelib.Path, pulse: Pulse) -> tracelib.Path:
@@ -380,6 +391,7 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
         raise DigitizeError("No ECG trace could be followed in the picture.")
     px_mm = period.px_per_mm if period and period.confidence >= MIN_GRID_CONFIDENCE else None
     pulses = [find_pulse(p, px_mm) if p is not None else None for p in paths]
+    uncut = paths
     paths = [_without_pulse(p, q) if q is not None else p for p, q in zip(paths, pulses)]
     pulse = pulses[primary]
     main = paths[primary]
@@ -401,11 +413,16 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
         cal = _with_perspective(cal, g.line_ink, period, notes)
     if pulse is not None:
         gain = pulse.height_px / cal.px_per_mv if cal.px_per_mv else None
-        if gain is None or abs(gain - 1.0) > 0.08:  # the pulse says otherwise (or there is no grid)
+        standard = gain is None or min(abs(gain / std - 1.0) for std in STANDARD_GAINS) <= 0.08
+        if not standard:  # neither 10 mm/mV nor a standard gain: not a pulse the grid can be read with
+            pulse = None
+            paths[primary] = uncut[primary]
+        elif gain is None or abs(gain - 1.0) > 0.08:  # the pulse says otherwise (or there is no grid)
             cal = replace(cal, px_per_mv=pulse.height_px, description=cal.description.replace(
                 "; amplitude relative", "") + f"; amplitude from the 1 mV calibration pulse ({pulse.height_px:.0f} px)")
         else:
             cal = replace(cal, description=cal.description + " (the 1 mV calibration pulse agrees)")
+    if pulse is not None:
         notes.append("A calibration pulse at the start of the strip was recognised and left out of the signal.")
     traces = []
     for k, p in enumerate(paths):
