@@ -176,16 +176,19 @@ def _signal_measures(x: np.ndarray, fs: float) -> tuple[np.ndarray, int, dict[st
     """(window starts, window length, the measures of each window read off the signal itself)."""
     n = min(int(round(WINDOW_S * fs)), x.size)
     starts = _window_starts(x.size, n)
-    band = sps.sosfiltfilt(sps.butter(2, (1.0, 40.0), btype="bandpass", fs=fs, output="sos"), x)
+    chunk = max(1, 2_000_000 // n)  # windows per pass: a few tens of MB at most, even for 24 h at 1000 Hz
+    passes = [slice(c0, c0 + chunk) for c0 in range(0, starts.size, chunk)]
+    # the baseline's swing per window first, so that the two filtered copies are never held together
     low = sps.sosfiltfilt(sps.butter(2, 0.7, btype="lowpass", fs=fs, output="sos"), x)
+    swing = np.concatenate([np.ptp(low[starts[sl, None] + np.arange(n)[None, :]], axis=1) for sl in passes])
+    del low
+    band = sps.sosfiltfilt(sps.butter(2, (1.0, 40.0), btype="bandpass", fs=fs, output="sos"), x)
     hi, lo = float(x.max()), float(x.min())
     freqs = np.fft.rfftfreq(n, 1.0 / fs)
     taper = np.hanning(n)
     cols = ("ptp_mv", "clip_share", "hf_share", "kurtosis", "baseline_ratio")
     out = {k: np.empty(starts.size) for k in cols}
-    chunk = max(1, 2_000_000 // n)  # windows per pass: a few tens of MB at most, even for 24 h at 1000 Hz
-    for c0 in range(0, starts.size, chunk):
-        sl = slice(c0, c0 + chunk)
+    for sl in passes:
         idx = starts[sl, None] + np.arange(n)[None, :]
         raw, b = x[idx], band[idx]
         amp = np.percentile(np.abs(b), 99, axis=1)
@@ -199,7 +202,7 @@ def _signal_measures(x: np.ndarray, fs: float) -> tuple[np.ndarray, int, dict[st
         out["hf_share"][sl] = spec[:, freqs >= HF_CUTOFF_HZ].sum(axis=1) / np.maximum(total, 1e-30)
         out["clip_share"][sl] = ((raw >= hi) | (raw <= lo)).mean(axis=1) if hi > lo else 1.0
         out["ptp_mv"][sl] = np.minimum(np.ptp(raw, axis=1), np.ptp(b, axis=1))
-        out["baseline_ratio"][sl] = np.ptp(low[idx], axis=1) / np.maximum(amp, 1e-12)
+        out["baseline_ratio"][sl] = swing[sl] / np.maximum(amp, 1e-12)
     return starts, n, out
 
 
