@@ -216,7 +216,7 @@ def _without_pulse(path: tracelib.Path, pulse: Pulse) -> tracelib.Path:
     cut = pulse.end_column
     keep = path.sample_x >= path.x_start + cut
     return tracelib.Path(path.x_start + cut, path.y[cut:], path.sample_x[keep], path.sample_y[keep], path.thickness,
-                         path.coverage, path.smoothness)
+                         path.coverage, path.smoothness, path.ink_width)
 
 
 def count_spikes(y: np.ndarray) -> int:
@@ -247,7 +247,7 @@ def _guess_span(width_px: int, height_px: int, trace_px: int, layout: str = "str
     return 1.6, "no grid and no stated span: taken for a 1.6 s beat picture from its shape"
 
 
-def calibrate(period: gridlib.GridPeriod | None, trace_px: int, width: int, height: int,
+def calibrate(period: gridlib.GridPeriod | None, trace_px: float, width: int, height: int,
               span_s: float | None, layout: str = "strip", spikes: int | None = None) -> Calibration:
     """Pixels per second and per millivolt from the grid, a stated span, or a guess."""
     if span_s is not None:
@@ -257,7 +257,7 @@ def calibrate(period: gridlib.GridPeriod | None, trace_px: int, width: int, heig
         credible = period is not None and period.large_boxes and period.confidence >= 0.5
         px_mv = PAPER_GAIN_MM_MV * period.px_per_mm if credible else None
         return Calibration("span", px_s, px_mv, 0.9,
-                           f"stated span {span_s:g} s over the trace's {trace_px} px"
+                           f"stated span {span_s:g} s over the trace's {trace_px:.0f} px"
                            + ("" if px_mv else "; amplitude relative"))
     if period is not None and period.confidence >= MIN_GRID_CONFIDENCE:
         px_mm = period.px_per_mm
@@ -408,9 +408,16 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
     if main.coverage < MIN_COVERAGE:
         raise DigitizeError(f"The trace could be followed over only {100 * main.coverage:.0f} % of its width: "
                             "the picture is too faint, broken or busy to digitize.")
-    cal = calibrate(period, main.y.size, w, h, span_s, layout, count_spikes(main.y))
+    # a drawn line's ends stick out half its width beyond its first and last samples
+    trace_px = max(main.y.size - min(main.ink_width, main.thickness), 1.0)
+    cal = calibrate(period, trace_px, w, h, span_s, layout, count_spikes(main.y))
     if cal.method == "grid":
         cal = _with_perspective(cal, g.line_ink, period, notes)
+    if g.light_on_dark and cal.px_per_mv and pulse is None:
+        # a monitor's grid times the trace, but its gain is whatever the screen is set to (shown as text,
+        # x0.5 or x2, which is not read): amplitude relative unless a calibration pulse shows it
+        cal = replace(cal, px_per_mv=None, description=cal.description.replace(
+            f" and {PAPER_GAIN_MM_MV:g} mm/mV", "") + "; amplitude relative (a screen's gain is its own setting)")
     if pulse is not None:
         gain = pulse.height_px / cal.px_per_mv if cal.px_per_mv else None
         standard = gain is None or min(abs(gain / std - 1.0) for std in STANDARD_GAINS) <= 0.08

@@ -33,6 +33,7 @@ class Path:
     thickness: float
     coverage: float  # share of columns between the ends where trace pixels were found
     smoothness: float  # share of steps between found columns without a jump larger than a few line widths
+    ink_width: float = 0.0  # the line's width measured as ink per column where it runs flat (anti-aliasing included)
 
     @property
     def columns(self) -> np.ndarray:
@@ -200,11 +201,17 @@ def follow(mask: np.ndarray, ink: np.ndarray, rows: tuple[int, int], baseline: i
     mass = c0[b + 1, k] - c0[a, k]
     moment = c1[b + 1, k] - c1[a, k] - a * mass
     y[picked] = a + moment / np.maximum(mass, 1e-9)
+    # where the line runs level (its row changes by under half a pixel on both sides) a column's ink is its width
+    yp = y[picked]
+    level = np.zeros(picked.size, dtype=bool)
+    level[1:-1] = (np.abs(np.diff(yp)[:-1]) < 0.5) & (np.abs(np.diff(yp)[1:]) < 0.5) & (np.diff(picked, 2) == 0)
+    level &= (b - a + 1) <= thick + 1
+    ink_width = float(np.median(mass[level])) if level.sum() >= 20 else 0.0
     sx, sy = _samples(y, lo, hi, thick)
     found = np.isfinite(y)
     steps = np.abs(np.diff(y[found])) if found.sum() > 1 else np.zeros(0)
     smooth = float(np.mean(steps <= 4 * thick + 2)) if steps.size else 0.0
-    return Path(x0, y + top, sx + x0, sy + top, thick, float(found.mean()), smooth)
+    return Path(x0, y + top, sx + x0, sy + top, thick, float(found.mean()), smooth, ink_width)
 
 
 def _samples(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, thick: float) -> tuple[np.ndarray, np.ndarray]:
