@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import cv2
 import numpy as np
 from scipy import signal as sps
 
@@ -284,7 +283,10 @@ def _with_perspective(cal: Calibration, line_ink: np.ndarray, period: gridlib.Gr
     return replace(cal, px_per_s=px_s, scale_slope=slope, centre=centre)
 
 
-def _to_picture(xs: np.ndarray, ys: np.ndarray, inverse: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _to_picture(xs: np.ndarray, ys: np.ndarray, inverse: np.ndarray | None,
+                shear: gridlib.ShearField | None = None) -> tuple[np.ndarray, np.ndarray]:
+    if shear is not None:  # undone last, so redone first
+        xs = shear.to_picture(xs, ys)
     if inverse is None:
         return xs, ys
     pts = np.stack([xs, ys, np.ones_like(xs)], axis=0)
@@ -339,19 +341,17 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
             notes.append(f"Straightened by {angle:+.1f} degrees.")
         else:
             angle = 0.0
+    shear = None
     if period is not None:  # vertical grid lines tilted apart from the horizontal ones: a photo at an angle
-        slope, sgain = gridlib.shear_slope(g.line_ink)
-        if slope and sgain >= MIN_SKEW_GAIN:
+        shear = gridlib.shear_field(g.line_ink)
+        if shear is not None:
             fill = tuple(float(c) for c in np.median(rgb.reshape(-1, 3), axis=0))
-            m = gridlib.shear_matrix((h, w), slope)
-            rgb = cv2.warpAffine(rgb, m.astype(np.float32), (w, h), flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+            rgb = shear.straighten(rgb, fill)
             g = gridlib.ground(rgb)
             period = gridlib.grid_period(g.line_ink) or period
-            full = np.vstack([m, [0, 0, 1]])
-            before = np.vstack([inverse, [0, 0, 1]]) if inverse is not None else np.eye(3)
-            inverse = (before @ np.linalg.inv(full))[:2]
-            notes.append(f"Vertical grid lines tilted by {np.degrees(np.arctan(slope)):+.1f} degrees: sheared back.")
+            lo, hi = float(shear.tilt(0)), float(shear.tilt(w - 1))
+            notes.append(f"Vertical grid lines tilted by {np.degrees(np.arctan(lo)):+.1f} to "
+                         f"{np.degrees(np.arctan(hi)):+.1f} degrees across the picture: straightened.")
     ink = g.trace_ink
     clean, mask, strips, paths = _follow_strips(ink, cap=1.0)
     if period is None and (not paths or paths[0] is None or paths[0].coverage < 0.95
@@ -438,7 +438,7 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
         y = tracelib.fill_gaps(p.y)
         baseline = float(np.median(y))
         sig = _resample(p.sample_x, p.sample_y, baseline, cal)
-        px, py = _to_picture(p.columns.astype(float), y, inverse)
+        px, py = _to_picture(p.columns.astype(float), y, inverse, shear)
         path_t = cal.seconds(p.columns.astype(float))
         label = ("II (rhythm strip)" if layout == "twelve_lead" and k == primary
                  else f"strip {k + 1}" if layout != "strip" else "picture trace")
