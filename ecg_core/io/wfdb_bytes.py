@@ -276,6 +276,7 @@ def read_wfdb_bytes(files: Mapping[str, bytes], preferred_lead: str = PREFERRED_
         notes.append(f"Lead {lead.name} is in {lead.units!r}, not millivolts; read as millivolts.")
         scale = 1.0
     x, more = validate(signals[:, idx] * scale, header.fs, lead.file_name, resolution_mv=scale / abs(lead.adc_gain))
+    del signals  # every lead decoded: not kept while the quality check runs (a 24-hour lead is 250 MB)
     sig = require_quality(SignalInput(header.record_name, x, header.fs, lead.name, None, notes + more))
     stem = Path(hea).stem
     for ext in ANNOTATION_EXTENSIONS:
