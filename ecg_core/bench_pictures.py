@@ -17,6 +17,7 @@ Everything stays in memory; nothing is written except the JSON of --out. Progres
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -64,8 +65,10 @@ PROTOCOL = (
     "Detection: {tol:g} ms matching in the digitizer's time axis (truth mapped through the picture geometry), "
     "beats within {excl:g} s of the drawn trace's ends left out of both sides; Se counts the beats of refused "
     "pictures as missed. F1: macro over the classes of N L R A V present among the beats; a beat a path did "
-    "not return counts as a wrong label. Signal path: each segment with {ctx:g} s of its record on either side "
-    "through record_mode.classify_signal."
+    "not return counts as a wrong label. Signal path ('sig', what dF1 compares with): the true signal the "
+    "picture shows, resampled to the working rate, through the picture path's own beat pipeline "
+    "(pipeline.picture after the digitizer: the same padding, lone-beat handling and model); 'rec': each "
+    "segment with {ctx:g} s of its record on either side through record_mode.classify_signal."
 )
 
 
@@ -150,6 +153,30 @@ def band_snr_db(ref: np.ndarray, est: np.ndarray, fs: int = FS, centre: int = 0,
     e = bandpass(est - np.median(est), fs).astype(np.float64)
     # the same cut at both starts leaves the lag unchanged
     return snr_db(r[cut: r.size - cut], e[cut: e.size - cut], fs, max_lag_s, centre, fit_gain)
+
+
+def pixel_ceiling_db(drawn) -> float:
+    """Band SNR of an ideal reading limited to the picture's pixels: each column gives the rows the true signal
+    spans in it (rounded to whole pixels), its lowest and highest at a quarter and three quarters of the column,
+    in the order the signal visits them. What no digitizer can beat on that picture (before rotation and
+    photo effects); a 10 s strip 192 pixels wide holds about 19 columns per second."""
+    truth = drawn.signal if drawn.fs == FS else _resample(drawn.signal, drawn.fs)
+    t = np.arange(truth.size) / FS
+    col = np.floor(t * drawn.px_per_s).astype(np.int64)
+    q = np.round(truth * drawn.px_per_mv) / drawn.px_per_mv
+    cuts = np.flatnonzero(np.diff(col)) + 1
+    xs, ys = [], []
+    for c, seg in zip(col[np.concatenate([[0], cuts])], np.split(q, cuts)):
+        i_lo, i_hi = int(np.argmin(seg)), int(np.argmax(seg))
+        if seg[i_lo] == seg[i_hi]:
+            xs.append(c + 0.5)
+            ys.append(seg[i_lo])
+            continue
+        first, second = sorted((i_lo, i_hi))
+        xs += [c + 0.25, c + 0.75]
+        ys += [seg[first], seg[second]]
+    est = np.interp(t, np.asarray(xs) / drawn.px_per_s, ys)
+    return band_snr_db(truth, est, FS, 0, False).db
 
 
 def broadband_snr_db(ref: np.ndarray, est: np.ndarray, fs: int = FS, centre: int = 0,
@@ -357,6 +384,7 @@ class Outcome:
     error: str | None = None  # an unexpected exception
     snr_band: float = float("nan")
     snr_bb: float = float("nan")
+    snr_ceiling: float = float("nan")  # pixel_ceiling_db of the picture
     relative: bool = False  # amplitude read as relative (gain fitted)
     calibration: str = ""
     n_ref: int = 0
@@ -366,7 +394,8 @@ class Outcome:
     miss: str = ""  # beat pictures: why it is not a hit (MISS_KINDS)
     truth: list[str] = field(default_factory=list)  # N L R A V labels of the scored beats
     picture: list[str] = field(default_factory=list)  # the picture path's labels for them
-    signal: list[str] = field(default_factory=list)  # the signal path's labels for them
+    signal: list[str] = field(default_factory=list)  # the signal path's labels for them (record context)
+    same: list[str] = field(default_factory=list)  # the picture's own pipeline on the true signal it shows
     t_labels: float = float("nan")
     t_explain: float = float("nan")  # labels + Grad-CAM of every beat
 
@@ -376,6 +405,7 @@ class Runner:
 
     def __init__(self, clf, cam):
         self.clf, self.cam = clf, cam
+        self._same: dict[tuple[str, int | None], dict[int, str]] = {}  # a strip's truth is shared by its styles
 
     def classify(self, data: bytes, name: str):
         """(result, seconds to labels, seconds to labels + explanation)."""
@@ -403,6 +433,8 @@ class Runner:
             out.refused = str(exc)
         except Exception as exc:  # a bug in the path: counted, reported, the run goes on
             out.error = f"{type(exc).__name__}: {exc}"
+        if target is None:
+            out.snr_ceiling = pixel_ceiling_db(drawn)
         if out.refused or out.error:
             res = None
             out.miss = "refused"
@@ -415,7 +447,8 @@ class Runner:
                 scored = [k for k in scored if edge <= drawn.r_peaks[k] <= n - 1 - edge]
                 out.n_ref = len(scored)
             self._labels(out, [r_keys[k] for k in scored], [MISSED] * len(scored),
-                         [signal_labels.get(out.start + int(drawn.r_peaks[k]), MISSED) for k in scored])
+                         [signal_labels.get(out.start + int(drawn.r_peaks[k]), MISSED) for k in scored],
+                         drawn, scored, target)
             return out
         trace = res.trace
         cal = res.digitized.calibration
@@ -446,15 +479,52 @@ class Runner:
                             else "elsewhere")
             labels = [pred[int(d.argmin())] if near else MISSED]
         self._labels(out, [r_keys[k] for k in scored], labels,
-                     [signal_labels.get(out.start + int(drawn.r_peaks[k]), MISSED) for k in scored])
+                     [signal_labels.get(out.start + int(drawn.r_peaks[k]), MISSED) for k in scored],
+                     drawn, scored, target)
         return out
 
-    @staticmethod
-    def _labels(out: Outcome, truth: list, picture: list, signal: list) -> None:
+    def same_signal(self, drawn, target: int | None) -> dict[int, str]:
+        """The picture path's own beat pipeline (pipeline.picture, after the digitizer) on the true signal the
+        picture shows, at the working rate: index into drawn.r_peaks -> label. What the picture path would
+        give with a perfect digitizer; the picture's own context only (a strip's 10 s, a lone beat)."""
+        key = (hashlib.sha1(np.ascontiguousarray(drawn.signal).tobytes()).hexdigest(), target)
+        if key not in self._same:
+            self._same[key] = self._same_signal(drawn, target)
+        return self._same[key]
+
+    def _same_signal(self, drawn, target: int | None) -> dict[int, str]:
+        from ecg_core.classes import CLASS_KEYS
+        from ecg_core.io.base import SignalInputError
+        from ecg_core.pipeline.picture import _classify_once
+        from ecg_core.settings import WORKING_FS
+        from ecg_core.signal.signals import resample
+
+        x = resample(np.asarray(drawn.signal, dtype=np.float64), drawn.fs, WORKING_FS).astype(np.float64)
+        try:
+            _, pad, centres, _, probs, _, _ = _classify_once(x, self.clf, "strip" if target is None else "beat",
+                                                             "truth", drawn.lead)
+        except SignalInputError:
+            return {}
+        if centres.size == 0:
+            return {}
+        det_t = (centres - pad) / WORKING_FS
+        ref_t = drawn.r_peaks / drawn.fs
+        pred = [CLASS_KEYS[int(k)] for k in probs.argmax(axis=1)]
+        if target is not None:
+            d = np.abs(det_t - ref_t[target])
+            return {target: pred[int(d.argmin())]} if d.min() <= MATCH_S else {}
+        m = match_times(ref_t, det_t)
+        return {k: pred[j] for k, j in m.ref_to_det.items()}
+
+    def _labels(self, out: Outcome, truth: list, picture: list, signal: list, drawn=None,
+                scored: list[int] | None = None, target: int | None = None) -> None:
         keep = [i for i, k in enumerate(truth) if k in F1_CLASSES]
         out.truth = [truth[i] for i in keep]
         out.picture = [str(picture[i]) for i in keep]
         out.signal = [str(signal[i]) for i in keep]
+        if drawn is not None and scored is not None:
+            same = self.same_signal(drawn, target)
+            out.same = [same.get(scored[i], MISSED) for i in keep]
 
 
 def _resample(x: np.ndarray, fs: float) -> np.ndarray:
@@ -578,22 +648,25 @@ def summarise(outcomes: list[Outcome], styles: list[str]) -> dict:
         common = Counter(_reason(o.refused) for o in refused).most_common(1)
         common_err = Counter(o.error for o in errors).most_common(1)
         f1p = macro_f1(st_t, [k for o in strips for k in o.picture])
-        f1s = macro_f1(st_t, [k for o in strips for k in o.signal])
+        f1s = macro_f1(st_t, [k for o in strips for k in o.same])
+        f1r = macro_f1(st_t, [k for o in strips for k in o.signal])
         f1bp = macro_f1(bt_t, [k for o in beats for k in o.picture])
-        f1bs = macro_f1(bt_t, [k for o in beats for k in o.signal])
+        f1bs = macro_f1(bt_t, [k for o in beats for k in o.same])
+        f1br = macro_f1(bt_t, [k for o in beats for k in o.signal])
         rows.append({
             "style": style, "strips": len(strips), "beat_pictures": len(beats),
             "snr_band_median": _pct(_snr_values(strips, "snr_band"), 50),
             "snr_band_p10": _pct(_snr_values(strips, "snr_band"), 10),
             "snr_bb_median": _pct(_snr_values(strips, "snr_bb"), 50),
+            "snr_ceiling_median": _pct([o.snr_ceiling for o in strips if np.isfinite(o.snr_ceiling)], 50),
             "snr_missing": sum(not np.isfinite(o.snr_band) for o in strips),
             "relative_amplitude": sum(o.relative for o in strips if not (o.refused or o.error)),
             "se": n_match / n_ref if n_ref else float("nan"),
             "se_read": n_match / n_ref_read if n_ref_read else float("nan"),
             "ppv": n_match / n_det if n_det else float("nan"),
             "beat_hit": float(np.mean([o.hit for o in beats])) if beats else float("nan"),
-            "f1_picture": f1p, "f1_signal": f1s, "df1": f1p - f1s,
-            "f1_beat_picture": f1bp, "f1_beat_signal": f1bs, "df1_beat": f1bp - f1bs,
+            "f1_picture": f1p, "f1_signal": f1s, "df1": f1p - f1s, "f1_record": f1r,
+            "f1_beat_picture": f1bp, "f1_beat_signal": f1bs, "df1_beat": f1bp - f1bs, "f1_beat_record": f1br,
             "strip_beats": len(st_t), "beat_beats": len(bt_t),
             "refused_strips": sum(1 for o in refused if o.layout == "strip"),
             "refused_beats": sum(1 for o in refused if o.layout == "beat"),
@@ -658,10 +731,10 @@ def _f(v: float, fmt: str) -> str:
 def format_report(summary: dict, header: list[str]) -> str:
     """The printed tables (quality, time, beats entered, targets)."""
     lines = list(header)
-    cols = [("style", "<12"), ("strips", ">6"), ("SNR band", ">8"), ("p10", ">6"), ("SNR bb", ">6"),
+    cols = [("style", "<12"), ("strips", ">6"), ("SNR band", ">8"), ("p10", ">6"), ("SNR bb", ">6"), ("ceil", ">5"),
             ("0dB", ">4"), ("rel", ">4"), ("Se", ">6"), ("Se rd", ">6"), ("PPV", ">6"), ("beats", ">6"),
-            ("hit", ">6"), ("F1 pic", ">7"), ("F1 sig", ">7"), ("dF1", ">7"), ("F1b pic", ">7"), ("F1b sig", ">7"),
-            ("dF1b", ">7"), ("refused (commonest reason)", "")]
+            ("hit", ">6"), ("F1 pic", ">7"), ("F1 sig", ">7"), ("dF1", ">7"), ("F1 rec", ">7"), ("F1b pic", ">7"),
+            ("F1b sig", ">7"), ("dF1b", ">7"), ("F1b rec", ">7"), ("refused (commonest reason)", "")]
     head = "  ".join(format(c, f) for c, f in cols)
     lines += [head, "-" * len(head)]
     for r in summary["rows"]:
@@ -671,17 +744,23 @@ def format_report(summary: dict, header: list[str]) -> str:
         if r["errors"]:
             refused += f"; {r['errors']} error(s): {r['commonest_error'][:60]}"
         vals = [r["style"], str(r["strips"]), _f(r["snr_band_median"], ".1f"), _f(r["snr_band_p10"], ".1f"),
-                _f(r["snr_bb_median"], ".1f"), str(r["snr_missing"]), str(r["relative_amplitude"]),
+                _f(r["snr_bb_median"], ".1f"), _f(r.get("snr_ceiling_median", float("nan")), ".1f"),
+                str(r["snr_missing"]), str(r["relative_amplitude"]),
                 _f(r["se"], ".3f"), _f(r["se_read"], ".3f"), _f(r["ppv"], ".3f"), str(r["beat_pictures"]),
                 _f(r["beat_hit"], ".3f"), _f(r["f1_picture"], ".3f"), _f(r["f1_signal"], ".3f"),
-                _f(r["df1"], "+.3f"), _f(r["f1_beat_picture"], ".3f"), _f(r["f1_beat_signal"], ".3f"),
-                _f(r["df1_beat"], "+.3f"), refused]
+                _f(r["df1"], "+.3f"), _f(r.get("f1_record", float("nan")), ".3f"), _f(r["f1_beat_picture"], ".3f"),
+                _f(r["f1_beat_signal"], ".3f"), _f(r["df1_beat"], "+.3f"),
+                _f(r.get("f1_beat_record", float("nan")), ".3f"), refused]
         lines.append("  ".join(format(v, f) for v, (_, f) in zip(vals, cols)))
-    lines += ["", "Columns: SNR in dB (band: 0.5-40 Hz, the main measure; p10: 10th percentile; bb: broadband); "
+    lines += ["", "Columns: SNR in dB (band: 0.5-40 Hz, the main measure; p10: 10th percentile; bb: broadband; "
+              "ceil: median band SNR of an ideal reading limited to the picture's pixels, see pixel_ceiling_db); "
               "0dB: strips refused or read too short, scored 0 dB; rel: strips read with relative amplitude (gain "
               "fitted); Se/PPV: strip beat detection (Se rd: over the strips read, refusals left out); hit: beat "
               "pictures with exactly one beat returned within 150 ms of the true R peak; F1: macro F1 (N L R A V) "
-              "of the picture path / the signal path on the same beats (F1b: beat pictures); dF1 = pic - sig.", ""]
+              "of the picture path / the signal path on the same beats (F1b: beat pictures); sig: the picture "
+              "path's own beat pipeline on the true signal the picture shows (a perfect digitizer); dF1 = pic - "
+              "sig, what digitizing costs; rec: the same beats classified inside their record (30 s either "
+              "side), so sig - rec is what a picture's short context costs.", ""]
     lines += ["Beat pictures that are not hits: " + "; ".join(f"{k} = {v}" for k, v in MISS_KINDS.items()), ""]
     mcols = [("style", "<12"), *[(k, f">{max(len(k), 5)}") for k in MISS_KINDS]]
     head = "  ".join(format(c, f) for c, f in mcols)

@@ -178,6 +178,18 @@ def test_a_picture_the_digitizer_reads_reduced_is_mapped_in_its_frame():
     _check_reading(drawn, dig)
 
 
+def test_pixel_ceiling_follows_the_pixels_a_picture_has():
+    """A paper strip at ~6 px/mm holds the signal almost exactly; the seed-like 192 x 128 strip of 10 s has
+    19 columns a second, far too few for the 0.5-40 Hz band; more pixels, a higher ceiling."""
+    rec = bp.read_record(MITDB, "232")
+    start, n = 3600, 3600
+    inside = (rec.beats >= start) & (rec.beats < start + n)
+    kw = dict(r_peaks=rec.beats[inside] - start, symbols=rec.symbols[inside], seed=1)
+    paper = bp.pixel_ceiling_db(synth.draw(rec.signal[start:start + n], rec.fs, "paper_red", **kw))
+    thin = bp.pixel_ceiling_db(synth.draw(rec.signal[start:start + n], rec.fs, "seed_thin", **kw))
+    assert paper > 25 and 0 < thin < 12 and paper > thin + 10
+
+
 def test_beat_crop_makes_the_generator_draw_the_chosen_beat():
     rec = bp.read_record(MITDB, "232")
     rng = np.random.default_rng(0)

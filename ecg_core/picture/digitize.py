@@ -34,6 +34,8 @@ SPAN_PRESETS: dict[str, float] = {  # label -> seconds across the trace
 }
 MIN_SKEW_GAIN = 3.0  # row-profile sharpening that proves a tilt (real tilts: 6-16; a lone trace: 1-2)
 LINE_CAP = 0.55  # the retry's cap on line removal: grid lines are fainter than the trace
+MIN_STRIP_SHARE = 0.35  # of the longest strip's width, for a row of trace to count as a strip
+MAX_SIDE_OVERLAP = 0.3  # rows overlapping less than this (of the shorter) lie side by side: one trace
 STRIP_SPIKES = 5  # without grid or stated span, a trace with this many beats is taken for a 10 s strip
 STRIP_ASPECT = 2.5  # without grid or stated span, a picture this much wider than tall is taken for a 10 s strip
 MIN_COVERAGE = 0.5  # share of the trace's columns that must hold trace pixels
@@ -224,7 +226,9 @@ def count_spikes(y: np.ndarray) -> int:
     y = tracelib.fill_gaps(y)
     if y.size < 10:
         return 0
-    dev = np.abs(y - np.median(y))
+    dev = y - np.median(y)
+    # one spike per beat: the QRS's main deflection, on the side where the trace reaches furthest
+    dev = -dev if np.percentile(dev, 99.5) < -np.percentile(dev, 0.5) else dev
     span = float(np.percentile(dev, 99.5))
     if span <= 0:
         return 0
@@ -459,7 +463,33 @@ def _follow_strips(trace_ink: np.ndarray, cap: float):
     if len(strips) > tracelib.MAX_BANDS:
         return clean, mask, strips, []
     paths = [tracelib.follow(mask, clean, (top, bottom), base) for top, base, bottom in strips]
+    if len(strips) > 1:
+        strips, paths = _one_per_trace(mask, clean, strips, paths)
     return clean, mask, strips, paths
+
+
+def _one_per_trace(mask: np.ndarray, clean: np.ndarray, strips: list, paths: list) -> tuple[list, list]:
+    """Rows of trace that are not strips of their own, folded into the strips beside them and followed again:
+    a row much shorter than the longest (a label, a pulse's top), and two rows side by side rather than one
+    above the other (a pulse beside its trace, one trace whose baseline wanders from one level to another)."""
+    longest = max((p.y.size for p in paths if p is not None), default=0)
+    keep = [p is not None and p.y.size >= MIN_STRIP_SHARE * longest for p in paths]
+    kept = [k for k, ok in enumerate(keep) if ok]
+    merged: list[list[int]] = []
+    for k in kept:
+        if merged:
+            a, b = paths[merged[-1][-1]], paths[k]
+            overlap = min(a.x_start + a.y.size, b.x_start + b.y.size) - max(a.x_start, b.x_start)
+            if overlap < MAX_SIDE_OVERLAP * min(a.y.size, b.y.size):
+                merged[-1].append(k)
+                continue
+        merged.append([k])
+    if len(merged) == len(strips) or not merged:
+        return strips, paths
+    # each group keeps the baseline of its longest row
+    bases = [strips[max(g, key=lambda k: paths[k].y.size)][1] for g in merged]
+    strips = tracelib.around(bases, mask.shape[0])
+    return strips, [tracelib.follow(mask, clean, (top, bottom), base) for top, base, bottom in strips]
 
 
 def _extent(mask: np.ndarray, strip: tuple[int, int, int]) -> int:

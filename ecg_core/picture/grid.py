@@ -19,6 +19,7 @@ MIN_GRID_SIDE_PX = 100  # a grid seen one way only must be measured over at leas
 MIN_CONFIDENCE = 0.2
 MIN_REPEAT = 0.6  # columns + rows autocorrelation at the 5 mm lag: ECG grids 0.9-1.4, plots' gridlines < 0.1
 MIN_REPEAT_ONE_WAY = 0.4
+MIN_REPEAT_BOTH = 0.9  # both profiles at one period's large box where their own periods disagree: grids 1.15+
 LINE_COVERAGE = 0.7  # a row or column (of a tile) inked over this share of its length holds a straight line
 
 
@@ -207,6 +208,13 @@ def grid_period(line_ink: np.ndarray) -> GridPeriod | None:
         period = (px * sx + py * sy) / max(sx + sy, 1e-9)
         if repeat_at(cols, 5 * period) + repeat_at(rows, 5 * period) >= MIN_REPEAT:
             return GridPeriod(float(period), float(np.clip(0.4 + sx + sy, 0.0, 1.0)), bx or by)
+    # the two measures disagree (one way is disturbed by the trace or text): a period under which both
+    # profiles repeat at the large box is the grid's
+    both = [(repeat_at(cols, 5 * c) + repeat_at(rows, 5 * c), c, st, b)
+            for c, st, b in ((px, sx, bx), (py, sy, by)) if c > 0]
+    if both and max(both)[0] >= MIN_REPEAT_BOTH:
+        score, c, st, b = max(both)
+        return GridPeriod(float(c), float(np.clip(0.2 + st + 0.2 * score, 0.0, 1.0)), b)
     if min(line_ink.shape) < MIN_GRID_SIDE_PX:
         return None
     (period, strength, bold), profile = max((((px, sx, bx), cols), ((py, sy, by), rows)), key=lambda c: c[0][1])

@@ -94,10 +94,15 @@ def bands(mask: np.ndarray) -> list[tuple[int, int, int]]:
         widths.append(cols.sum())
     widths = np.array(widths)
     peaks = peaks[widths >= 0.5 * widths.max()]  # text lines, a pulse's top or a flat ST are narrower
+    return around(peaks, h)
+
+
+def around(baselines, height: int) -> list[tuple[int, int, int]]:
+    """(top, baseline, bottom) strips around baseline rows (top to bottom): each reaches halfway to the next."""
     out = []
-    for i, p in enumerate(peaks):
-        top = 0 if i == 0 else (peaks[i - 1] + p) // 2
-        bottom = h if i == len(peaks) - 1 else (p + peaks[i + 1]) // 2
+    for i, p in enumerate(baselines):
+        top = 0 if i == 0 else (baselines[i - 1] + p) // 2
+        bottom = height if i == len(baselines) - 1 else (p + baselines[i + 1]) // 2
         out.append((int(top), int(p), int(bottom)))
     return out
 
