@@ -301,14 +301,30 @@ def _sharpest(score, limit: float, coarse_step: float, fine_step: float, smalles
     """The parameter in [-limit, limit] that maximises score (a coarse then a fine search), and the gain over 0;
     (0, 1) unless it is clearly better than no change."""
     coarse = np.arange(-limit, limit + 1e-9, coarse_step)
-    best = float(coarse[int(np.argmax([score(v) for v in coarse]))])
-    fine = np.arange(best - coarse_step, best + coarse_step + 1e-9, fine_step)
-    scores = np.array([score(v) for v in fine])
-    best = float(fine[int(np.argmax(scores))])
+    coarse_scores = [score(v) for v in coarse]
+    k = int(np.argmax(coarse_scores))
+    best, top = float(coarse[k]), float(coarse_scores[k])
+    # golden-section refinement around the coarse peak, down to fine_step (a third of the evaluations of a grid)
+    a, b = best - coarse_step, best + coarse_step
+    g = (np.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = score(c), score(d)
+    while b - a > fine_step:
+        if fc >= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = score(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = score(d)
+    for v, f in ((c, fc), (d, fd)):
+        if f > top:
+            best, top = float(v), float(f)
     base = score(0.0)
-    if abs(best) < smallest or scores.max() < 1.08 * base:
+    if abs(best) < smallest or top < 1.08 * base:
         return 0.0, 1.0
-    return best, float(scores.max() / max(base, 1e-12))
+    return best, float(top / max(base, 1e-12))
 
 
 def skew_angle(line_ink: np.ndarray, max_deg: float = 6.0, work_side: int = 480) -> tuple[float, float]:
