@@ -114,9 +114,8 @@ def _timed_cluster_run(client, path: Path, out: Path, say):
 
 
 def main(a: argparse.Namespace) -> int:
-    import logging
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from ecg_core.pipeline import archive, archive_run
 
@@ -149,8 +148,7 @@ def main(a: argparse.Namespace) -> int:
 
         say(f"LocalCluster of {a.workers} workers")
         t = time.perf_counter()
-        cluster = LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+        cluster = archive.local_cluster(a.workers)
         client = Client(cluster)
         client.register_plugin(archive.ModelPlugin(str(archive_run._model(None).path), threads=1),
                                name=archive.PLUGIN_NAME)

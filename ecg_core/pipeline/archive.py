@@ -526,6 +526,25 @@ class ModelPlugin(_WorkerPlugin):
         return {"model_path": self.model_path, "threads": self.threads, "clf": None}
 
 
+# Dask's nanny gives its workers MALLOC_TRIM_THRESHOLD_=65536, which also switches off glibc's adaptive
+# mmap threshold: every array over 128 KB is then a fresh mapping whose pages fault in again. For this
+# work (many multi-MB temporaries per chunk) that is 2.1 s of system time per 2 hours of signal instead of
+# 0.3 s (measured on 4 chunks), about 20 % more CPU; local clusters start without it.
+WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
+def local_cluster(n_workers: int, dashboard_address: str | None = None):
+    """A LocalCluster of single-threaded worker processes, glibc's allocator left at its defaults."""
+    import logging
+
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set(WORKER_CONFIG):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                            dashboard_address=dashboard_address, silence_logs=logging.ERROR)
+
+
 def worker_classifier():
     """The model this Dask worker loaded (ModelPlugin)."""
     from distributed import get_worker

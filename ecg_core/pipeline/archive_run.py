@@ -6,7 +6,6 @@ The scoring itself (recordings, chunks, outputs) is ecg_core.pipeline.archive.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -179,7 +178,7 @@ def run(patterns: Sequence[str], out_dir: str | Path, *, engine: str = "dask", s
 def _run_dask(todo: list[Job], info, options, chunk_s: float, overlap_s: float, client, scheduler: str | None,
               workers: int | None, dashboard: bool, bars: Progress, finished: Callable[[Outcome], None],
               report: RunReport, log: Callable[[str], None] | None) -> None:
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, as_completed
 
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     own = None
@@ -189,9 +188,7 @@ def _run_dask(todo: list[Job], info, options, chunk_s: float, overlap_s: float, 
                 own = client = Client(scheduler, timeout="15s")
             else:
                 n = workers or os.cpu_count() or 1
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       dashboard_address=":8787" if dashboard else None,
-                                       silence_logs=logging.ERROR)
+                cluster = archive.local_cluster(n, ":8787" if dashboard else None)
                 own = client = Client(cluster)
         except (OSError, TimeoutError, ValueError) as exc:
             raise ArchiveError(f"cannot reach the Dask scheduler {scheduler or '(local)'}: {exc}") from None
