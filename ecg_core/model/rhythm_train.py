@@ -6,15 +6,18 @@ VT, NOISE, everything else organised). Features are cached per record under data
 
 Protocol: grouped K-fold by record (vfdb and mitdb records dealt round-robin into the folds, seed 0): no
 second of a test record is in training or in any choice. Inside each training part, a grouped 3-fold
-split gives out-of-fold probabilities from which the VF threshold is chosen: the lowest threshold whose
-training seconds, after the episode rules, call at most TARGET_ORGANISED of organised and TARGET_NOISE
-of noise seconds VF. The baselines (TCSC, VF filter leakage: a threshold each; SPEC: Barro's fixed rule)
-take their thresholds from the training records by the same rule and go through the same episode rules.
+split gives out-of-fold probabilities from which the settings are chosen: for each smoothing width the
+noise threshold, for each episode padding the VF threshold (the lowest whose training seconds, after the
+episode rules, call at most TARGET_ORGANISED of organised and TARGET_NOISE of noise seconds VF), and of
+these the setting with the highest VF duration Se. The baselines (TCSC, VF filter leakage: a threshold
+each; SPEC: Barro's fixed rule) take their thresholds from the training records by the same rule and go
+through the same episode rules (no padding).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -24,6 +27,7 @@ import numpy as np
 import wfdb
 
 from ecg_core.model import rhythm_metrics as rm
+from ecg_core.settings import WORKING_FS
 from ecg_core.signal import quality as signal_quality
 from ecg_core.signal import rhythm, signals
 from ecg_core.signal.peaks import detect_beats
@@ -33,34 +37,59 @@ RESULTS_DIR = Path("models/results/rhythm")
 TARGET_ORGANISED, TARGET_NOISE = 0.005, 0.03
 TARGET_ORGANISED_UNREADABLE = 0.02  # organised seconds the noise threshold may call unreadable (training)
 HIDDEN, ALPHA = (16,), 0.1  # small and strongly regularised: the VF seconds come from 7 patients
+MEMBERS, BAG_SHARE = 5, 0.8  # a bag of networks, each on 80 % of the records: steadier on a new patient
+# what the inner folds choose among (training records only): probability smoothing and episode padding
+SMOOTHING_S = (1, 3, 5)
+PAD_S = (0.0, 1.0, 2.0, 3.0)
 ORGANISED_EVERY = 2  # every 2nd pure organised second is a training example (plenty of them)
-THRESHOLDS = np.concatenate([np.round(np.arange(0.05, 0.96, 0.05), 2), [0.97, 0.98, 0.99]])
+# probabilities crowd towards 1 (classes balanced), so the grid is fine there: 1 - 10^-1 ... 1 - 10^-4
+THRESHOLDS = np.unique(np.round(np.concatenate([np.arange(0.05, 0.9, 0.05), 1 - np.logspace(-1, -4, 31)]), 6))
 
 
 # ---------------------------------------------------------------- per-record data
 
-def record_data(path: Path) -> dict:
-    """Features, reference labels and forced-noise quality segments of one record (cached)."""
+def prepared_record(path: Path) -> dict:
+    """The signal at FEATURE_FS, its R peaks, reference labels and forced-noise quality segments (cached).
+
+    Cached apart from the features, so that new measures do not repeat the preparation and beat detection.
+    """
     from ecg_core.io.signal_io import read_path
 
-    key = f"{path.parent.name}_{path.name}"
-    cache = CACHE_DIR / f"{key}.npz"
+    cache = CACHE_DIR / "prepared" / f"{path.parent.name}_{path.name}.npz"
     if cache.exists():
         z = np.load(cache, allow_pickle=False)
-        return {k: z[k] for k in z.files} | {"name": key}
+        return {k: z[k] for k in z.files}
     sig = read_path(path)
     q = sig.quality or signal_quality.assess(sig.signal, sig.fs)
     x = signals.prepare_signal(sig.signal, sig.fs)
-    feats = rhythm.features(x, detect_beats(x))
+    peaks = detect_beats(x)
+    n_seconds = max(1, int(np.ceil(x.size / WORKING_FS)))
     ann = wfdb.rdann(str(path), "atr")
     ref, notes = rhythm.second_labels(ann.sample, np.array(ann.aux_note, dtype=object), sig.signal.size, sig.fs)
-    k = feats.shape[0]
-    ref, notes = ref[:k], notes[:k]
     seg = np.array([[s.start_s, s.end_s] for s in q.segments], dtype=np.float64).reshape(-1, 2)
-    reasons = np.array([s.reason for s in q.segments], dtype=str)
-    out = {"features": feats, "ref": ref, "notes": notes.astype(str), "quality_seg": seg,
-           "quality_reason": reasons, "duration_s": np.float64(sig.signal.size / sig.fs)}
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    out = {"x": signals.resample(np.asarray(x, dtype=np.float64), WORKING_FS, rhythm.FEATURE_FS),
+           "peaks": signals.rescale_samples(peaks, WORKING_FS, rhythm.FEATURE_FS), "n_seconds": np.int64(n_seconds),
+           "ref": ref[:n_seconds], "notes": notes[:n_seconds].astype(str), "quality_seg": seg,
+           "quality_reason": np.array([s.reason for s in q.segments], dtype=str),
+           "duration_s": np.float64(sig.signal.size / sig.fs)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(cache, **out)
+    return out
+
+
+def record_data(path: Path) -> dict:
+    """Features (cached per feature list), reference labels and quality segments of one record."""
+    key = f"{path.parent.name}_{path.name}"
+    tag = hashlib.sha1(",".join((*rhythm.FEATURES, str(rhythm.MEASURES_VERSION))).encode()).hexdigest()[:8]
+    cache = CACHE_DIR / f"{key}_{tag}.npz"
+    if cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        return {k: z[k] for k in z.files} | {"name": key}
+    p = prepared_record(path)
+    feats = rhythm.features_at_feature_fs(p["x"], p["peaks"], int(p["n_seconds"]))
+    k = feats.shape[0]
+    out = {"features": feats, "ref": p["ref"][:k], "notes": p["notes"][:k], "quality_seg": p["quality_seg"],
+           "quality_reason": p["quality_reason"], "duration_s": p["duration_s"]}
     np.savez_compressed(cache, **out)
     return out | {"name": key}
 
@@ -89,30 +118,31 @@ def quality_segments(d: dict) -> list[_Seg]:
 
 # ---------------------------------------------------------------- training
 
-def training_set(data: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Seconds whose whole 4 s window carries one class; organised ones thinned."""
-    xs, ys = [], []
-    for d in data:
+def training_set(data: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, class, record index) of the seconds whose whole 4 s window carries one class; organised
+    ones thinned."""
+    xs, ys, gs = [], [], []
+    for r, d in enumerate(data):
         ref = d["ref"].astype(np.int64)
         pad = np.pad(ref, 2, mode="edge")
         pure = np.all(np.stack([pad[i: i + ref.size] == ref for i in range(5)]), axis=0)
         keep = pure & ((ref != rm.ORG) | (np.arange(ref.size) % ORGANISED_EVERY == 0))
         xs.append(d["features"][keep])
         ys.append(ref[keep])
-    return np.concatenate(xs), np.concatenate(ys)
+        gs.append(np.full(int(keep.sum()), r))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
 
 
-def fit(x: np.ndarray, y: np.ndarray, kind: str = "mlp", seed: int = 0) -> rhythm.RhythmModel:
-    """A RhythmModel (threshold 0.5 until chosen) from features and class indices, classes balanced."""
+def _network(z: np.ndarray, y: np.ndarray, kind: str, seed: int, hidden: tuple[int, ...],
+             alpha: float) -> rhythm.Network:
+    """One network on standardised features, classes balanced; a class absent from y is never predicted."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-    z = (x - mean) / scale
     counts = np.bincount(y, minlength=len(rhythm.CLASSES)).astype(np.float64)
     w = (y.size / (len(rhythm.CLASSES) * np.maximum(counts, 1)))[y]
     if kind == "mlp":
-        clf = MLPClassifier(HIDDEN, alpha=ALPHA, batch_size=256, learning_rate_init=1e-3, max_iter=40,
+        clf = MLPClassifier(hidden, alpha=alpha, batch_size=256, learning_rate_init=1e-3, max_iter=40,
                             early_stopping=True, n_iter_no_change=5, random_state=seed)
         clf.fit(z, y, sample_weight=w)
         weights, biases = [np.asarray(c) for c in clf.coefs_], [np.asarray(b) for b in clf.intercepts_]
@@ -123,13 +153,40 @@ def fit(x: np.ndarray, y: np.ndarray, kind: str = "mlp", seed: int = 0) -> rhyth
     else:
         raise ValueError(f"unknown model kind {kind!r}")
     present = np.unique(y)
-    if present.size < len(rhythm.CLASSES):  # a class absent from training: never predicted
+    if present.size < len(rhythm.CLASSES) or weights[-1].shape[1] != len(rhythm.CLASSES):
         full_w = np.zeros((weights[-1].shape[0], len(rhythm.CLASSES)))
         full_b = np.full(len(rhythm.CLASSES), -1e9)
         full_w[:, present], full_b[present] = weights[-1], biases[-1]
         weights[-1], biases[-1] = full_w, full_b
-    return rhythm.RhythmModel(mean, scale, weights, biases, 0.5, 0.5,
-                              {"kind": kind, "hidden": list(HIDDEN), "alpha": ALPHA})
+    return weights, biases
+
+
+def fit_bag(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, features: tuple[str, ...], kind: str = "mlp",
+            seed: int = 0, hidden: tuple[int, ...] = HIDDEN, alpha: float = ALPHA,
+            members: int = MEMBERS) -> rhythm.Bag:
+    """`members` networks on the named feature columns, each trained on the seconds of a random BAG_SHARE
+    of the records (`groups`: record index per row; all rows when None or one member)."""
+    cols = np.array([rhythm.FEATURES.index(f) for f in features])
+    x = x[:, cols].astype(np.float64)
+    mean, scale = np.nanmean(x, axis=0), np.nanstd(x, axis=0) + 1e-6
+    z = np.nan_to_num((x - mean) / scale, nan=0.0)  # an unknown measure sits at the training mean
+    rng = np.random.default_rng(seed)
+    nets = []
+    for k in range(members):
+        rows = np.ones(y.size, bool)
+        if groups is not None and members > 1:
+            ids = np.unique(groups)
+            rows = np.isin(groups, rng.choice(ids, max(1, int(round(BAG_SHARE * ids.size))), replace=False))
+        nets.append(_network(z[rows], y[rows], kind, seed + k, hidden, alpha))
+    return rhythm.Bag(tuple(features), mean, scale, nets)
+
+
+def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, kind: str = "mlp", seed: int = 0,
+        members: int = MEMBERS) -> rhythm.RhythmModel:
+    """A RhythmModel (thresholds 0.5 until chosen): the bag on every feature."""
+    bag = fit_bag(x, y, groups, rhythm.FEATURES, kind, seed, members=members)
+    card = {"kind": kind, "members": members} | ({"hidden": list(HIDDEN), "alpha": ALPHA} if kind == "mlp" else {})
+    return rhythm.RhythmModel(bag, 0.5, 0.5, card)
 
 
 def folds(data: list[dict], k: int, seed: int = 0) -> np.ndarray:
@@ -145,11 +202,14 @@ def folds(data: list[dict], k: int, seed: int = 0) -> np.ndarray:
 
 # ---------------------------------------------------------------- scoring a detector on records
 
-def score(data: list[dict], vf_flags: list[np.ndarray], noise_flags: list[np.ndarray]) -> dict:
-    """Summed EC57-style numbers of per-second VF / noise flags, after the pipeline's episode rules."""
+def score(data: list[dict], vf_flags: list[np.ndarray], noise_flags: list[np.ndarray],
+          pad_s: float | list[float] = 0.0) -> dict:
+    """Summed EC57-style numbers of per-second VF / noise flags, after the pipeline's episode rules
+    (pad_s: the episode padding, one for all records or one per record)."""
     total = None
-    for d, v, n in zip(data, vf_flags, noise_flags):
-        episodes, noise = rhythm.resolve(v, n, quality_segments(d), float(d["duration_s"]))
+    pads = pad_s if isinstance(pad_s, list) else [pad_s] * len(data)
+    for d, v, n, pad in zip(data, vf_flags, noise_flags, pads):
+        episodes, noise = rhythm.resolve(v, n, quality_segments(d), float(d["duration_s"]), pad)
         s = rm.score_record(d["ref"].astype(np.int64), d["notes"], episodes,
                             list(noise[["start_s", "end_s"]].itertuples(index=False, name=None)))
         total = s if total is None else total.add(s)
@@ -157,37 +217,85 @@ def score(data: list[dict], vf_flags: list[np.ndarray], noise_flags: list[np.nda
 
 
 def choose_threshold(data: list[dict], scores: list[np.ndarray], noise_flags: list[np.ndarray],
-                     candidates: np.ndarray) -> float:
-    """The lowest candidate meeting the training targets (most sensitive); else the one with fewest false VF."""
-    best, fallback = None, (np.inf, float(candidates[-1]))
-    for t in sorted(candidates):
-        s = score(data, [sc >= t for sc in scores], noise_flags)
-        org, noi = s["organised_called_vf"] or 0.0, s["noise_called_vf"] or 0.0
-        if org <= TARGET_ORGANISED and noi <= TARGET_NOISE:
-            best = float(t)
-            break
-        if org + noi < fallback[0]:
-            fallback = (org + noi, float(t))
-    return best if best is not None else fallback[1]
+                     candidates: np.ndarray, pad_s: float = 0.0) -> float:
+    """The lowest candidate meeting the training targets (most sensitive); else the highest (fewest false VF).
+
+    A higher threshold flags a subset of the seconds, and the episode rules keep it a subset, so the false VF
+    shares fall with the threshold: bisection finds the lowest one meeting the targets.
+    """
+    cand = np.sort(np.asarray(candidates, dtype=np.float64))
+
+    def ok(t: float) -> bool:
+        s = score(data, [sc >= t for sc in scores], noise_flags, pad_s)
+        return (s["organised_called_vf"] or 0.0) <= TARGET_ORGANISED and (s["noise_called_vf"] or 0.0) <= TARGET_NOISE
+
+    lo, hi = 0, cand.size - 1
+    if not ok(cand[hi]):
+        return float(cand[hi])
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(cand[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(cand[lo])
 
 
 def _detector_flags(model: rhythm.RhythmModel, d: dict) -> tuple[np.ndarray, np.ndarray]:
-    labels = rhythm.decide(model.predict_proba(d["features"]), model.vf_threshold, model.noise_threshold)
+    labels = rhythm.decide(model.second_probs(d["features"]), model.vf_threshold, model.noise_threshold)
     return labels == rm.VF, labels == rm.NOISE
 
 
 def choose_noise_threshold(data: list[dict], p_noise: list[np.ndarray]) -> float:
-    """The lowest candidate calling at most TARGET_ORGANISED_UNREADABLE of organised seconds unreadable."""
+    """The lowest candidate calling at most TARGET_ORGANISED_UNREADABLE of organised seconds unreadable
+    (bisection: that share falls as the threshold rises)."""
     none = [np.zeros(p.size, bool) for p in p_noise]
-    for t in sorted(THRESHOLDS):
-        if (score(data, none, [p >= t for p in p_noise])["organised_called_unreadable"] or 0.0) \
-                <= TARGET_ORGANISED_UNREADABLE:
-            return float(t)
-    return float(THRESHOLDS[-1])
+
+    def ok(t: float) -> bool:
+        s = score(data, none, [p >= t for p in p_noise])
+        return (s["organised_called_unreadable"] or 0.0) <= TARGET_ORGANISED_UNREADABLE
+
+    lo, hi = 0, THRESHOLDS.size - 1
+    if not ok(THRESHOLDS[hi]):
+        return float(THRESHOLDS[hi])
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(THRESHOLDS[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(THRESHOLDS[lo])
 
 
-def fit_with_threshold(train: list[dict], kind: str, inner: int = 3, seed: int = 0) -> rhythm.RhythmModel:
-    """Fit on `train`; the noise and VF thresholds from inner grouped out-of-fold probabilities of `train`."""
+def merit(s: dict) -> tuple:
+    """Larger is better: meeting the training targets first, then VF duration Se, then fewer false VF."""
+    org, noi = s["organised_called_vf"] or 0.0, s["noise_called_vf"] or 0.0
+    return (org <= TARGET_ORGANISED and noi <= TARGET_NOISE, s["vf_duration_se"] or 0.0, -(org + noi))
+
+
+def choose_settings(train: list[dict], oof: list[np.ndarray], log=None) -> dict:
+    """Smoothing width, episode padding and both thresholds from out-of-fold probabilities of `train`: for
+    each width the noise threshold, for each padding the VF threshold (`choose_threshold`); the best merit."""
+    best = None
+    for width in SMOOTHING_S:
+        p = [rhythm.smooth(q, width) for q in oof]
+        noise_t = choose_noise_threshold(train, [q[:, rm.NOISE] for q in p])
+        noise = [q[:, rm.NOISE] >= noise_t for q in p]
+        shock = [rhythm.shockable(q) for q in p]
+        for pad in PAD_S:
+            vf_t = choose_threshold(train, shock, noise, THRESHOLDS, pad)
+            m = merit(score(train, [q >= vf_t for q in shock], noise, pad))
+            if log:
+                log(f"  inner: smoothing {width} s, padding {pad:g} s: thresholds {vf_t} / {noise_t}, merit {m}")
+            if best is None or m > best[0]:
+                best = (m, {"smooth_s": width, "pad_s": pad, "vf_threshold": vf_t, "noise_threshold": noise_t})
+    return best[1]
+
+
+def fit_with_threshold(train: list[dict], kind: str, inner: int = 3, seed: int = 0,
+                       log=None) -> rhythm.RhythmModel:
+    """Fit on `train`; smoothing, padding and both thresholds from inner grouped out-of-fold probabilities
+    of `train` (each model trained on two inner thirds of the records, judged on the third left out)."""
     f = folds(train, inner, seed + 1)
     oof: list[np.ndarray] = [np.zeros((0, len(rhythm.CLASSES)))] * len(train)
     for j in range(inner):
@@ -196,9 +304,8 @@ def fit_with_threshold(train: list[dict], kind: str, inner: int = 3, seed: int =
         for i in np.flatnonzero(f == j):
             oof[i] = m.predict_proba(train[i]["features"])
     model = fit(*training_set(train), kind=kind, seed=seed)
-    model.noise_threshold = choose_noise_threshold(train, [p[:, rm.NOISE] for p in oof])
-    noise = [p[:, rm.NOISE] >= model.noise_threshold for p in oof]
-    model.vf_threshold = choose_threshold(train, [rhythm.shockable(p) for p in oof], noise, THRESHOLDS)
+    for k, v in choose_settings(train, oof, log).items():
+        setattr(model, k, v)
     return model
 
 
@@ -208,7 +315,9 @@ def crossval(data: list[dict], k: int = 10, kinds: tuple[str, ...] = ("mlp", "lo
     f = folds(data, k, seed)
     det_vf = {kind: [None] * len(data) for kind in kinds}
     det_noise = {kind: [None] * len(data) for kind in kinds}
+    det_pad = {kind: [0.0] * len(data) for kind in kinds}
     thresholds: dict[str, list[float]] = {kind: [] for kind in kinds}
+    chosen: dict[str, list[dict]] = {kind: [] for kind in kinds}
     base_scores = [rhythm.baseline_scores(d["features"]) for d in data]
     base_names = list(base_scores[0])
     base_vf = {b: [None] * len(data) for b in base_names}
@@ -219,10 +328,12 @@ def crossval(data: list[dict], k: int = 10, kinds: tuple[str, ...] = ("mlp", "lo
         train = [d for d, fj in zip(data, f) if fj != j]
         test_idx = np.flatnonzero(f == j)
         for kind in kinds:
-            model = fit_with_threshold(train, kind, seed=seed)
+            model = fit_with_threshold(train, kind, seed=seed, log=log)
             thresholds[kind].append([model.vf_threshold, model.noise_threshold])
+            chosen[kind].append({"smooth_s": model.smooth_s, "pad_s": model.pad_s})
             for i in test_idx:
                 det_vf[kind][i], det_noise[kind][i] = _detector_flags(model, data[i])
+                det_pad[kind][i] = model.pad_s
         tr_idx = np.flatnonzero(f != j)
         for b in base_names:
             if b.startswith("SPEC"):  # Barro's fixed rule
@@ -242,20 +353,24 @@ def crossval(data: list[dict], k: int = 10, kinds: tuple[str, ...] = ("mlp", "lo
                        "training records only", "folds": {d["name"]: int(fj) for d, fj in zip(data, f)},
            "detectors": {}}
     for kind in kinds:
-        out["detectors"][f"rhythm {kind}"] = {"thresholds": thresholds[kind],
-                                              **_overall_and_per_record(data, det_vf[kind], det_noise[kind])}
+        out["detectors"][f"rhythm {kind}"] = {"thresholds": thresholds[kind], "chosen": chosen[kind],
+                                              **_overall_and_per_record(data, det_vf[kind], det_noise[kind],
+                                                                        det_pad[kind])}
     for b in base_names:
         out["detectors"][b] = {"thresholds": base_thr[b], **_overall_and_per_record(data, base_vf[b], zeros)}
     return out
 
 
-def _overall_and_per_record(data, vf, noise) -> dict:
+def _overall_and_per_record(data, vf, noise, pads: list[float] | None = None) -> dict:
     per = {}
-    for d, v, n in zip(data, vf, noise):
-        s = score([d], [v], [n])
+    pads = pads or [0.0] * len(data)
+    for d, v, n, pad in zip(data, vf, noise, pads):
+        s = score([d], [v], [n], pad)
         per[d["name"]] = {k: s[k] for k in ("vf_duration_se", "organised_called_vf", "noise_called_vf",
                                             "noise_called_unreadable", "vt_called_vf")}
-    return {"overall": score(data, vf, noise), "per_record": per}
+        per[d["name"]]["episodes"] = [list(e) for e in rhythm.resolve(v, n, quality_segments(d),
+                                                                      float(d["duration_s"]), pad)[0]]
+    return {"overall": score(data, vf, noise, list(pads)), "per_record": per}
 
 
 # ---------------------------------------------------------------- tables and CLI
@@ -301,15 +416,18 @@ def main_crossval(a: argparse.Namespace) -> int:
 
 def main_train(a: argparse.Namespace) -> int:
     data = load_all(a.mitdb, a.vfdb, _log)
-    model = fit_with_threshold(data, a.kind, seed=a.seed)
-    x, y = training_set(data)
+    model = fit_with_threshold(data, a.kind, seed=a.seed, log=_log)
+    x, y, _ = training_set(data)
     model.card.update({
         "name": Path(a.out).stem, "trained_on": f"all {len(data)} records of vfdb + mitdb ({y.size} seconds)",
         "window_s": list(rhythm.SCALES_S), "feature_fs": rhythm.FEATURE_FS, "step_s": rhythm.STEP_S,
-        "threshold_rule": f"inner 3-fold out-of-fold training seconds: the lowest P(noise) threshold calling at "
+        "threshold_rule": f"inner 3-fold out-of-fold training seconds, for each smoothing width "
+                          f"{list(SMOOTHING_S)} s and episode padding {list(PAD_S)} s: the lowest P(noise) "
+                          "threshold calling at "
                           f"most {TARGET_ORGANISED_UNREADABLE:g} of organised seconds unreadable, then the lowest "
                           f"P(VF)+P(VT) threshold calling at most {TARGET_ORGANISED:g} of organised and "
-                          f"{TARGET_NOISE:g} of noise seconds VF",
+                          f"{TARGET_NOISE:g} of noise seconds VF; the setting meeting these with the highest VF "
+                          "duration Se is kept",
         "command": f"python -m ecg_core train-rhythm --mitdb {a.mitdb} --vfdb {a.vfdb} --kind {a.kind} "
                    f"--seed {a.seed} --out {a.out}",
         "results": "models/results/rhythm/crossval.json"})

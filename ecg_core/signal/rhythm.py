@@ -9,15 +9,21 @@ Amann et al. 2005 (Biomed Eng Online 4:60) and a few of shape and regularity:
   a near-sinusoid (VF, flutter) leaks little;
 - the spectral parameters of Barro et al. 1989 (peak frequency, normalised first moment FSMN, A1, A2, A3);
 - band powers, spectral entropy, isoelectric share, kurtosis, slope measures, autocorrelation
-  (periodicity), and the R-peak rate and RR regularity in the window (Pan-Tompkins peaks).
-A small network (`RhythmModel`, weights in JSON, numpy forward pass: no pickle) turns them into
-probabilities of four classes. A second belongs to a VF episode when P(VF) + P(VT) reaches the model's
-threshold (see `shockable`), else it is noise when P(noise) reaches the noise threshold (both chosen on
-training records only). Each episode is named VF/flutter or VT by the class that dominates it.
+  (periodicity), and the R-peak rate and RR regularity in the window (Pan-Tompkins peaks);
+- the phase-space box count of Amann et al. 2007 (x(t) against x(t - 0.5 s)), the longest stretch
+  without slope, and of the detected complexes: how alike successive ones are, their height variation and
+  the successive RR differences (an organised rhythm repeats its complex however wide it is; VF does not).
+A bag of small networks (`RhythmModel`, weights in JSON, numpy forward pass: no pickle) turns them into
+probabilities of four classes, averaged over the bag and over smooth_s seconds. A second belongs to a VF
+episode when P(VF) + P(VT) reaches the model's threshold (see `shockable`), else it is noise when P(noise)
+reaches the noise threshold (thresholds, smoothing and padding chosen on training records only). Each
+episode is named VF/flutter or VT by the class that dominates it.
 
-Episode rules (`runs`): runs of VF seconds less than MERGE_GAP_S apart are one episode; episodes shorter
-than MIN_VF_S are dropped (isolated false alarms); noise runs likewise with MIN_NOISE_S. The recording's
-signal-quality segments that are flat or clipped (ecg_core.signal.quality) are noise whatever the model says.
+Episode rules (`runs`, `resolve`): runs of VF seconds less than MERGE_GAP_S apart are one episode; episodes
+shorter than MIN_VF_S are dropped (isolated false alarms), the others widened by the model's pad_s on both
+sides (centred windows see an episode's edges half organised); noise runs likewise with MIN_NOISE_S. The
+recording's signal-quality segments that are flat or clipped (ecg_core.signal.quality) are noise whatever
+the model says.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.ndimage import uniform_filter1d
 
 from ecg_core.settings import WORKING_FS
 from ecg_core.signal import signals
@@ -35,6 +42,7 @@ from ecg_core.signal import signals
 CLASSES = ("organised", "VF", "VT", "noise")
 SCALES_S = (4.0, 8.0)  # window lengths, centred on each second
 FEATURE_FS = 90  # Hz: measures are taken on the prepared signal resampled to this rate
+MEASURES_VERSION = 3  # raised when a measure's definition changes (feature caches are keyed by it)
 STEP_S = 1.0
 MERGE_GAP_S = 2.0  # runs of VF (or noise) seconds this close are one episode
 MIN_VF_S = 3.0
@@ -54,7 +62,14 @@ LABEL_OF = {"(VF": "VF", "(VFL": "VF", "(VFIB": "VF", "(VT": "VT", "(NOISE": "no
 BASE_FEATURES = (
     "log_amp", "log_rms", "kurtosis", "abs_skew", "tcsc", "leakage", "peak_hz", "fsmn", "a1", "a2", "a3",
     "p_low", "p_vf", "p_mid", "p_high", "spec_entropy", "iso_share", "flat_slope_share", "slope_ratio",
-    "slope_zc_hz", "acf_max", "acf_lag_s", "beat_rate", "rr_cv", "amp_var")
+    "slope_zc_hz", "acf_max", "acf_lag_s", "beat_rate", "rr_cv", "amp_var",
+    "phase_boxes", "flat_run_s", "beat_corr", "beat_corr_low", "peak_amp_cv", "rr_diff")
+# measures of the detected complexes: unknown (NaN, the training mean to the model) in a window with too
+# few peaks, e.g. while the R-peak detector has lost the signal after an artifact (a flat line is caught by
+# the quality check, so no peaks is no evidence of a rate)
+MISSING_OK = ("beat_rate", "rr_cv", "beat_corr", "beat_corr_low", "peak_amp_cv", "rr_diff")
+BEAT_HALF_S = 0.15  # half width of the complex compared with its predecessor
+PHASE_LAG_S, PHASE_GRID = 0.5, 40  # Amann et al. 2007: x(t) against x(t - 0.5 s) on a 40 x 40 grid
 
 
 def window_starts(n: int, length: int, fs: int = WORKING_FS, step_s: float = STEP_S) -> np.ndarray:
@@ -64,20 +79,35 @@ def window_starts(n: int, length: int, fs: int = WORKING_FS, step_s: float = STE
     return np.clip(np.round(centre - length / 2), 0, max(n - length, 0)).astype(np.int64)
 
 
+def _percentiles(a: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """np.percentile(a, q, axis=1) (linear interpolation) for each q, from one partial sort of the rows."""
+    n = a.shape[1]
+    pos = [q / 100.0 * (n - 1) for q in qs]
+    kth = sorted({k for p in pos for k in (int(np.floor(p)), min(int(np.floor(p)) + 1, n - 1))})
+    part = np.partition(a, kth, axis=1)
+    out = []
+    for p in pos:
+        lo = int(np.floor(p))
+        hi, frac = min(lo + 1, n - 1), p - lo
+        out.append(part[:, lo] + (part[:, hi] - part[:, lo]) * frac)
+    return out
+
+
 def _measures(w: np.ndarray, fs: int) -> dict[str, np.ndarray]:
     """Measures of each row of w (windows x samples, mV)."""
     m, n = w.shape
     c = w - w.mean(axis=1, keepdims=True)
     a = np.abs(c)
     out: dict[str, np.ndarray] = {}
-    p1, p99 = np.percentile(c, [1, 99], axis=1)
+    p1, p99 = _percentiles(c, (1.0, 99.0))
     amp = p99 - p1
     out["log_amp"] = np.log(amp + 1e-3)
-    var = (c * c).mean(axis=1)
+    c2 = c * c
+    var = c2.mean(axis=1)
     out["log_rms"] = 0.5 * np.log(var + 1e-8)
     sd = np.sqrt(var) + 1e-9
-    out["kurtosis"] = np.log((c**4).mean(axis=1) / (var * var + 1e-18) + 1e-6)
-    out["abs_skew"] = np.abs((c**3).mean(axis=1) / sd**3)
+    out["kurtosis"] = np.log((c2 * c2).mean(axis=1) / (var * var + 1e-18) + 1e-6)
+    out["abs_skew"] = np.abs((c2 * c).mean(axis=1) / sd**3)
     # TCSC: 1 s blocks, each normalised by its own maximum
     blocks = n // fs
     b = a[:, : blocks * fs].reshape(m, blocks, fs)
@@ -99,24 +129,31 @@ def _measures(w: np.ndarray, fs: int) -> dict[str, np.ndarray]:
     pk = np.flatnonzero(band)[amp_s[:, band].argmax(axis=1)]
     omega = f[pk]
     out["peak_hz"] = omega
-    a_s = np.where(amp_s >= 0.05 * amp_s[np.arange(m), pk][:, None], amp_s, 0.0)
+    # Barro's shares: the kept amplitudes between 0.5 Hz and min(20 omega, 40 Hz), summed band by band from
+    # one cumulative sum (bands as bin ranges: f is sorted)
     top = np.minimum(20 * omega, 40.0)
-    inside = (f[None, :] >= 0.5) & (f[None, :] <= top[:, None])
-    total = (a_s * inside).sum(axis=1) + 1e-12
-    out["fsmn"] = (a_s * inside * f[None, :]).sum(axis=1) / total / np.maximum(omega, 1e-3)
+    a_s = np.where(amp_s >= 0.05 * amp_s[np.arange(m), pk][:, None], amp_s, 0.0)
+    f0, f_top = int(np.searchsorted(f, 0.5)), np.searchsorted(f, top, side="right")
+    a_s[:, :f0] = 0.0
+    a_s[np.arange(f.size)[None, :] >= f_top[:, None]] = 0.0
+    cum = np.concatenate([np.zeros((m, 1)), np.cumsum(a_s, axis=1)], axis=1)
+    total = cum[:, -1] + 1e-12
+    out["fsmn"] = (a_s @ f) / total / np.maximum(omega, 1e-3)
+    rows = np.arange(m)
 
     def share(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        sel = (f[None, :] >= lo[:, None]) & (f[None, :] <= hi[:, None]) & inside
-        return (a_s * sel).sum(axis=1) / total
+        i0, i1 = np.searchsorted(f, lo), np.searchsorted(f, hi, side="right")
+        return (cum[rows, np.maximum(i1, i0)] - cum[rows, i0]) / total
 
     out["a1"] = share(np.full(m, 0.5), omega / 2)
     out["a2"] = share(0.7 * omega, 1.4 * omega)
     out["a3"] = sum(share(k * omega - 0.6, k * omega + 0.6) for k in range(2, 9))
-    p = np.abs(spec) ** 2
-    pt = p[:, (f >= 0.5) & (f <= 40)].sum(axis=1) + 1e-12
+    p = spec.real**2 + spec.imag**2
+    b05, b40 = int(np.searchsorted(f, 0.5)), int(np.searchsorted(f, 40.0, side="right"))
+    pt = p[:, b05:b40].sum(axis=1) + 1e-12
     for name, lo, hi in (("p_low", 0.5, 2.5), ("p_vf", 2.5, 7.0), ("p_mid", 7.0, 15.0), ("p_high", 15.0, 40.0)):
-        out[name] = p[:, (f >= lo) & (f < hi)].sum(axis=1) / pt
-    q = p[:, (f >= 0.5) & (f <= 40)] / pt[:, None]
+        out[name] = p[:, np.searchsorted(f, lo): np.searchsorted(f, hi)].sum(axis=1) / pt
+    q = p[:, b05:b40] / pt[:, None]
     out["spec_entropy"] = -(q * np.log(q + 1e-12)).sum(axis=1) / np.log(q.shape[1])
     # shape: organised rhythm rests on an isoelectric line between narrow complexes
     out["iso_share"] = (a < 0.1 * (a.max(axis=1, keepdims=True) + 1e-9)).mean(axis=1)
@@ -126,28 +163,85 @@ def _measures(w: np.ndarray, fs: int) -> dict[str, np.ndarray]:
     out["slope_zc_hz"] = (np.diff(np.signbit(d), axis=1)).sum(axis=1) / (n / fs)
     # periodicity: the highest normalised autocorrelation between 0.2 and 2 s
     fa = np.fft.rfft(c, n=nfft, axis=1)
-    ac = np.fft.irfft(np.abs(fa) ** 2, n=nfft, axis=1)[:, : n]
-    ac = ac / (ac[:, :1] + 1e-12) * n / np.maximum(n - np.arange(n), 1)[None, :]
+    ac = np.fft.irfft(fa.real**2 + fa.imag**2, n=nfft, axis=1)
     lo, hi = int(0.2 * fs), min(int(2.0 * fs), n - 1)
-    seg = ac[:, lo:hi]
+    seg = ac[:, lo:hi] / (ac[:, :1] + 1e-12) * n / np.maximum(n - np.arange(lo, hi), 1)[None, :]
     out["acf_max"] = seg.max(axis=1)
     out["acf_lag_s"] = (seg.argmax(axis=1) + lo) / fs
     # amplitude stability across 1 s blocks (noise bursts vary; VF waxes slowly)
     bmax = b.max(axis=2)
     out["amp_var"] = np.log(bmax.std(axis=1) / (bmax.mean(axis=1) + 1e-9) + 1e-3)
+    # phase space (Amann et al. 2007): VF wanders over many boxes of the x(t), x(t - 0.5 s) plane, organised
+    # rhythm stays near the origin box between its complexes
+    lag_n = int(round(PHASE_LAG_S * fs))
+    if n > lag_n:
+        z = np.clip((c - p1[:, None]) / (amp[:, None] + 1e-9), 0.0, 1.0 - 1e-9)
+        g = (z * PHASE_GRID).astype(np.int64)
+        box = g[:, lag_n:] * PHASE_GRID + g[:, :-lag_n]
+        seen = np.zeros((m, PHASE_GRID * PHASE_GRID), dtype=bool)
+        seen[np.arange(m)[:, None], box] = True
+        out["phase_boxes"] = seen.sum(axis=1) / (PHASE_GRID * PHASE_GRID)
+    else:
+        out["phase_boxes"] = np.zeros(m)
+    # the longest stretch without slope: a wide complex still leaves an isoelectric segment, VF never rests
+    still = ad < 0.1 * (_percentiles(ad, (95.0,))[0][:, None] + 1e-12)
+    cs = np.cumsum(still, axis=1)
+    reset = np.maximum.accumulate(np.where(still, 0, cs), axis=1)
+    out["flat_run_s"] = (cs - reset).max(axis=1) / fs
     return out
 
 
-def _peak_measures(peaks: np.ndarray, starts: np.ndarray, n: int, fs: int) -> dict[str, np.ndarray]:
-    peaks = np.sort(np.asarray(peaks, dtype=np.int64))
+def beat_shapes(x: np.ndarray, peaks: np.ndarray, fs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per detected peak: the correlation of its complex (+-BEAT_HALF_S) with the previous one, and its height.
+
+    Organised rhythm repeats its complex, however wide; the peaks found in VF fall on changing waves.
+    """
+    h = int(round(BEAT_HALF_S * fs))
+    p = np.clip(np.asarray(peaks, dtype=np.int64), h, max(x.size - h - 1, h))
+    if p.size == 0 or x.size < 2 * h + 1:
+        return np.zeros(p.size), np.zeros(p.size)
+    seg = x[p[:, None] + np.arange(-h, h + 1)[None, :]]
+    height = seg.max(axis=1) - seg.min(axis=1)
+    seg = seg - seg.mean(axis=1, keepdims=True)
+    seg /= np.linalg.norm(seg, axis=1, keepdims=True) + 1e-9
+    corr = np.zeros(p.size)
+    corr[1:] = (seg[1:] * seg[:-1]).sum(axis=1)
+    return corr, height
+
+
+def _peak_measures(peaks: np.ndarray, starts: np.ndarray, n: int, fs: int,
+                   shapes: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Rate, RR regularity and complex-to-complex likeness of the peaks inside each window (cumulative sums)."""
+    peaks = np.asarray(peaks, dtype=np.int64)
+    corr, height = shapes if shapes is not None else (np.zeros(peaks.size), np.zeros(peaks.size))
     i0 = np.searchsorted(peaks, starts)
     i1 = np.searchsorted(peaks, starts + n)
-    rate = (i1 - i0) / (n / fs) * 60.0
-    cv = np.zeros(starts.size)
-    for k in np.flatnonzero(i1 - i0 >= 3):
-        rr = np.diff(peaks[i0[k]: i1[k]])
-        cv[k] = rr.std() / max(rr.mean(), 1.0)
-    return {"beat_rate": np.log1p(rate), "rr_cv": cv}
+    cnt = i1 - i0
+    rate = cnt / (n / fs) * 60.0
+
+    def window_sum(v: np.ndarray, first: np.ndarray) -> np.ndarray:  # sum of v[first:i1] per window
+        c = np.concatenate([[0.0], np.cumsum(v)])
+        return c[i1] - c[np.minimum(first, i1)]
+
+    rr = np.diff(peaks).astype(np.float64)
+    rr_at = np.concatenate([[0.0], rr])  # rr_at[i]: the interval ending at peak i
+    drr_at = np.concatenate([[0.0, 0.0], np.abs(np.diff(rr))])  # |RR change| ending at peak i
+    k_rr = np.maximum(cnt - 1, 0)
+    s1, s2 = window_sum(rr_at, i0 + 1), window_sum(rr_at**2, i0 + 1)
+    mean_rr = s1 / np.maximum(k_rr, 1)
+    var_rr = np.maximum(s2 / np.maximum(k_rr, 1) - mean_rr**2, 0.0)
+    enough = cnt >= 3
+    cv = np.where(enough, np.sqrt(var_rr) / np.maximum(mean_rr, 1.0), np.nan)
+    rr_diff = np.where(enough, window_sum(drr_at, i0 + 2) / np.maximum(cnt - 2, 1) / np.maximum(mean_rr, 1.0),
+                       np.nan)
+    k_c = np.maximum(cnt - 1, 1)
+    beat_corr = np.where(cnt >= 2, window_sum(corr, i0 + 1) / k_c, np.nan)
+    low = np.where(cnt >= 2, window_sum((corr < 0.8).astype(np.float64), i0 + 1) / k_c, np.nan)
+    h1, h2 = window_sum(height, i0), window_sum(height**2, i0)
+    mh = h1 / np.maximum(cnt, 1)
+    amp_cv = np.where(cnt >= 2, np.sqrt(np.maximum(h2 / np.maximum(cnt, 1) - mh**2, 0.0)) / (mh + 1e-9), np.nan)
+    return {"beat_rate": np.where(cnt >= 2, np.log1p(rate), np.nan), "rr_cv": cv, "rr_diff": rr_diff,
+            "beat_corr": beat_corr, "beat_corr_low": low, "peak_amp_cv": amp_cv}
 
 
 def features(x: np.ndarray, peaks: np.ndarray, fs: int = WORKING_FS, chunk: int = 600) -> np.ndarray:
@@ -156,9 +250,16 @@ def features(x: np.ndarray, peaks: np.ndarray, fs: int = WORKING_FS, chunk: int 
     Measured at FEATURE_FS (the signal is band-limited to 40 Hz already): a quarter of the work at 360 Hz.
     """
     n_seconds = max(1, int(np.ceil(np.asarray(x).size / fs)))
-    x = signals.resample(np.asarray(x, dtype=np.float64), fs, FEATURE_FS).astype(np.float64)
-    peaks = signals.rescale_samples(peaks, fs, FEATURE_FS)
+    x = signals.resample(np.asarray(x, dtype=np.float64), fs, FEATURE_FS)
+    return features_at_feature_fs(x, signals.rescale_samples(peaks, fs, FEATURE_FS), n_seconds, chunk)
+
+
+def features_at_feature_fs(x: np.ndarray, peaks: np.ndarray, n_seconds: int, chunk: int = 600) -> np.ndarray:
+    """`features` of a signal already at FEATURE_FS (peaks at that rate too)."""
+    x = np.asarray(x, dtype=np.float64)
     fs = FEATURE_FS
+    peaks = np.sort(np.asarray(peaks, dtype=np.int64))
+    shapes = beat_shapes(x, peaks, fs)
     parts = []
     for scale in SCALES_S:
         length = min(int(round(scale * fs)), x.size)
@@ -168,14 +269,17 @@ def features(x: np.ndarray, peaks: np.ndarray, fs: int = WORKING_FS, chunk: int 
         for c0 in range(0, starts.size, chunk):  # bounded memory on 24-hour recordings
             s = starts[c0: c0 + chunk]
             meas = _measures(x[s[:, None] + np.arange(length)[None, :]], fs)
-            meas.update(_peak_measures(peaks, s, length, fs))
+            meas.update(_peak_measures(peaks, s, length, fs, shapes))
             for k in BASE_FEATURES:
                 cols[k][c0: c0 + chunk] = meas[k]
         parts.append(np.stack([cols[k] for k in BASE_FEATURES], axis=1))
-    return np.nan_to_num(np.concatenate(parts, axis=1)).astype(np.float32)
+    out = np.concatenate(parts, axis=1)
+    keep_nan = np.isnan(out) & np.isin(np.array(FEATURES), MISSING_FEATURES)[None, :]
+    return np.where(keep_nan, np.nan, np.nan_to_num(out)).astype(np.float32)
 
 
 FEATURES = tuple(f"{k}_{s:g}s" for s in SCALES_S for k in BASE_FEATURES)
+MISSING_FEATURES = tuple(f for f in FEATURES if f.rsplit("_", 1)[0] in MISSING_OK)
 
 
 # ---------------------------------------------------------------- baselines (one score per second)
@@ -194,43 +298,85 @@ def baseline_scores(feats: np.ndarray) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------- the model
 
-@dataclass
-class RhythmModel:
-    """Standardised features -> one ReLU hidden layer (or none) -> softmax over CLASSES, with the VF threshold."""
+Network = tuple[list[np.ndarray], list[np.ndarray]]  # (weights, biases) per layer
 
+
+def _forward(h: np.ndarray, net: Network) -> np.ndarray:
+    weights, biases = net
+    for k, (w, b) in enumerate(zip(weights, biases)):
+        h = h @ w + b
+        if k < len(weights) - 1:
+            h = np.maximum(h, 0.0)
+    h = h - h.max(axis=1, keepdims=True)
+    e = np.exp(h)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class Bag:
+    """Some of the FEATURES, standardised (an unknown one at its training mean) -> a bag of small networks
+    (ReLU hidden layers, softmax over CLASSES) whose probabilities are averaged."""
+
+    features: tuple[str, ...]
     mean: np.ndarray
     scale: np.ndarray
-    weights: list[np.ndarray]
-    biases: list[np.ndarray]
+    members: list[Network]
+
+    def __post_init__(self) -> None:
+        self.columns = np.array([FEATURES.index(f) for f in self.features], dtype=np.int64)
+
+    def predict_proba(self, feats: np.ndarray) -> np.ndarray:
+        h = (np.asarray(feats, np.float64)[:, self.columns] - self.mean) / self.scale
+        h = np.nan_to_num(h, nan=0.0)
+        return sum(_forward(h, net) for net in self.members) / len(self.members)
+
+    def to_json(self) -> dict:
+        return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "members": [{"weights": [w.tolist() for w in ws], "biases": [b.tolist() for b in bs]}
+                            for ws, bs in self.members]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Bag:
+        if not set(d["features"]) <= set(FEATURES):
+            raise ValueError("the rhythm model was trained on other features or classes; train it again "
+                             "(python -m ecg_core train-rhythm)")
+        members = [([np.array(w) for w in m["weights"]], [np.array(b) for b in m["biases"]]) for m in d["members"]]
+        return cls(tuple(d["features"]), np.array(d["mean"]), np.array(d["scale"]), members)
+
+
+@dataclass
+class RhythmModel:
+    """The network bag on every feature, with the thresholds, the smoothing width and the episode padding."""
+
+    bag: Bag
     vf_threshold: float
     noise_threshold: float = 0.5
     card: dict = field(default_factory=dict)
+    smooth_s: int = 1  # centred moving average of the probabilities over this many seconds (odd)
+    pad_s: float = 0.0  # each VF episode widened by this much on both sides (centred windows cut its edges)
+
+    _SETTINGS = ("vf_threshold", "noise_threshold", "smooth_s", "pad_s")
 
     def predict_proba(self, feats: np.ndarray) -> np.ndarray:
-        h = (np.asarray(feats, np.float64) - self.mean) / self.scale
-        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = h @ w + b
-            if k < len(self.weights) - 1:
-                h = np.maximum(h, 0.0)
-        h = h - h.max(axis=1, keepdims=True)
-        e = np.exp(h)
-        return e / e.sum(axis=1, keepdims=True)
+        """The main bag's class probabilities of each second (unsmoothed)."""
+        return self.bag.predict_proba(feats)
+
+    def second_probs(self, feats: np.ndarray) -> np.ndarray:
+        """The probabilities the decisions read: `predict_proba` smoothed over smooth_s seconds."""
+        return smooth(self.predict_proba(feats), self.smooth_s)
 
     def to_json(self) -> dict:
-        return {**self.card, "classes": list(CLASSES), "features": list(FEATURES), "vf_threshold": self.vf_threshold,
-                "noise_threshold": self.noise_threshold, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                "weights": [w.tolist() for w in self.weights], "biases": [b.tolist() for b in self.biases]}
+        return {**self.card, "classes": list(CLASSES), "features": list(FEATURES),
+                **{k: getattr(self, k) for k in self._SETTINGS}, "bag": self.bag.to_json()}
 
     @classmethod
     def from_json(cls, d: dict) -> RhythmModel:
-        if tuple(d.get("features", ())) != FEATURES or tuple(d.get("classes", ())) != CLASSES:
+        if tuple(d.get("features", ())) != FEATURES or tuple(d.get("classes", ())) != CLASSES or "bag" not in d:
             raise ValueError("the rhythm model was trained on other features or classes; train it again "
                              "(python -m ecg_core train-rhythm)")
-        card = {k: v for k, v in d.items()
-                if k not in ("mean", "scale", "weights", "biases", "vf_threshold", "noise_threshold")}
-        return cls(np.array(d["mean"]), np.array(d["scale"]), [np.array(w) for w in d["weights"]],
-                   [np.array(b) for b in d["biases"]], float(d["vf_threshold"]),
-                   float(d.get("noise_threshold", 0.5)), card)
+        card = {k: v for k, v in d.items() if k not in ("bag", *cls._SETTINGS)}
+        return cls(Bag.from_json(d["bag"]), float(d["vf_threshold"]), float(d.get("noise_threshold", 0.5)), card,
+                   int(d.get("smooth_s", 1)), float(d.get("pad_s", 0.0)))
 
     def save(self, path: str | Path) -> Path:
         p = Path(path)
@@ -251,6 +397,14 @@ def load_model(path: str | Path = DEFAULT_MODEL) -> RhythmModel:
 
 
 # ---------------------------------------------------------------- seconds -> episodes
+
+def smooth(probs: np.ndarray, width_s: int) -> np.ndarray:
+    """Centred moving average over width_s seconds (edges repeated): a second is judged with its neighbours'
+    windows too, at most (width_s - 1) / 2 s of look-ahead, so the onset is not delayed beyond that."""
+    if width_s <= 1 or probs.shape[0] < 2:
+        return probs
+    return uniform_filter1d(np.asarray(probs, dtype=np.float64), int(width_s), axis=0, mode="nearest")
+
 
 def shockable(probs: np.ndarray) -> np.ndarray:
     """P(VF) + P(VT): the ventricular tachyarrhythmia score of each second.
@@ -298,7 +452,7 @@ def runs(flags: np.ndarray, merge_gap_s: float = MERGE_GAP_S, min_s: float = MIN
 class Rhythm:
     """The detector's verdict on one recording (seconds from its start)."""
 
-    probs: np.ndarray  # (seconds, CLASSES)
+    probs: np.ndarray  # (seconds, CLASSES), smoothed as the model says (what the thresholds read)
     labels: np.ndarray  # per-second class index after the threshold (before the episode rules)
     episodes: list[tuple[float, float]]  # VF / flutter (or VT that dominates it)
     noise: pd.DataFrame  # NOISE_COLUMNS
@@ -311,12 +465,13 @@ def segments_frame(rows: list[tuple[float, float, str]]) -> pd.DataFrame:
     return df[NOISE_COLUMNS].astype({"start_s": float, "end_s": float, "duration_s": float})
 
 
-def resolve(vf: np.ndarray, noisy: np.ndarray, quality_segments: list | None, duration_s: float
-            ) -> tuple[list[tuple[float, float]], pd.DataFrame]:
+def resolve(vf: np.ndarray, noisy: np.ndarray, quality_segments: list | None, duration_s: float,
+            pad_s: float = 0.0) -> tuple[list[tuple[float, float]], pd.DataFrame]:
     """Per-second VF / noise flags -> (VF episodes, noise segments) under the episode rules.
 
     quality_segments: objects with start_s, end_s, reason (ecg_core.signal.quality.Segment); the flat and
     clipped ones are noise whatever the flags say, their reason kept. Other noise has DETECTOR_REASON.
+    pad_s widens each kept VF episode on both sides (never into a flat or clipped stretch).
     """
     vf, noisy = np.asarray(vf, bool).copy(), np.asarray(noisy, bool).copy()
     forced_rows = []
@@ -325,7 +480,16 @@ def resolve(vf: np.ndarray, noisy: np.ndarray, quality_segments: list | None, du
             a, b = int(np.floor(s.start_s)), int(np.ceil(s.end_s))
             vf[a:b] = noisy[a:b] = False
             forced_rows.append((float(s.start_s), float(min(s.end_s, duration_s)), s.reason))
-    episodes = [(round(a, 2), round(min(b, duration_s), 2)) for a, b in runs(vf)]
+    kept = runs(vf)
+    if pad_s > 0 and kept:
+        k = int(round(pad_s / STEP_S))
+        wide = np.zeros(vf.size, bool)
+        for a, b in kept:
+            wide[max(int(a) - k, 0): int(b) + k] = True
+        for a, b, _ in forced_rows:
+            wide[int(np.floor(a)): int(np.ceil(b))] = False
+        kept = runs(wide, merge_gap_s=0.0, min_s=0.0)
+    episodes = [(round(a, 2), round(min(b, duration_s), 2)) for a, b in kept]
     for a, b in episodes:  # a second inside a VF episode is VF, not noise
         noisy[int(a): int(np.ceil(b))] = False
     rows = [(a, min(b, duration_s), DETECTOR_REASON) for a, b in runs(noisy, min_s=MIN_NOISE_S)] + forced_rows
@@ -335,10 +499,10 @@ def resolve(vf: np.ndarray, noisy: np.ndarray, quality_segments: list | None, du
 def detect_features(feats: np.ndarray, model: RhythmModel, quality_segments: list | None,
                     duration_s: float) -> Rhythm:
     """The detector on per-second features (see `features`)."""
-    probs = model.predict_proba(feats)
+    probs = model.second_probs(feats)
     labels = decide(probs, model.vf_threshold, model.noise_threshold)
     episodes, noise = resolve(labels == CLASSES.index("VF"), labels == CLASSES.index("noise"), quality_segments,
-                              duration_s)
+                              duration_s, model.pad_s)
     return Rhythm(probs, labels, episodes, noise, [episode_kind(probs, a, b) for a, b in episodes])
 
 
