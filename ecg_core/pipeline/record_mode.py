@@ -90,10 +90,16 @@ def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable
     if not starts:
         return out
     reads_features = getattr(clf, "reads_features", False)
+    if (rep in TEMPLATE_REPRESENTATIONS or reads_features) and peaks is None:
+        peaks = detect_beats(x)
+    feats = model_features(x, centres, peaks, rr_mean_s) if reads_features else None
+    if len(starts) == 1:  # one chunk (a picture's few beats): nothing to overlap, no thread to start
+        images = model_images(x, centres, rep, peaks)
+        out[:] = clf.predict_proba(images, feats) if reads_features else clf.predict_proba(images)
+        if progress is not None:
+            progress(centres.size)
+        return out
     with ThreadPoolExecutor(max_workers=1) as pool:
-        if (rep in TEMPLATE_REPRESENTATIONS or reads_features) and peaks is None:
-            peaks = detect_beats(x)
-        feats = model_features(x, centres, peaks, rr_mean_s) if reads_features else None
         pending = pool.submit(model_images, x, centres[: chunk], rep, peaks)
         for k, i in enumerate(starts):
             images = pending.result()
