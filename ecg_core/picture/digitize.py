@@ -346,7 +346,8 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
         else:
             angle = 0.0
     shear = None
-    if period is not None:  # vertical grid lines tilted apart from the horizontal ones: a photo at an angle
+    # vertical grid lines tilted apart from the horizontal ones: a photo at an angle (a screenshot is flat)
+    if period is not None and not g.light_on_dark:
         shear = gridlib.shear_field(g.line_ink)
         if shear is not None:
             fill = tuple(float(c) for c in np.median(rgb.reshape(-1, 3), axis=0))
@@ -415,7 +416,7 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
     # a drawn line's ends stick out half its width beyond its first and last samples
     trace_px = max(main.y.size - min(main.ink_width, main.thickness), 1.0)
     cal = calibrate(period, trace_px, w, h, span_s, layout, count_spikes(main.y))
-    if cal.method == "grid":
+    if cal.method == "grid" and not g.light_on_dark:
         cal = _with_perspective(cal, g.line_ink, period, notes)
     if g.light_on_dark and cal.px_per_mv and pulse is None:
         # a monitor's grid times the trace, but its gain is whatever the screen is set to (shown as text,
