@@ -421,12 +421,6 @@ def shear_field(line_ink: np.ndarray, tiles: int = 5, min_gain: float = 3.0) -> 
     return ShearField(float(slope), float(change), (w - 1) / 2.0, h / 2.0)
 
 
-def shear_matrix(shape: tuple[int, int], slope: float) -> np.ndarray:
-    """The 2 x 3 affine matrix that undoes a horizontal shear of `slope` about the picture's middle row."""
-    h = shape[0]
-    return np.float64([[1, -slope, slope * h / 2.0], [0, 1, 0]])
-
-
 def rotate(image: np.ndarray, angle: float, fill: float | tuple[float, ...]) -> np.ndarray:
     """image rotated by `angle` degrees about its centre (same size), the uncovered corners filled."""
     if angle == 0.0:
