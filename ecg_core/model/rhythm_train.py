@@ -229,6 +229,12 @@ def choose_threshold(data: list[dict], scores: list[np.ndarray], noise_flags: li
         s = score(data, [sc >= t for sc in scores], noise_flags, pad_s)
         return (s["organised_called_vf"] or 0.0) <= TARGET_ORGANISED and (s["noise_called_vf"] or 0.0) <= TARGET_NOISE
 
+    return _lowest_passing(cand, ok)
+
+
+def _lowest_passing(cand: np.ndarray, ok) -> float:
+    """The lowest of sorted candidates where ok holds, by bisection (ok holds from some candidate upward);
+    the highest candidate when none passes."""
     lo, hi = 0, cand.size - 1
     if not ok(cand[hi]):
         return float(cand[hi])
@@ -255,16 +261,7 @@ def choose_noise_threshold(data: list[dict], p_noise: list[np.ndarray]) -> float
         s = score(data, none, [p >= t for p in p_noise])
         return (s["organised_called_unreadable"] or 0.0) <= TARGET_ORGANISED_UNREADABLE
 
-    lo, hi = 0, THRESHOLDS.size - 1
-    if not ok(THRESHOLDS[hi]):
-        return float(THRESHOLDS[hi])
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if ok(THRESHOLDS[mid]):
-            hi = mid
-        else:
-            lo = mid + 1
-    return float(THRESHOLDS[lo])
+    return _lowest_passing(THRESHOLDS, ok)
 
 
 def merit(s: dict) -> tuple:

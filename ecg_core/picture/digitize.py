@@ -44,7 +44,7 @@ STANDARD_GAINS = (0.25, 0.5, 1.0, 2.0)  # a calibration pulse's height over the 
 MAX_INK_EXCESS = 2.0  # ink over what the followed line itself covers: a dense tiny strip ~1, photos 3+
 MAX_TALL_SHARE = 0.35  # columns with a run this much taller than the line: filled areas, not a trace
 MIN_GRID_CONFIDENCE = gridlib.MIN_CONFIDENCE
-UNRELATIVE_RANGE_MV = 2.2  # a trace without amplitude calibration gets this 1-99 % range: the median of 10 s MLII windows in DS1
+UNRELATIVE_RANGE_MV = 2.2  # 1-99 % range given to an uncalibrated trace: the median of 10 s MLII windows in DS1
 
 
 class DigitizeError(ValueError):
