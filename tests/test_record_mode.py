@@ -64,6 +64,47 @@ def test_detection_at_250_and_500_hz_matches_reference():
         assert r.size / ref_s.size >= 0.99 and d.size / peaks.size >= 0.99, fs
 
 
+@pytest.mark.parametrize("record", CLEAN)
+def test_beats_are_found_again_soon_after_a_dead_lead(record):
+    """A 20 s dead lead returns with a 10 mV step (an electrode pop), which the detector takes for a huge beat;
+    its thresholds are learnt again 3 s later instead of holding every QRS below them (the former detector
+    found 18 of 47 beats of 208 and none of 232 in the 4-30 s after)."""
+    sig = signal_io.read_path(MITDB / record)
+    y = sig.signal.copy()
+    a, b = int(10 * sig.fs), int(30 * sig.fs)
+    y[a:b] = y[a] - 10.0  # dead, 10 mV off the baseline
+    peaks = record_mode.detect_beats(signals.prepare_signal(y, sig.fs))
+    ref = signals.rescale_samples(reference_beats(sig), sig.fs)
+    after = ref[(ref >= 34 * WORKING_FS) & (ref < 60 * WORKING_FS)]
+    r, _ = record_mode.match_beats(after, peaks, int(0.15 * WORKING_FS))
+    assert r.size / after.size >= 0.95, f"{record}: {r.size} of {after.size} beats found 4-30 s after the lead returned"
+    inside = peaks[(peaks > (a + sig.fs) * WORKING_FS / sig.fs) & (peaks < (b - sig.fs) * WORKING_FS / sig.fs)]
+    assert inside.size == 0, "no beat on a dead lead"
+
+
+@pytest.mark.parametrize("record", CLEAN)
+def test_a_leading_flat_stretch_does_not_teach_thresholds_below_the_t_waves(record):
+    """10 s strips cut 0.3 s after an R peak (on the T wave) and padded with their baseline, as a picture's
+    trace is: the first 2 s the thresholds learn from are signal, not padding (the former detector found
+    4 beats where none is annotated in 232's 8 strips)."""
+    from ecg_core.signal.beats import pad_with_baseline
+
+    sig = signal_io.read_path(MITDB / record)
+    ref = signals.rescale_samples(reference_beats(sig), sig.fs)
+    x = signals.prepare_signal(sig.signal, sig.fs)
+    pad, n = int(1.2 * WORKING_FS), 10 * WORKING_FS
+    extra = 0
+    for r in ref[2:80:10]:
+        a = int(r + 0.3 * WORKING_FS)
+        strip = pad_with_baseline(x[a: a + n], pad)
+        peaks = record_mode.detect_beats(signals.prepare_signal(strip, WORKING_FS)) - pad
+        peaks = peaks[(peaks >= 0.2 * WORKING_FS) & (peaks < n - 0.2 * WORKING_FS)]
+        inside = ref[(ref >= a) & (ref < a + n)] - a
+        _, d = record_mode.match_beats(inside, peaks, int(0.15 * WORKING_FS))
+        extra += peaks.size - d.size
+    assert extra == 0, f"{record}: {extra} beats detected where none is annotated"
+
+
 def test_xqrs_is_an_option_and_unknown_detectors_are_refused():
     sig = signal_io.read_path(MITDB / "232")
     x = signals.prepare_signal(sig.signal, sig.fs)

@@ -368,10 +368,15 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
         if retry[3] and retry[3][0] is not None and _followed(retry[3][0]) > 1.05 * _followed(
                 paths[0] if paths else None):
             ink, (clean, mask, strips, paths) = lum_ink, retry
-    if paths and paths[0] is not None and paths[0].coverage < 0.8:
-        # a flat stretch of the trace can be as straight as a grid line: retry taking less away
+    if paths and paths[0] is not None and (paths[0].coverage < 0.8
+                                           or paths[0].y.size < 0.9 * _extent(mask, strips[0])):
+        # a flat stretch of the trace (a long pause) can be as straight as a grid line: retry taking less away.
+        # Taken away, it leaves gaps in the path or cuts the path short of the strip's ink
         retry = _follow_strips(ink, cap=LINE_CAP)
-        if retry[3] and retry[3][0] is not None and retry[3][0].coverage > paths[0].coverage + 0.1:
+        if retry[3] and retry[3][0] is not None and (
+                retry[3][0].coverage > paths[0].coverage + 0.1
+                or (retry[3][0].coverage >= paths[0].coverage - 0.02
+                    and _followed(retry[3][0]) > 1.1 * _followed(paths[0]))):
             clean, mask, strips, paths = retry
     if not strips:
         raise DigitizeError("No ECG trace was found in the picture.")
