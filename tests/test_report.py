@@ -107,7 +107,8 @@ def test_record_report_holds_strip_beats_f1_and_notice(vf_result, card):
     assert card["name"] in text
     assert "Selected beat: beat 11 at" in text
     start = float(vf_result.episodes["start_s"].iloc[0])
-    assert 59 <= start <= 63 and f"{start:.4g}" in text  # the VF episode (reference: 61-83 s)
+    # the VF episode (reference: 61-83 s), widened by the detector's padding (up to 3 s, chosen in training)
+    assert 57 <= start <= 63 and f"{start:.4g}" in text
 
 
 def test_generic_report_for_a_picture(card):

@@ -73,11 +73,11 @@ def test_flat_or_saturated_stretch_is_noise_with_its_reason_and_never_vf(kind):
     rows = found.noise[found.noise["reason"].isin(reasons)]
     assert len(rows) and rows["start_s"].min() <= 31 and rows["end_s"].max() >= 59, found.noise
     assert not rm.flags(found.episodes, 120)[31:59].any(), found.episodes
-    # the flutter after it is VF again: at once after the saturated stretch; after the dead lead only once the
-    # R-peak detector has found the signal again (it finds 4 peaks in 62-92 s, and the beat measures of windows
-    # with a few stray peaks look organised), so the first 18 s after a dead lead are missed
+    # the flutter after it is VF again: at once after the saturated stretch; after the dead lead once the
+    # R-peak detector has learnt its thresholds again (3 s after the lead's return) and the quality window
+    # holding the return has passed
     after = rm.flags(found.episodes, 120)
-    assert after[62:92].mean() >= (0.5 if kind == "clipped" else 0.35) and after[82:92].all(), found.episodes
+    assert after[62:92].mean() >= 0.8 and after[70:92].all(), found.episodes
 
 
 # ---------------------------------------------------------------- episode rules
@@ -119,6 +119,21 @@ def test_padding_widens_kept_episodes_only_and_stops_at_a_flat_line():
     episodes, _ = rhythm.resolve(vf, np.zeros(60, bool), [Seg(56.0, 60.0, quality.FLAT)], 60.0, pad_s=2.0)
     assert episodes == [(8.0, 22.0), (48.0, 56.0)]
     assert rhythm.resolve(vf, np.zeros(60, bool), [], 60.0)[0] == [(10.0, 20.0), (50.0, 56.0)]
+
+
+def test_the_joining_gap_bridges_short_organised_stretches_but_never_a_flat_line():
+    class Seg:
+        def __init__(self, a, b, r):
+            self.start_s, self.end_s, self.reason = a, b, r
+
+    vf = np.zeros(100, bool)
+    vf[10:20] = vf[28:40] = True  # 8 s apart
+    vf[60:70] = vf[75:85] = True  # 5 s apart, a flat line between
+    flat = [Seg(71.0, 74.0, quality.FLAT)]
+    assert rhythm.resolve(vf, np.zeros(100, bool), flat, 100.0)[0] == [(10.0, 20.0), (28.0, 40.0), (60.0, 70.0),
+                                                                          (75.0, 85.0)]
+    joined, _ = rhythm.resolve(vf, np.zeros(100, bool), flat, 100.0, merge_gap_s=10.0)
+    assert joined == [(10.0, 40.0), (60.0, 70.0), (75.0, 85.0)]
 
 
 def test_threshold_bisection_finds_the_lowest_threshold_a_scan_finds():
@@ -236,6 +251,36 @@ def test_wide_regular_complexes_look_organised_and_fibrillation_does_not():
     assert fw[:, col["rr_cv"]].max() < 0.02 and fw[:, col["rr_diff"]].max() < 0.02
 
 
+def _gate_features(x: np.ndarray) -> np.ndarray:
+    return rhythm.features_at_feature_fs(x, _local_peaks(x), int(x.size / rhythm.FEATURE_FS))[10:30]
+
+
+def test_alike_complexes_under_130_per_minute_are_never_vf():
+    """A wide-complex rhythm repeating its complex at 110 /min is organised by definition whatever the
+    networks say; the same complex at 200 /min (VT or flutter) and fibrillation are left to the networks."""
+    slow, fast, vf = _complexes(40, 110, 0.16), _complexes(40, 200, 0.12), _fibrillation(40)
+    assert rhythm.repeating_complexes(_gate_features(slow)).all()
+    assert not rhythm.repeating_complexes(_gate_features(fast)).any()
+    assert not rhythm.repeating_complexes(_gate_features(vf)).any()
+    f = _gate_features(slow)
+    sure_vf = np.tile([[0.0, 1.0, 0.0, 0.0]], (f.shape[0], 1))
+    assert (rhythm.decide(sure_vf, 0.5, 0.5, f) == rhythm.CLASSES.index("organised")).all()
+    assert (rhythm.decide(sure_vf, 0.5, 0.5) == rhythm.CLASSES.index("VF")).all()  # without features: no gate
+    unknown = f.copy()
+    unknown[:, [rhythm.FEATURES.index(k) for k in rhythm.MISSING_FEATURES]] = np.nan  # too few peaks: no gate
+    assert not rhythm.repeating_complexes(unknown).any()
+
+
+@pytest.mark.parametrize("path", [VFDB / "430", MITDB / "207"])
+def test_the_organised_gate_leaves_the_excerpts_fibrillation_and_flutter_alone(path):
+    sig = signal_io.read_path(path)
+    x = signals.prepare_signal(sig.signal, sig.fs)
+    f = rhythm.features(x, detect_beats(x))
+    ref, _ = reference(path)
+    vf = ref[: f.shape[0]] == rhythm.CLASSES.index("VF")
+    assert vf.sum() >= 15 and rhythm.repeating_complexes(f)[vf].mean() <= 0.02
+
+
 def test_peak_measures_equal_their_direct_definitions():
     rng = np.random.default_rng(3)
     fs, n = rhythm.FEATURE_FS, 8 * rhythm.FEATURE_FS
@@ -270,9 +315,10 @@ def test_smoothing_is_centred_and_the_model_keeps_its_width(tmp_path):
     np.testing.assert_allclose(s[4:8, 1], [0.0, 1 / 3, 2 / 3, 1.0])  # one second of look-ahead, no more
     assert rhythm.smooth(p, 1) is p
     stored = rhythm.load_model()
-    model = rhythm.RhythmModel(stored.bag, 0.9, 0.8, {}, smooth_s=5, pad_s=2.0)
+    model = rhythm.RhythmModel(stored.bag, 0.9, 0.8, {}, smooth_s=5, pad_s=2.0, merge_gap_s=10.0)
     again = rhythm.RhythmModel.from_json(json.loads(model.save(tmp_path / "m.json").read_text()))
-    assert (again.smooth_s, again.pad_s) == (5, 2.0) and len(again.bag.members) == len(stored.bag.members) > 1
+    assert (again.smooth_s, again.pad_s, again.merge_gap_s) == (5, 2.0, 10.0)
+    assert len(again.bag.members) == len(stored.bag.members) > 1
     x = np.random.default_rng(0).normal(size=(9, len(rhythm.FEATURES)))
     np.testing.assert_allclose(again.second_probs(x), rhythm.smooth(stored.predict_proba(x), 5))
     members = [rhythm.Bag(stored.bag.features, stored.bag.mean, stored.bag.scale, [m]).predict_proba(x)

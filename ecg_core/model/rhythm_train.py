@@ -7,8 +7,8 @@ VT, NOISE, everything else organised). Features are cached per record under data
 Protocol: grouped K-fold by record (vfdb and mitdb records dealt round-robin into the folds, seed 0): no
 second of a test record is in training or in any choice. Inside each training part, a grouped 3-fold
 split gives out-of-fold probabilities from which the settings are chosen: for each smoothing width the
-noise threshold, for each episode padding the VF threshold (the lowest whose training seconds, after the
-episode rules, call at most TARGET_ORGANISED of organised and TARGET_NOISE of noise seconds VF), and of
+noise threshold, for each episode padding and joining gap the VF threshold (the lowest whose training
+seconds, after the episode rules, call at most TARGET_ORGANISED of organised and TARGET_NOISE of noise seconds VF), and of
 these the setting with the highest VF duration Se. The baselines (TCSC, VF filter leakage: a threshold
 each; SPEC: Barro's fixed rule) take their thresholds from the training records by the same rule and go
 through the same episode rules (no padding).
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import sys
 import time
@@ -38,9 +39,10 @@ TARGET_ORGANISED, TARGET_NOISE = 0.005, 0.03
 TARGET_ORGANISED_UNREADABLE = 0.02  # organised seconds the noise threshold may call unreadable (training)
 HIDDEN, ALPHA = (16,), 0.1  # small and strongly regularised: the VF seconds come from 7 patients
 MEMBERS, BAG_SHARE = 5, 0.8  # a bag of networks, each on 80 % of the records: steadier on a new patient
-# what the inner folds choose among (training records only): probability smoothing and episode padding
+# what the inner folds choose among (training records only): probability smoothing, episode padding and gap
 SMOOTHING_S = (1, 3, 5)
 PAD_S = (0.0, 1.0, 2.0, 3.0)
+MERGE_GAPS_S = (2.0, 5.0, 10.0)  # VF runs this close are one episode (a few organised-looking seconds inside VF)
 ORGANISED_EVERY = 2  # every 2nd pure organised second is a training example (plenty of them)
 # probabilities crowd towards 1 (classes balanced), so the grid is fine there: 1 - 10^-1 ... 1 - 10^-4
 THRESHOLDS = np.unique(np.round(np.concatenate([np.arange(0.05, 0.9, 0.05), 1 - np.logspace(-1, -4, 31)]), 6))
@@ -55,7 +57,7 @@ def prepared_record(path: Path) -> dict:
     """
     from ecg_core.io.signal_io import read_path
 
-    cache = CACHE_DIR / "prepared" / f"{path.parent.name}_{path.name}.npz"
+    cache = CACHE_DIR / "prepared" / f"{path.parent.name}_{path.name}_v{rhythm.MEASURES_VERSION}.npz"
     if cache.exists():
         z = np.load(cache, allow_pickle=False)
         return {k: z[k] for k in z.files}
@@ -203,13 +205,14 @@ def folds(data: list[dict], k: int, seed: int = 0) -> np.ndarray:
 # ---------------------------------------------------------------- scoring a detector on records
 
 def score(data: list[dict], vf_flags: list[np.ndarray], noise_flags: list[np.ndarray],
-          pad_s: float | list[float] = 0.0) -> dict:
+          pad_s: float | list[float] = 0.0, merge_gap_s: float | list[float] = rhythm.MERGE_GAP_S) -> dict:
     """Summed EC57-style numbers of per-second VF / noise flags, after the pipeline's episode rules
-    (pad_s: the episode padding, one for all records or one per record)."""
+    (pad_s, merge_gap_s: the episode padding and joining gap, one for all records or one per record)."""
     total = None
     pads = pad_s if isinstance(pad_s, list) else [pad_s] * len(data)
-    for d, v, n, pad in zip(data, vf_flags, noise_flags, pads):
-        episodes, noise = rhythm.resolve(v, n, quality_segments(d), float(d["duration_s"]), pad)
+    gaps = merge_gap_s if isinstance(merge_gap_s, list) else [merge_gap_s] * len(data)
+    for d, v, n, pad, gap in zip(data, vf_flags, noise_flags, pads, gaps):
+        episodes, noise = rhythm.resolve(v, n, quality_segments(d), float(d["duration_s"]), pad, gap)
         s = rm.score_record(d["ref"].astype(np.int64), d["notes"], episodes,
                             list(noise[["start_s", "end_s"]].itertuples(index=False, name=None)))
         total = s if total is None else total.add(s)
@@ -217,7 +220,7 @@ def score(data: list[dict], vf_flags: list[np.ndarray], noise_flags: list[np.nda
 
 
 def choose_threshold(data: list[dict], scores: list[np.ndarray], noise_flags: list[np.ndarray],
-                     candidates: np.ndarray, pad_s: float = 0.0) -> float:
+                     candidates: np.ndarray, pad_s: float = 0.0, merge_gap_s: float = rhythm.MERGE_GAP_S) -> float:
     """The lowest candidate meeting the training targets (most sensitive); else the highest (fewest false VF).
 
     A higher threshold flags a subset of the seconds, and the episode rules keep it a subset, so the false VF
@@ -226,7 +229,7 @@ def choose_threshold(data: list[dict], scores: list[np.ndarray], noise_flags: li
     cand = np.sort(np.asarray(candidates, dtype=np.float64))
 
     def ok(t: float) -> bool:
-        s = score(data, [sc >= t for sc in scores], noise_flags, pad_s)
+        s = score(data, [sc >= t for sc in scores], noise_flags, pad_s, merge_gap_s)
         return (s["organised_called_vf"] or 0.0) <= TARGET_ORGANISED and (s["noise_called_vf"] or 0.0) <= TARGET_NOISE
 
     return _lowest_passing(cand, ok)
@@ -248,7 +251,8 @@ def _lowest_passing(cand: np.ndarray, ok) -> float:
 
 
 def _detector_flags(model: rhythm.RhythmModel, d: dict) -> tuple[np.ndarray, np.ndarray]:
-    labels = rhythm.decide(model.second_probs(d["features"]), model.vf_threshold, model.noise_threshold)
+    labels = rhythm.decide(model.second_probs(d["features"]), model.vf_threshold, model.noise_threshold,
+                           d["features"])
     return labels == rm.VF, labels == rm.NOISE
 
 
@@ -271,21 +275,24 @@ def merit(s: dict) -> tuple:
 
 
 def choose_settings(train: list[dict], oof: list[np.ndarray], log=None) -> dict:
-    """Smoothing width, episode padding and both thresholds from out-of-fold probabilities of `train`: for
-    each width the noise threshold, for each padding the VF threshold (`choose_threshold`); the best merit."""
+    """Smoothing width, episode padding and joining gap and both thresholds from out-of-fold probabilities of
+    `train`: for each width the noise threshold, for each padding and gap the VF threshold
+    (`choose_threshold`); the best merit."""
     best = None
     for width in SMOOTHING_S:
         p = [rhythm.smooth(q, width) for q in oof]
         noise_t = choose_noise_threshold(train, [q[:, rm.NOISE] for q in p])
         noise = [q[:, rm.NOISE] >= noise_t for q in p]
-        shock = [rhythm.shockable(q) for q in p]
-        for pad in PAD_S:
-            vf_t = choose_threshold(train, shock, noise, THRESHOLDS, pad)
-            m = merit(score(train, [q >= vf_t for q in shock], noise, pad))
+        shock = [rhythm.vf_score(q, d["features"]) for q, d in zip(p, train)]
+        for pad, gap in itertools.product(PAD_S, MERGE_GAPS_S):
+            vf_t = choose_threshold(train, shock, noise, THRESHOLDS, pad, gap)
+            m = merit(score(train, [q >= vf_t for q in shock], noise, pad, gap))
             if log:
-                log(f"  inner: smoothing {width} s, padding {pad:g} s: thresholds {vf_t} / {noise_t}, merit {m}")
+                log(f"  inner: smoothing {width} s, padding {pad:g} s, gap {gap:g} s: thresholds {vf_t} / "
+                    f"{noise_t}, merit {m}")
             if best is None or m > best[0]:
-                best = (m, {"smooth_s": width, "pad_s": pad, "vf_threshold": vf_t, "noise_threshold": noise_t})
+                best = (m, {"smooth_s": width, "pad_s": pad, "merge_gap_s": gap, "vf_threshold": vf_t,
+                            "noise_threshold": noise_t})
     return best[1]
 
 
@@ -313,6 +320,7 @@ def crossval(data: list[dict], k: int = 10, kinds: tuple[str, ...] = ("mlp", "lo
     det_vf = {kind: [None] * len(data) for kind in kinds}
     det_noise = {kind: [None] * len(data) for kind in kinds}
     det_pad = {kind: [0.0] * len(data) for kind in kinds}
+    det_gap = {kind: [rhythm.MERGE_GAP_S] * len(data) for kind in kinds}
     thresholds: dict[str, list[float]] = {kind: [] for kind in kinds}
     chosen: dict[str, list[dict]] = {kind: [] for kind in kinds}
     base_scores = [rhythm.baseline_scores(d["features"]) for d in data]
@@ -327,10 +335,10 @@ def crossval(data: list[dict], k: int = 10, kinds: tuple[str, ...] = ("mlp", "lo
         for kind in kinds:
             model = fit_with_threshold(train, kind, seed=seed, log=log)
             thresholds[kind].append([model.vf_threshold, model.noise_threshold])
-            chosen[kind].append({"smooth_s": model.smooth_s, "pad_s": model.pad_s})
+            chosen[kind].append({"smooth_s": model.smooth_s, "pad_s": model.pad_s, "merge_gap_s": model.merge_gap_s})
             for i in test_idx:
                 det_vf[kind][i], det_noise[kind][i] = _detector_flags(model, data[i])
-                det_pad[kind][i] = model.pad_s
+                det_pad[kind][i], det_gap[kind][i] = model.pad_s, model.merge_gap_s
         tr_idx = np.flatnonzero(f != j)
         for b in base_names:
             if b.startswith("SPEC"):  # Barro's fixed rule
@@ -352,22 +360,24 @@ def crossval(data: list[dict], k: int = 10, kinds: tuple[str, ...] = ("mlp", "lo
     for kind in kinds:
         out["detectors"][f"rhythm {kind}"] = {"thresholds": thresholds[kind], "chosen": chosen[kind],
                                               **_overall_and_per_record(data, det_vf[kind], det_noise[kind],
-                                                                        det_pad[kind])}
+                                                                        det_pad[kind], det_gap[kind])}
     for b in base_names:
         out["detectors"][b] = {"thresholds": base_thr[b], **_overall_and_per_record(data, base_vf[b], zeros)}
     return out
 
 
-def _overall_and_per_record(data, vf, noise, pads: list[float] | None = None) -> dict:
+def _overall_and_per_record(data, vf, noise, pads: list[float] | None = None,
+                            gaps: list[float] | None = None) -> dict:
     per = {}
     pads = pads or [0.0] * len(data)
-    for d, v, n, pad in zip(data, vf, noise, pads):
-        s = score([d], [v], [n], pad)
+    gaps = gaps or [rhythm.MERGE_GAP_S] * len(data)
+    for d, v, n, pad, gap in zip(data, vf, noise, pads, gaps):
+        s = score([d], [v], [n], pad, gap)
         per[d["name"]] = {k: s[k] for k in ("vf_duration_se", "organised_called_vf", "noise_called_vf",
                                             "noise_called_unreadable", "vt_called_vf")}
         per[d["name"]]["episodes"] = [list(e) for e in rhythm.resolve(v, n, quality_segments(d),
-                                                                      float(d["duration_s"]), pad)[0]]
-    return {"overall": score(data, vf, noise, list(pads)), "per_record": per}
+                                                                      float(d["duration_s"]), pad, gap)[0]]
+    return {"overall": score(data, vf, noise, list(pads), list(gaps)), "per_record": per}
 
 
 # ---------------------------------------------------------------- tables and CLI
@@ -419,12 +429,15 @@ def main_train(a: argparse.Namespace) -> int:
         "name": Path(a.out).stem, "trained_on": f"all {len(data)} records of vfdb + mitdb ({y.size} seconds)",
         "window_s": list(rhythm.SCALES_S), "feature_fs": rhythm.FEATURE_FS, "step_s": rhythm.STEP_S,
         "threshold_rule": f"inner 3-fold out-of-fold training seconds, for each smoothing width "
-                          f"{list(SMOOTHING_S)} s and episode padding {list(PAD_S)} s: the lowest P(noise) "
+                          f"{list(SMOOTHING_S)} s, episode padding {list(PAD_S)} s and joining gap "
+                          f"{list(MERGE_GAPS_S)} s: the lowest P(noise) "
                           "threshold calling at "
                           f"most {TARGET_ORGANISED_UNREADABLE:g} of organised seconds unreadable, then the lowest "
                           f"P(VF)+P(VT) threshold calling at most {TARGET_ORGANISED:g} of organised and "
                           f"{TARGET_NOISE:g} of noise seconds VF; the setting meeting these with the highest VF "
                           "duration Se is kept",
+        "organised_gate": f"a second whose 4 s and 8 s windows repeat one complex (mean correlation of successive "
+                          f"complexes >= {rhythm.REPEAT_CORR:g}) under {rhythm.REPEAT_RATE_MIN:g} /min is never VF",
         "command": f"python -m ecg_core train-rhythm --mitdb {a.mitdb} --vfdb {a.vfdb} --kind {a.kind} "
                    f"--seed {a.seed} --out {a.out}",
         "results": "models/results/rhythm/crossval.json"})

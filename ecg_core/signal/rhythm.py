@@ -15,15 +15,17 @@ Amann et al. 2005 (Biomed Eng Online 4:60) and a few of shape and regularity:
   the successive RR differences (an organised rhythm repeats its complex however wide it is; VF does not).
 A bag of small networks (`RhythmModel`, weights in JSON, numpy forward pass: no pickle) turns them into
 probabilities of four classes, averaged over the bag and over smooth_s seconds. A second belongs to a VF
-episode when P(VF) + P(VT) reaches the model's threshold (see `shockable`), else it is noise when P(noise)
-reaches the noise threshold (thresholds, smoothing and padding chosen on training records only). Each
-episode is named VF/flutter or VT by the class that dominates it.
+episode when P(VF) + P(VT) reaches the model's threshold (see `shockable`) and its windows do not repeat one
+complex under 130 /min (`repeating_complexes`), else it is noise when P(noise) reaches the noise threshold
+(thresholds, smoothing, padding and joining gap chosen on training records only). Each episode is named
+VF/flutter or VT by the class that dominates it.
 
-Episode rules (`runs`, `resolve`): runs of VF seconds less than MERGE_GAP_S apart are one episode; episodes
-shorter than MIN_VF_S are dropped (isolated false alarms), the others widened by the model's pad_s on both
-sides (centred windows see an episode's edges half organised); noise runs likewise with MIN_NOISE_S. The
-recording's signal-quality segments that are flat or clipped (ecg_core.signal.quality) are noise whatever
-the model says.
+Episode rules (`runs`, `resolve`): runs of VF seconds at most the model's merge_gap_s apart are one
+episode (never joined across a flat or clipped stretch); episodes shorter than MIN_VF_S are dropped
+(isolated false alarms), the others widened by the model's pad_s on both sides (centred windows see an
+episode's edges half organised); noise runs likewise with MERGE_GAP_S and MIN_NOISE_S. The recording's
+signal-quality segments that are flat or clipped (ecg_core.signal.quality) are noise whatever the model
+says.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ from ecg_core.signal import signals
 CLASSES = ("organised", "VF", "VT", "noise")
 SCALES_S = (4.0, 8.0)  # window lengths, centred on each second
 FEATURE_FS = 90  # Hz: measures are taken on the prepared signal resampled to this rate
-MEASURES_VERSION = 3  # raised when a measure's definition changes (feature caches are keyed by it)
+MEASURES_VERSION = 4  # raised when a measure's definition or the R-peak detector changes (caches are keyed by it)
 STEP_S = 1.0
-MERGE_GAP_S = 2.0  # runs of VF (or noise) seconds this close are one episode
+MERGE_GAP_S = 2.0  # runs of noise seconds this close are one segment (of VF seconds: the model's merge_gap_s)
 MIN_VF_S = 3.0
 MIN_NOISE_S = 2.0
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "rhythm"
@@ -70,6 +72,10 @@ BASE_FEATURES = (
 MISSING_OK = ("beat_rate", "rr_cv", "beat_corr", "beat_corr_low", "peak_amp_cv", "rr_diff")
 BEAT_HALF_S = 0.15  # half width of the complex compared with its predecessor
 PHASE_LAG_S, PHASE_GRID = 0.5, 40  # Amann et al. 2007: x(t) against x(t - 0.5 s) on a 40 x 40 grid
+# VF has no repeating complex and flutter runs at 250-300 /min: where both windows show alike successive
+# complexes (mean correlation >= REPEAT_CORR) under REPEAT_RATE_MIN per minute, the rhythm is organised
+# however wide its complexes (see `repeating_complexes`)
+REPEAT_CORR, REPEAT_RATE_MIN = 0.85, 130.0
 
 
 def window_starts(n: int, length: int, fs: int = WORKING_FS, step_s: float = STEP_S) -> np.ndarray:
@@ -354,8 +360,9 @@ class RhythmModel:
     card: dict = field(default_factory=dict)
     smooth_s: int = 1  # centred moving average of the probabilities over this many seconds (odd)
     pad_s: float = 0.0  # each VF episode widened by this much on both sides (centred windows cut its edges)
+    merge_gap_s: float = MERGE_GAP_S  # VF runs this close are one episode
 
-    _SETTINGS = ("vf_threshold", "noise_threshold", "smooth_s", "pad_s")
+    _SETTINGS = ("vf_threshold", "noise_threshold", "smooth_s", "pad_s", "merge_gap_s")
 
     def predict_proba(self, feats: np.ndarray) -> np.ndarray:
         """The main bag's class probabilities of each second (unsmoothed)."""
@@ -376,7 +383,7 @@ class RhythmModel:
                              "(python -m ecg_core train-rhythm)")
         card = {k: v for k, v in d.items() if k not in ("bag", *cls._SETTINGS)}
         return cls(Bag.from_json(d["bag"]), float(d["vf_threshold"]), float(d.get("noise_threshold", 0.5)), card,
-                   int(d.get("smooth_s", 1)), float(d.get("pad_s", 0.0)))
+                   int(d.get("smooth_s", 1)), float(d.get("pad_s", 0.0)), float(d.get("merge_gap_s", MERGE_GAP_S)))
 
     def save(self, path: str | Path) -> Path:
         p = Path(path)
@@ -416,12 +423,33 @@ def shockable(probs: np.ndarray) -> np.ndarray:
     return probs[:, CLASSES.index("VF")] + probs[:, CLASSES.index("VT")]
 
 
-def decide(probs: np.ndarray, vf_threshold: float, noise_threshold: float = 0.5) -> np.ndarray:
-    """Per-second class index: VF when P(VF) + P(VT) >= vf_threshold; else noise when P(noise) >=
-    noise_threshold; else organised."""
+def repeating_complexes(feats: np.ndarray) -> np.ndarray:
+    """Per second: both windows hold alike successive complexes (mean correlation >= REPEAT_CORR) at under
+    REPEAT_RATE_MIN per minute. Such a second is never VF: the definition of VF (no repeating complex) and of
+    flutter (250-300 /min) rule it out, whatever the wave-shape measures of a wide complex say."""
+    f = np.asarray(feats, dtype=np.float64)
+    out = np.ones(f.shape[0], dtype=bool)
+    for s in SCALES_S:
+        corr = f[:, FEATURES.index(f"beat_corr_{s:g}s")]
+        rate = np.expm1(f[:, FEATURES.index(f"beat_rate_{s:g}s")])  # NaN (too few peaks) fails both tests
+        out &= (corr >= REPEAT_CORR) & (rate < REPEAT_RATE_MIN)
+    return out
+
+
+def vf_score(probs: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    """`shockable`, zero on the seconds of `repeating_complexes`: what the VF threshold reads."""
+    return np.where(repeating_complexes(feats), 0.0, shockable(probs))
+
+
+def decide(probs: np.ndarray, vf_threshold: float, noise_threshold: float = 0.5,
+           feats: np.ndarray | None = None) -> np.ndarray:
+    """Per-second class index: VF when P(VF) + P(VT) >= vf_threshold (never on a second of
+    `repeating_complexes` when the features are given); else noise when P(noise) >= noise_threshold; else
+    organised."""
     out = np.full(probs.shape[0], CLASSES.index("organised"))
     out[probs[:, CLASSES.index("noise")] >= noise_threshold] = CLASSES.index("noise")
-    out[shockable(probs) >= vf_threshold] = CLASSES.index("VF")
+    score = shockable(probs) if feats is None else vf_score(probs, feats)
+    out[score >= vf_threshold] = CLASSES.index("VF")
     return out
 
 
@@ -466,29 +494,35 @@ def segments_frame(rows: list[tuple[float, float, str]]) -> pd.DataFrame:
 
 
 def resolve(vf: np.ndarray, noisy: np.ndarray, quality_segments: list | None, duration_s: float,
-            pad_s: float = 0.0) -> tuple[list[tuple[float, float]], pd.DataFrame]:
+            pad_s: float = 0.0, merge_gap_s: float = MERGE_GAP_S) -> tuple[list[tuple[float, float]], pd.DataFrame]:
     """Per-second VF / noise flags -> (VF episodes, noise segments) under the episode rules.
 
     quality_segments: objects with start_s, end_s, reason (ecg_core.signal.quality.Segment); the flat and
     clipped ones are noise whatever the flags say, their reason kept. Other noise has DETECTOR_REASON.
-    pad_s widens each kept VF episode on both sides (never into a flat or clipped stretch).
+    VF runs at most merge_gap_s apart are one episode; pad_s widens each kept episode on both sides. Neither
+    the joining nor the padding reaches into a flat or clipped stretch.
     """
     vf, noisy = np.asarray(vf, bool).copy(), np.asarray(noisy, bool).copy()
     forced_rows = []
+    forced = np.zeros(vf.size, bool)
     for s in quality_segments or []:
         if s.reason in FORCED_NOISE:
             a, b = int(np.floor(s.start_s)), int(np.ceil(s.end_s))
             vf[a:b] = noisy[a:b] = False
+            forced[a:b] = True
             forced_rows.append((float(s.start_s), float(min(s.end_s, duration_s)), s.reason))
-    kept = runs(vf)
-    if pad_s > 0 and kept:
+    # runs are joined within each stretch between flat or clipped ones, never across them
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], forced.astype(np.int8), [1]])))
+    kept = [(a + s0, b + s0) for s0, s1 in zip(edges[::2], edges[1::2])
+            for a, b in runs(vf[s0:s1], merge_gap_s=merge_gap_s)]
+    if kept and pad_s > 0:
         k = int(round(pad_s / STEP_S))
         wide = np.zeros(vf.size, bool)
         for a, b in kept:
             wide[max(int(a) - k, 0): int(b) + k] = True
         for a, b, _ in forced_rows:
             wide[int(np.floor(a)): int(np.ceil(b))] = False
-        kept = runs(wide, merge_gap_s=0.0, min_s=0.0)
+        kept = runs(wide, merge_gap_s=0.0, min_s=MIN_VF_S)
     episodes = [(round(a, 2), round(min(b, duration_s), 2)) for a, b in kept]
     for a, b in episodes:  # a second inside a VF episode is VF, not noise
         noisy[int(a): int(np.ceil(b))] = False
@@ -500,9 +534,9 @@ def detect_features(feats: np.ndarray, model: RhythmModel, quality_segments: lis
                     duration_s: float) -> Rhythm:
     """The detector on per-second features (see `features`)."""
     probs = model.second_probs(feats)
-    labels = decide(probs, model.vf_threshold, model.noise_threshold)
+    labels = decide(probs, model.vf_threshold, model.noise_threshold, feats)
     episodes, noise = resolve(labels == CLASSES.index("VF"), labels == CLASSES.index("noise"), quality_segments,
-                              duration_s, model.pad_s)
+                              duration_s, model.pad_s, model.merge_gap_s)
     return Rhythm(probs, labels, episodes, noise, [episode_kind(probs, a, b) for a, b in episodes])
 
 
