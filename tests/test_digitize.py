@@ -355,3 +355,85 @@ def test_count_spikes_counts_beats_not_their_two_sides():
     t = np.arange(1000)
     rows = 100.0 - 40.0 * np.exp(-(((t % 200) - 100) / 4.0) ** 2) + 15.0 * np.exp(-(((t % 200) - 110) / 4.0) ** 2)
     assert count_spikes(rows) == 5
+
+
+def test_sorted_quantiles_are_numpys_exactly():
+    """The sort-based medians and percentiles of grid give numpy's floats: the same ranks, interpolation weight
+    and arithmetic (ink maps: many exact zeros and ties, even and odd counts)."""
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        h, w = (int(v) for v in rng.integers(1, 40, size=2))
+        a = rng.random((h, w)).astype(np.float32)
+        a[a < rng.random()] = 0
+        if trial % 3 == 0:
+            a = np.round(a * 4) / 4
+        for q in (0.0, 0.5, 30.000000000000004, 50.0, 99.9, 99.95, 100.0):
+            for nonnegative in (False, True):
+                np.testing.assert_array_equal(grid.column_percentile(a, q, nonnegative), np.percentile(a, q, axis=0))
+                np.testing.assert_array_equal(grid.row_percentile(a, q, nonnegative), np.percentile(a, q, axis=1))
+                assert grid.percentile(a, q, nonnegative) == float(np.percentile(a, q))
+        np.testing.assert_array_equal(grid.column_median(a, nonnegative=True), np.median(a, axis=0))
+        signed = a.astype(np.float64) - 0.5
+        np.testing.assert_array_equal(grid.column_median(signed), np.median(signed, axis=0))
+        np.testing.assert_array_equal(grid.column_percentile(signed, 30.0), np.percentile(signed, 30.0, axis=0))
+
+
+def _runs_one_column_at_a_time(starts: list, ends: list, thick: float, baseline: float) -> np.ndarray | None:
+    """The dynamic programme over the columns' runs stepped column by column, as trace._choose_runs defines it."""
+    back, prev_s, prev_e, prev_cost = [], None, None, None
+    for s, e in zip(starts, ends):
+        if s.size == 0:
+            back.append(None)
+            if prev_cost is not None:
+                prev_cost = prev_cost + trace.SKIP_COST
+            continue
+        if prev_s is None:
+            cost, bp = np.abs((s + e) / 2.0 - baseline) * 1e-3, np.full(s.size, -1)
+        else:
+            gap = np.maximum(0, np.maximum(s[None, :] - prev_e[:, None], prev_s[:, None] - e[None, :]))
+            total = prev_cost[:, None] + gap / thick
+            bp = np.argmin(total, axis=0)
+            cost = total[bp, np.arange(s.size)]
+        back.append(bp)
+        prev_s, prev_e, prev_cost = s, e, cost
+    if prev_cost is None:
+        return None
+    chosen, j = np.full(len(starts), -1), int(np.argmin(prev_cost))
+    for i in range(len(starts) - 1, -1, -1):
+        if back[i] is not None:
+            chosen[i], j = j, int(back[i][j])
+            if j < 0:
+                break
+    return chosen
+
+
+def test_the_followed_runs_are_the_column_by_column_programmes():
+    """Stretches of one-run columns are stepped at once (their costs summed in the same order): the same runs
+    are chosen as stepping every column, on traces with gaps, specks and text-like blobs beside them."""
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        h, w = 40, int(rng.integers(20, 120))
+        mask = np.zeros((h, w), dtype=bool)
+        rows = np.clip(np.cumsum(rng.integers(-3, 4, size=w)) + h // 2, 0, h - 3)
+        for x, r in enumerate(rows):
+            mask[r: r + int(rng.integers(1, 4)), x] = rng.random() > 0.1  # a broken line
+        for _ in range(int(rng.integers(0, 6))):  # blobs above and below it
+            y0, x0 = int(rng.integers(0, h - 4)), int(rng.integers(0, w - 4))
+            mask[y0: y0 + int(rng.integers(1, 4)), x0: x0 + int(rng.integers(1, 5))] = True
+        start_row, end_row, cuts = trace._column_runs_flat(mask)
+        starts, ends = trace._column_runs(mask)
+        for x in range(w):  # the runs themselves
+            s, e = trace._runs(mask[:, x])
+            np.testing.assert_array_equal(starts[x], s)
+            np.testing.assert_array_equal(ends[x], e)
+        thick = float(rng.choice([1.0, 2.0, 3.5]))
+        got = trace._choose_runs(start_row, end_row, cuts, thick, h / 2)
+        want = _runs_one_column_at_a_time(starts, ends, thick, h / 2)
+        assert (got is None) == (want is None)
+        if want is not None:
+            np.testing.assert_array_equal(got, want)
+        r, s0, e0 = trace._row_runs(mask)
+        for y in range(h):
+            s, e = trace._runs(mask[y])
+            np.testing.assert_array_equal(s0[r == y], s)
+            np.testing.assert_array_equal(e0[r == y], e)

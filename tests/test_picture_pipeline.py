@@ -105,3 +105,34 @@ def test_two_lead_models_read_two_stacked_strips(tmp_path, representation):
     assert res.image(2).shape == (128, 128)
     with pytest.raises(DigitizeError, match="shows one trace"):
         classify_picture((PICTURES / "normal_paper_red_strip.png").read_bytes(), model, "strip")
+
+
+def test_the_span_check_reads_every_span_in_one_model_call(clf, monkeypatch):
+    """A lone beat without grid is read at each span of the check in one model call, each reading with the
+    probabilities it gets alone; its model picture and features are kept for its explanation."""
+    from ecg_core.pipeline import picture
+
+    data = (PICTURES / "pvc_seed_thin_beat.png").read_bytes()
+    calls = []
+    real = clf.predict_proba
+
+    def counted(images, *a, **k):
+        calls.append(len(images))
+        return real(images, *a, **k)
+
+    monkeypatch.setattr(clf, "predict_proba", counted)
+    res = classify_picture(data, clf, "beat")
+    monkeypatch.undo()
+    assert res.digitized.calibration.method == "assumed" and calls == [len(SPAN_FACTORS)]
+    tr = res.trace.signal_mv
+    factors = [1.0] + [f for f in SPAN_FACTORS if f != 1.0]
+    readings, probs, _ = picture._classify_beats([tr] + [picture._stretch(tr, f) for f in factors[1:]], clf)
+    for (x, pad, centres), p, f in zip(readings, probs, factors):
+        x1, pad1, c1, _, p1, _, _ = picture._classify_once(tr if f == 1.0 else picture._stretch(tr, f), clf, "beat",
+                                                           "beat", "II")
+        assert pad == pad1 and np.array_equal(centres, c1) and np.array_equal(x, x1)
+        np.testing.assert_allclose(p, p1[0], atol=1e-6)
+    np.testing.assert_allclose(res.probabilities(0), probs[0], atol=1e-4)  # the table rounds to 4 decimals
+    np.testing.assert_array_equal(res.image(0), record_mode.beat_image(res.x, int(res.centres[0]),
+                                                                       res.representation, res.peaks))
+    np.testing.assert_array_equal(res.features(0), record_mode.model_features(res.x, res.centres[[0]], res.peaks))

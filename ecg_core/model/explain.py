@@ -32,15 +32,25 @@ class GradCam:
         self._grad_model = keras.Model(model.inputs, [model.get_layer(self.layer_name).output, score_tensor])
         self.reads_features = len(model.inputs) == 2  # picture + beat features (architectures.ecgnet_lite_features)
         image_spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
+        self._spec = [image_spec, tf.TensorSpec([None], tf.int32)]
         if self.reads_features:
-            spec = [image_spec, tf.TensorSpec([None, *model.inputs[1].shape[1:]], tf.float32),
-                    tf.TensorSpec([None], tf.int32)]
-            self._maps = tf.function(lambda x, f, c: self._compute((x, f), c), input_signature=spec)
-        else:
-            spec = [image_spec, tf.TensorSpec([None], tf.int32)]
-            self._maps = tf.function(self._compute, input_signature=spec)
+            self._spec.insert(1, tf.TensorSpec([None, *model.inputs[1].shape[1:]], tf.float32))
+        self._maps: dict[str, object] = {}  # method -> its traced graph, made at its first use
 
-    def _compute(self, x, class_idx):
+    def _graph(self, method: str):
+        """The traced graph of one method (only its own operations), called directly: no tf.function
+        argument binding per call (see predict.Classifier)."""
+        if method not in self._maps:
+            import tensorflow as tf
+
+            if self.reads_features:
+                fn = tf.function(lambda x, f, c: self._compute((x, f), c, method), input_signature=self._spec)
+            else:
+                fn = tf.function(lambda x, c: self._compute(x, c, method), input_signature=self._spec)
+            self._maps[method] = fn.get_concrete_function()
+        return self._maps[method]
+
+    def _compute(self, x, class_idx, method: str):
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
@@ -49,16 +59,16 @@ class GradCam:
                 scores = tf.math.log(scores + 1e-9)
             chosen = tf.gather(scores, class_idx, axis=1, batch_dims=1)
         grads = tape.gradient(chosen, fmap)
-        # Grad-CAM: channel weights are the spatially averaged gradients
-        w_cam = tf.reduce_mean(grads, axis=[1, 2])
-        cam = tf.nn.relu(tf.einsum("bhwc,bc->bhw", fmap, w_cam))
+        if method == "gradcam":
+            # Grad-CAM: channel weights are the spatially averaged gradients
+            w_cam = tf.reduce_mean(grads, axis=[1, 2])
+            return tf.nn.relu(tf.einsum("bhwc,bc->bhw", fmap, w_cam))
         # Grad-CAM++ (Chattopadhyay et al. 2018), exponential-score closed form
         g2, g3 = grads ** 2, grads ** 3
         denom = 2.0 * g2 + tf.reduce_sum(fmap, axis=[1, 2], keepdims=True) * g3
         alpha = g2 / tf.where(tf.abs(denom) > 1e-12, denom, tf.ones_like(denom))
         w_pp = tf.reduce_sum(alpha * tf.nn.relu(grads), axis=[1, 2])
-        campp = tf.nn.relu(tf.einsum("bhwc,bc->bhw", fmap, w_pp))
-        return cam, campp
+        return tf.nn.relu(tf.einsum("bhwc,bc->bhw", fmap, w_pp))
 
     def heatmaps(self, x: np.ndarray, class_idx: np.ndarray | list[int], method: str = "gradcam",
                  size: int | None = None, features: np.ndarray | None = None) -> np.ndarray:
@@ -70,14 +80,14 @@ class GradCam:
         if self.reads_features:
             if features is None:
                 raise ValueError("this model also reads beat features: pass the beats' features")
-            cam, campp = self._maps(np.asarray(x, np.float32), np.asarray(features, np.float32), classes)
+            maps = self._graph(method)(np.asarray(x, np.float32), np.asarray(features, np.float32), classes).numpy()
         else:
-            cam, campp = self._maps(np.asarray(x, np.float32), classes)
-        maps = (cam if method == "gradcam" else campp).numpy()
+            maps = self._graph(method)(np.asarray(x, np.float32), classes).numpy()
         size = size or x.shape[1]
         out = np.empty((len(maps), size, size), np.float32)
         for i, m in enumerate(maps):
-            m = np.nan_to_num(m)
+            if not np.isfinite(m).all():  # the check is much cheaper than nan_to_num itself
+                m = np.nan_to_num(m)
             up = cv2.resize(m, (size, size), interpolation=cv2.INTER_CUBIC)
             up = np.clip(up, 0, None)
             top = float(up.max())

@@ -50,7 +50,7 @@ def ground(rgb: np.ndarray, background_px: int = 15) -> Ground:
     lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     # HSV value: red, pink or green grid lines stay bright in it; a black or dark blue trace does not
     value = np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
-    dark = float(np.median(lum)) < 0.5
+    dark = float(column_median(lum.reshape(-1, 1), nonnegative=True)[0]) < 0.5
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (background_px, background_px))
 
     def ink(channel: np.ndarray) -> np.ndarray:
@@ -62,7 +62,7 @@ def ground(rgb: np.ndarray, background_px: int = 15) -> Ground:
             bg = cv2.morphologyEx(c, cv2.MORPH_CLOSE, k)
             out = (bg - c) / np.maximum(bg, 0.2)
         out = np.clip(out, 0.0, None)
-        top = float(np.percentile(out, 99.95)) if out.size > 4000 else float(out.max())
+        top = percentile(out, 99.95, nonnegative=True) if out.size > 4000 else float(out.max())
         return np.clip(out / max(top, 1e-3), 0.0, 1.0).astype(np.float32)
 
     line = ink(lum)
@@ -86,15 +86,61 @@ def ground(rgb: np.ndarray, background_px: int = 15) -> Ground:
     return Ground(dark, trace.astype(np.float32), line)
 
 
-def column_median(a: np.ndarray) -> np.ndarray:
-    """np.median(a, axis=0), exactly, several times faster: partitions rows of the contiguous transpose."""
-    t = np.ascontiguousarray(a.T)
+def _sorted_rows(a: np.ndarray, nonnegative: bool) -> np.ndarray:
+    """A sorted copy of each row of a 2-D array. numpy's vectorised sort beats np.partition on these sizes, and
+    partitioning at several ranks (np.median of an even count, np.percentile) is slower still.
+
+    nonnegative: a float32 array known to hold no negative value nor NaN (ink maps) is sorted by its bits as
+    int32, which order such floats as their values do, and faster."""
+    t = np.array(a, order="C")  # always a copy: sorted in place
+    if nonnegative and t.dtype == np.float32:
+        t.view(np.int32).sort(axis=1)
+    else:
+        t.sort(axis=1)
+    return t
+
+
+def _linear_quantile(t: np.ndarray, q: float) -> np.ndarray:
+    """np.percentile's default ("linear") interpolation for a Python float q, on values sorted along the last
+    axis: the same ranks, weight and arithmetic (numpy's _lerp), so the same floats."""
+    n = t.shape[-1]
+    virtual = (n - 1) * (q / 100)
+    prev = int(np.floor(virtual))
+    if virtual >= n - 1:  # numpy takes the last value for both, its weight measured from index -1
+        prev_i = next_i = n - 1
+        gamma = virtual + 1.0
+    else:
+        prev_i, next_i = prev, prev + 1
+        gamma = virtual - prev
+    a, b = t[..., prev_i], t[..., next_i]
+    diff = b - a
+    return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
+
+
+def column_percentile(a: np.ndarray, q: float, nonnegative: bool = False) -> np.ndarray:
+    """np.percentile(a, q, axis=0) of a 2-D array without NaN, exactly (q a Python float), several times faster."""
+    return _linear_quantile(_sorted_rows(a.T, nonnegative), float(q))
+
+
+def row_percentile(a: np.ndarray, q: float, nonnegative: bool = False) -> np.ndarray:
+    """np.percentile(a, q, axis=1) of a 2-D array without NaN, exactly (q a Python float)."""
+    return _linear_quantile(_sorted_rows(a, nonnegative), float(q))
+
+
+def percentile(a: np.ndarray, q: float, nonnegative: bool = False) -> float:
+    """float(np.percentile(a, q)) of an array without NaN, exactly (q a Python float)."""
+    return float(_linear_quantile(_sorted_rows(np.reshape(a, (1, -1)), nonnegative), float(q))[0])
+
+
+def column_median(a: np.ndarray, nonnegative: bool = False) -> np.ndarray:
+    """np.median(a, axis=0) of a 2-D array, exactly, several times faster (see _sorted_rows; nonnegative: the
+    same)."""
+    t = _sorted_rows(a.T, nonnegative)
     n = t.shape[1]
     k = n // 2
     if n % 2:
-        return np.partition(t, k, axis=1)[:, k]
-    part = np.partition(t, (k - 1, k), axis=1)
-    return (part[:, k - 1] + part[:, k]) / 2
+        return t[:, k]
+    return (t[:, k - 1] + t[:, k]) / 2
 
 
 def _touching_border(mask: np.ndarray) -> np.ndarray:
@@ -279,11 +325,11 @@ def remove_lines(ink: np.ndarray, coverage: float = LINE_COVERAGE, cap: float = 
     tiles_v = 2 if h >= 300 else 1
     for t in range(tiles_v):
         a, b = t * h // tiles_v, (t + 1) * h // tiles_v
-        vertical[a:b] = np.percentile(ink[a:b], q, axis=0)[None, :]
+        vertical[a:b] = column_percentile(ink[a:b], q, nonnegative=True)[None, :]
     horizontal = np.empty_like(ink)
     for t in range(4):
         a, b = t * w // 4, (t + 1) * w // 4
-        horizontal[:, a:b] = np.percentile(ink[:, a:b], q, axis=1)[:, None]
+        horizontal[:, a:b] = row_percentile(ink[:, a:b], q, nonnegative=True)[:, None]
     # long straight segments anywhere (axes, frames, spines that start mid-tile): grey-level openings
     seg_h = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max(15, w // 7), 1)))
     seg_v = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(15, int(h * 0.6)))))
@@ -321,7 +367,8 @@ def _sharpest(score, limit: float, coarse_step: float, fine_step: float, smalles
     for v, f in ((c, fc), (d, fd)):
         if f > top:
             best, top = float(v), float(f)
-    base = score(0.0)
+    zero = np.flatnonzero(coarse == 0.0)  # the coarse grid may hold no change exactly: its score is known
+    base = float(coarse_scores[int(zero[0])]) if zero.size else score(0.0)
     if abs(best) < smallest or top < 1.08 * base:
         return 0.0, 1.0
     return best, float(top / max(base, 1e-12))
@@ -356,7 +403,8 @@ def shear_slope(line_ink: np.ndarray, max_slope: float = 0.3, work_side: int = 3
     def sharpness(k: float) -> float:
         m = np.float32([[1, -k, k * sh / 2.0], [0, 1, 0]])
         r = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderValue=0.0)
-        return float(np.sum(np.diff(column_median(r)) ** 2))  # the median: grid lines, not the trace
+        # the median: grid lines, not the trace (ink interpolated with a zero border is never negative)
+        return float(np.sum(np.diff(column_median(r, nonnegative=True)) ** 2))
 
     slope, gain = _sharpest(sharpness, max_slope, 0.02, 0.003, 0.004)
     return round(slope, 4), gain
@@ -398,6 +446,8 @@ def shear_field(line_ink: np.ndarray, tiles: int = 5, min_gain: float = 3.0) -> 
         a, b = t * w // tiles, (t + 1) * w // tiles
         if b - a < 40:
             continue
+        if len(slopes) + (tiles - t) < 2:  # too few slices left to reach two with a tilt: the answer is None
+            break
         slope, gain = shear_slope(line_ink[:, a:b])
         if gain >= min_gain:
             xs.append((a + b - 1) / 2.0)

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 from scipy import signal as sps
 
+from ecg_core.picture.grid import percentile
+
 STRONG, WEAK = 0.45, 0.18  # hysteresis thresholds on the cleaned ink (relative to its top)
 ZERO = np.zeros(1, dtype=np.int64)
 SKIP_COST = 2.0  # cost of a column without any trace pixel, in pixels of vertical gap
@@ -42,7 +44,7 @@ class Path:
 
 def trace_mask(ink: np.ndarray) -> np.ndarray:
     """Boolean mask of trace pixels: hysteresis threshold, then small blobs (text glyphs, specks) dropped."""
-    top = float(np.percentile(ink, 99.9)) if ink.size > 2000 else float(ink.max())
+    top = percentile(ink, 99.9, nonnegative=True) if ink.size > 2000 else float(ink.max())
     if top <= 0.05:
         return np.zeros(ink.shape, dtype=bool)
     strong = ink >= STRONG * top
@@ -113,14 +115,33 @@ def _runs(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
 
 
-def _column_runs(mask: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Start and end rows (inclusive) of the runs of True in every column, all columns at once."""
+def _column_runs_flat(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start and end rows (inclusive) of the runs of True in every column, all columns at once, as flat arrays
+    sorted by column then row, and where each column's runs begin in them (mask.shape[1] + 1 offsets)."""
     pad = np.zeros((1, mask.shape[1]), dtype=np.int8)
     d = np.diff(np.vstack([pad, mask.astype(np.int8), pad]), axis=0)
     start_col, start_row = np.nonzero(d.T == 1)  # transposed: sorted by column, then row
     end_col, end_row = np.nonzero(d.T == -1)
-    cuts = np.searchsorted(start_col, np.arange(1, mask.shape[1]))
-    return np.split(start_row, cuts), np.split(end_row - 1, cuts)
+    cuts = np.concatenate([[0], np.searchsorted(start_col, np.arange(1, mask.shape[1])), [start_row.size]])
+    return start_row, end_row - 1, cuts
+
+
+def _column_runs(mask: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Start and end rows (inclusive) of the runs of True in every column, all columns at once."""
+    start_row, end_row, cuts = _column_runs_flat(mask)
+    c = cuts.tolist()
+    # slices of the flat arrays (the views np.split makes, without its per-piece overhead)
+    return [start_row[a:b] for a, b in zip(c[:-1], c[1:])], [end_row[a:b] for a, b in zip(c[:-1], c[1:])]
+
+
+def _row_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, start column, end column inclusive) of every run of True in the rows of a boolean mask, sorted by
+    row, then column."""
+    pad = np.zeros((mask.shape[0], 1), dtype=np.int8)
+    d = np.diff(np.hstack([pad, mask.astype(np.int8), pad]), axis=1)
+    rows, starts = np.nonzero(d == 1)
+    _, ends = np.nonzero(d == -1)  # a row's runs alternate start, end: the k-th end closes the k-th start
+    return rows, starts, ends - 1
 
 
 def _main_run(cols: np.ndarray, max_gap: int) -> tuple[int, int]:
@@ -141,6 +162,79 @@ def line_thickness(mask: np.ndarray) -> float:
     return float(np.median(lengths)) if lengths.size else 1.0
 
 
+def _choose_runs(start_row: np.ndarray, end_row: np.ndarray, cuts: np.ndarray, thick: float,
+                 baseline: float) -> np.ndarray | None:
+    """The run each column's path passes through (index among the column's runs, -1 for none), by dynamic
+    programming over the columns' runs (`_column_runs_flat`); None when no column holds a run.
+
+    The cost of a step is the vertical gap between consecutive runs in line widths (SKIP_COST across a column
+    without trace); the first run is chosen nearest the baseline on ties.
+    """
+    c = cuts.tolist()
+    starts = [start_row[a:b] for a, b in zip(c[:-1], c[1:])]
+    ends = [end_row[a:b] for a, b in zip(c[:-1], c[1:])]
+    n = len(starts)
+    sizes = np.diff(cuts)
+    simple = sizes <= 1
+    # where a stretch of columns holding at most one run each ends: the next column with several runs, or n
+    several = np.flatnonzero(~simple)
+    stretch_end = np.append(several, n)[np.searchsorted(several, np.arange(n))]
+    first = np.minimum(cuts[:-1], max(start_row.size - 1, 0))  # each column's first run (any for an empty one)
+    first_s, first_e = (start_row[first], end_row[first]) if start_row.size else (sizes, sizes)
+    back: list[np.ndarray | None] = []
+    prev_s = prev_e = None
+    prev_cost = None
+    i = 0
+    while i < n:
+        s, e = starts[i], ends[i]
+        if prev_cost is not None and prev_s.size == 1 and simple[i]:
+            # the common case, one run a column (or none) after one run: no choice to make. The cost only grows,
+            # by the gaps (or SKIP_COST), summed in the same order as one column at a time
+            j = int(stretch_end[i])
+            found = np.flatnonzero(sizes[i:j] == 1) + i
+            steps = np.full(j - i, SKIP_COST)
+            if found.size:
+                ps = np.concatenate([prev_s[:1], first_s[found[:-1]]])
+                pe = np.concatenate([prev_e[:1], first_e[found[:-1]]])
+                gap = np.maximum(0, np.maximum(first_s[found] - pe, ps - first_e[found]))
+                steps[found - i] = gap / thick
+                prev_s, prev_e = starts[int(found[-1])], ends[int(found[-1])]
+            prev_cost = np.cumsum(np.concatenate([prev_cost, steps]))[-1:]
+            back.extend(ZERO if r else None for r in (sizes[i:j] == 1).tolist())
+            i = j
+            continue
+        if s.size == 0:
+            back.append(None)
+            if prev_cost is not None:
+                prev_cost = prev_cost + SKIP_COST
+            i += 1
+            continue
+        if prev_s is None:
+            cost = np.abs((s + e) / 2.0 - baseline) * 1e-3  # start near the baseline on ties
+            bp = np.full(s.size, -1)
+        else:
+            gap = np.maximum(0, np.maximum(s[None, :] - prev_e[:, None], prev_s[:, None] - e[None, :]))
+            total = prev_cost[:, None] + gap / thick
+            bp = np.argmin(total, axis=0)
+            cost = total[bp, np.arange(s.size)]
+        back.append(bp)
+        prev_s, prev_e, prev_cost = s, e, cost
+        i += 1
+    if prev_cost is None:
+        return None
+    # backtrack
+    chosen = np.full(n, -1)
+    j = int(np.argmin(prev_cost))
+    for i in range(n - 1, -1, -1):
+        if back[i] is None:
+            continue
+        chosen[i] = j
+        j = int(back[i][j])
+        if j < 0:
+            break
+    return chosen
+
+
 def follow(mask: np.ndarray, ink: np.ndarray, rows: tuple[int, int], baseline: int) -> Path | None:
     """The trace of one strip (rows [top, bottom)) as a sub-pixel row per column, or None if there is none."""
     top, bottom = rows
@@ -152,54 +246,21 @@ def follow(mask: np.ndarray, ink: np.ndarray, rows: tuple[int, int], baseline: i
     thick = max(1.0, line_thickness(sub[:, x0:x1]))
     weights = ink[top:bottom]
 
-    starts, ends = _column_runs(sub[:, x0:x1])
-    back: list[np.ndarray | None] = []
-    prev_s = prev_e = None
-    prev_cost = None
-    for i in range(x1 - x0):
-        s, e = starts[i], ends[i]
-        if s.size == 0:
-            back.append(None)
-            if prev_cost is not None:
-                prev_cost = prev_cost + SKIP_COST
-            continue
-        if prev_s is None:
-            cost = np.abs((s + e) / 2.0 - (baseline - top)) * 1e-3  # start near the baseline on ties
-            bp = np.full(s.size, -1)
-        elif s.size == 1 and prev_s.size == 1:  # the common case, one run each: no choice to make
-            gap = max(0, int(s[0]) - int(prev_e[0]), int(prev_s[0]) - int(e[0]))
-            cost = prev_cost + gap / thick
-            bp = ZERO
-        else:
-            gap = np.maximum(0, np.maximum(s[None, :] - prev_e[:, None], prev_s[:, None] - e[None, :]))
-            total = prev_cost[:, None] + gap / thick
-            bp = np.argmin(total, axis=0)
-            cost = total[bp, np.arange(s.size)]
-        back.append(bp)
-        prev_s, prev_e, prev_cost = s, e, cost
-    if prev_cost is None:
-        return None
-
-    # backtrack
+    start_row, end_row, cuts = _column_runs_flat(sub[:, x0:x1])
     n = x1 - x0
-    chosen = np.full(n, -1)
-    j = int(np.argmin(prev_cost))
-    for i in range(n - 1, -1, -1):
-        if back[i] is None:
-            continue
-        chosen[i] = j
-        j = int(back[i][j])
-        if j < 0:
-            break
+    chosen = _choose_runs(start_row, end_row, cuts, thick, baseline - top)
+    if chosen is None:
+        return None
     y = np.full(n, np.nan)
     lo = np.full(n, np.nan)
     hi = np.full(n, np.nan)
     picked = np.flatnonzero(chosen >= 0)
-    a = np.array([starts[i][chosen[i]] for i in picked], dtype=np.int64)
-    b = np.array([ends[i][chosen[i]] for i in picked], dtype=np.int64)
+    a = start_row[cuts[picked] + chosen[picked]].astype(np.int64)
+    b = end_row[cuts[picked] + chosen[picked]].astype(np.int64)
     lo[picked], hi[picked] = a, b
     # each chosen run's ink-weighted centre, from cumulative sums down the columns
-    w = weights[:, x0:x1][:, picked].astype(np.float64)
+    # (rows below the lowest chosen run are not summed: the sums above them are the same)
+    w = weights[: int(b.max()) + 1, x0:x1][:, picked].astype(np.float64)
     c0 = np.vstack([np.zeros((1, picked.size)), np.cumsum(w, axis=0)])
     c1 = np.vstack([np.zeros((1, picked.size)), np.cumsum(w * np.arange(w.shape[0])[:, None], axis=0)])
     k = np.arange(picked.size)
@@ -232,35 +293,33 @@ def _samples(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, thick: float) -> tup
     found = np.isfinite(y)
     tall = found & ((hi - lo + 1) > 1.8 * thick + 1)
     flat = np.flatnonzero(found & ~tall)
-    xs: list[float] = flat.astype(float).tolist()
-    ys: list[float] = y[flat].tolist()
+    xs: list[np.ndarray] = [flat.astype(float)]
+    ys: list[np.ndarray] = [y[flat]]
     half = thick / 2.0
     t_starts, t_ends = _runs(tall)
     for i, j in zip(t_starts.tolist(), t_ends.tolist()):
         a, b = max(0, i - 1), min(n - 1, j + 1)
         r0, r1 = int(np.nanmin(lo[a: b + 1])), int(np.nanmax(hi[a: b + 1]))
-        window = np.zeros((r1 - r0 + 1, b - a + 1), dtype=bool)  # the followed runs only (no text beside)
-        for c in range(a, b + 1):
-            if found[c]:
-                window[int(lo[c]) - r0: int(hi[c]) - r0 + 1, c - a] = True
+        # the followed runs only (no text beside): rows lo..hi of each found column
+        c_lo, c_hi, c_found = lo[a: b + 1] - r0, hi[a: b + 1] - r0, found[a: b + 1]
+        rr = np.arange(r1 - r0 + 1)[:, None]
+        window = c_found[None, :] & (rr >= np.where(c_found, c_lo, 0)) & (rr <= np.where(c_found, c_hi, -1))
         last = window.shape[1] - 1
-        row_starts, row_ends = _column_runs(window.T)  # the runs of every row at once
-        for r in range(window.shape[0]):
-            s, e = row_starts[r], row_ends[r]
-            for s0, e0 in zip(s, e):
-                wide = e0 - s0 + 1 > 1.6 * thick
-                from_left, to_right = s0 == 0 and a < i, e0 == last and b > j
-                if from_left or to_right:  # joins a flat neighbour: only the stroke's own end is a new crossing
-                    if wide and not (from_left and to_right):
-                        xs.append(a + (e0 - half + 0.5 if from_left else s0 + half - 0.5))
-                        ys.append(float(r0 + r))
-                elif wide:  # two strokes merged in this row (near a peak): both crossings
-                    xs += [a + s0 + half - 0.5, a + e0 - half + 0.5]
-                    ys += [float(r0 + r)] * 2
-                else:
-                    xs.append(a + 0.5 * (s0 + e0))
-                    ys.append(float(r0 + r))
-    return _one_per_column(np.asarray(xs), np.asarray(ys), thick)
+        r, s0, e0 = _row_runs(window)  # the runs of every row at once
+        row = (r0 + r).astype(float)
+        wide = e0 - s0 + 1 > 1.6 * thick
+        from_left, to_right = (s0 == 0) & (a < i), (e0 == last) & (b > j)
+        joins = from_left | to_right  # joins a flat neighbour: only the stroke's own end is a new crossing
+        end = joins & wide & ~(from_left & to_right)
+        xs.append(a + np.where(from_left[end], e0[end] - half + 0.5, s0[end] + half - 0.5))
+        ys.append(row[end])
+        both = ~joins & wide  # two strokes merged in this row (near a peak): both crossings
+        xs += [a + s0[both] + half - 0.5, a + e0[both] - half + 0.5]
+        ys += [row[both]] * 2
+        mid = ~joins & ~wide
+        xs.append(a + 0.5 * (s0[mid] + e0[mid]))
+        ys.append(row[mid])
+    return _one_per_column(np.concatenate(xs), np.concatenate(ys), thick)
 
 
 def _one_per_column(xs: np.ndarray, ys: np.ndarray, thick: float, per_px: int = 4) -> tuple[np.ndarray, np.ndarray]:

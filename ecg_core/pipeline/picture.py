@@ -60,6 +60,9 @@ class PictureResult:
     #                      in_vf_episode, x_px, y_px
     episodes: pd.DataFrame  # VF episodes (start_s, end_s, duration_s) from the picture's left edge
     notes: list[str] = field(default_factory=list)
+    # a lone beat's model inputs as classified (images (1, 128, 128), features or None): made once, not again
+    # for its explanation
+    inputs: tuple[np.ndarray, np.ndarray | None] | None = field(default=None, repr=False)
 
     @property
     def trace(self) -> Trace:
@@ -67,11 +70,16 @@ class PictureResult:
 
     def image(self, i: int) -> np.ndarray:
         """The model's picture of beat i, made exactly as for classification."""
+        if self.inputs is not None:
+            return self.inputs[0][i].copy()
         return record_mode.beat_image(self.x, int(self.centres[i]), self.representation, self.peaks)
 
     def features(self, idx) -> np.ndarray:
         """Beat features (n, N_FEATURES) of beats `idx`, as measured for classification."""
-        return record_mode.model_features(self.x, self.centres[np.atleast_1d(idx)], self.peaks)
+        idx = np.atleast_1d(idx)
+        if self.inputs is not None and self.inputs[1] is not None:
+            return self.inputs[1][idx].copy()
+        return record_mode.model_features(self.x, self.centres[idx], self.peaks)
 
     def probabilities(self, i: int) -> np.ndarray:
         return self.beats.loc[self.beats.index[i], list(CLASS_KEYS)].to_numpy(dtype=np.float32)
@@ -96,16 +104,39 @@ def _lone_beat_centre(x: np.ndarray, pad: int, n: int) -> int:
     return pad + int(np.argmax(seg))
 
 
+def _lone_beat(trace_mv: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """(x, pad, centres) of a single-beat trace: padded with its baseline, prepared, its one R peak."""
+    pad = int(round(PAD_S * WORKING_FS))
+    x = signals.prepare_signal(_padded(trace_mv, pad), WORKING_FS)
+    return x, pad, np.array([_lone_beat_centre(x, pad, trace_mv.size)], dtype=np.int64)
+
+
+def _classify_beats(traces: list[np.ndarray], clf) -> tuple[list[tuple[np.ndarray, int, np.ndarray]], np.ndarray,
+                                                            tuple[np.ndarray, np.ndarray | None]]:
+    """Single-beat traces (one picture under several assumed spans) classified in one model call: each one's
+    (x, pad, centres), their probabilities (n, 6), and the first one's model inputs (images, features).
+
+    The same inputs as `record_mode.classify_windows` makes for each; one call instead of one per reading
+    (each model call costs a few ms of fixed overhead on a CPU)."""
+    readings = [_lone_beat(t) for t in traces]
+    rep = clf.info.representation
+    reads_features = getattr(clf, "reads_features", False)
+    images = [record_mode.model_images(x, c, rep, c) for x, _, c in readings]
+    feats = [record_mode.model_features(x, c, c) for x, _, c in readings] if reads_features else None
+    stacked = np.concatenate(images)
+    probs = (clf.predict_proba(stacked, np.concatenate(feats)) if reads_features
+             else clf.predict_proba(stacked)).astype(np.float32, copy=False)
+    return readings, probs, (images[0], feats[0] if feats is not None else None)
+
+
 def _classify_once(trace_mv: np.ndarray, clf, kind: str, name: str, lead: str):
     """(x, centres, peaks, probs, episodes in s from the trace start, notes) for one reading of the trace."""
-    pad = int(round(PAD_S * WORKING_FS))
-    padded = _padded(trace_mv, pad)
     if kind == "beat":
-        x = signals.prepare_signal(padded, WORKING_FS)
-        centre = _lone_beat_centre(x, pad, trace_mv.size)
-        centres = np.array([centre], dtype=np.int64)
+        x, pad, centres = _lone_beat(trace_mv)
         probs = record_mode.classify_windows(x, centres, clf, peaks=centres)
         return x, pad, centres, centres, probs, pd.DataFrame(columns=["start_s", "end_s", "duration_s"]), []
+    pad = int(round(PAD_S * WORKING_FS))
+    padded = _padded(trace_mv, pad)
     sig = SignalInput(name, padded, float(WORKING_FS), lead)
     res = record_mode.classify_signal(sig, clf)
     inside = (res.centres >= pad) & (res.centres < pad + trace_mv.size)
@@ -156,6 +187,10 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
     kind = "beat" if expect == "beat" or (expect == "auto" and trace.duration_s < LONE_BEAT_MAX_S) else "strip"
     if kind == "beat" and trace.duration_s < 0.25:
         raise DigitizeError(f"The trace spans only {trace.duration_s:.2f} s as calibrated: too short for a beat.")
+    span_check = dig.calibration.method != "grid" and not two
+    others = [f for f in SPAN_FACTORS if f != 1.0] if span_check else []
+    inputs = None
+    other_readings: dict[float, tuple[int, np.ndarray, np.ndarray]] = {}  # factor -> (pad, centres, probs)
     if two:
         if dig.layout != "stacked" or kind == "beat":
             raise DigitizeError(f"{clf.name} reads two leads (MLII above V1): this picture shows one trace; "
@@ -167,6 +202,13 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
         centres = centres + int(round(offset * WORKING_FS))  # on the first strip's own time axis
         x = np.pad(x, ((0, 0), (int(round(offset * WORKING_FS)), 0)), mode="edge")
         peaks = peaks + int(round(offset * WORKING_FS))
+    elif kind == "beat":  # every span's reading in one model call
+        readings, all_probs, inputs = _classify_beats(
+            [trace.signal_mv] + [_stretch(trace.signal_mv, f) for f in others], clf)
+        (x, pad, centres), probs = readings[0], all_probs[:1]
+        peaks, episodes, in_vf = centres, pd.DataFrame(columns=["start_s", "end_s", "duration_s"]), []
+        for j, f in enumerate(others, start=1):
+            other_readings[f] = (readings[j][1], readings[j][2], all_probs[j: j + 1])
     else:
         try:
             x, pad, centres, peaks, probs, episodes, in_vf = _classify_once(trace.signal_mv, clf, kind, name,
@@ -180,11 +222,13 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
     times = trace.t0_s + (centres - pad) / WORKING_FS
     k = probs.argmax(axis=1)
     span_classes = [[CLASS_KEYS[j]] for j in k]
-    if dig.calibration.method != "grid" and not two:
-        for f in SPAN_FACTORS:
-            if f == 1.0:
-                continue
-            _, pad_f, c_f, _, p_f, _, _ = _classify_once(_stretch(trace.signal_mv, f), clf, kind, name, trace.label)
+    if span_check:
+        for f in others:
+            if f in other_readings:
+                pad_f, c_f, p_f = other_readings[f]
+            else:
+                _, pad_f, c_f, _, p_f, _, _ = _classify_once(_stretch(trace.signal_mv, f), clf, kind, name,
+                                                             trace.label)
             if c_f.size == 0:
                 continue
             t_f = trace.t0_s + (c_f - pad_f) / WORKING_FS / f  # back on the calibrated time axis
@@ -226,7 +270,7 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
         episodes = episodes.copy()
         episodes[["start_s", "end_s"]] += trace.t0_s
     return PictureResult(name, dig, kind, clf.name, clf.info.representation, x, pad, centres,
-                         np.asarray(peaks), beats, episodes, notes)
+                         np.asarray(peaks), beats, episodes, notes, inputs)
 
 
 def csv_rows(result: PictureResult | None, file: str, error: str | None = None) -> list[dict]:
