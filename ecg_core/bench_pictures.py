@@ -396,6 +396,7 @@ class Outcome:
     picture: list[str] = field(default_factory=list)  # the picture path's labels for them
     signal: list[str] = field(default_factory=list)  # the signal path's labels for them (record context)
     same: list[str] = field(default_factory=list)  # the picture's own pipeline on the true signal it shows
+    stated: list[str] = field(default_factory=list)  # beat pictures: the picture path with the true span stated
     t_labels: float = float("nan")
     t_explain: float = float("nan")  # labels + Grad-CAM of every beat
 
@@ -481,7 +482,27 @@ class Runner:
         self._labels(out, [r_keys[k] for k in scored], labels,
                      [signal_labels.get(out.start + int(drawn.r_peaks[k]), MISSED) for k in scored],
                      drawn, scored, target)
+        if target is not None and out.truth:
+            out.stated = [self.stated_span_label(drawn, target, cal.method, out.picture[0])]
         return out
+
+    def stated_span_label(self, drawn, target: int, method: str, label: str) -> str:
+        """A beat picture's label when its user states the true span (the picture path's own answer where a
+        grid calibrated it): what the unknown span of a picture without grid costs."""
+        from ecg_core.io.base import SignalInputError
+        from ecg_core.picture.digitize import DigitizeError
+        from ecg_core.pipeline.picture import classify_picture
+
+        if method == "grid":
+            return label
+        try:
+            res = classify_picture(drawn.data, self.clf, "stated", span_s=drawn.signal.size / drawn.fs)
+        except (DigitizeError, SignalInputError):
+            return MISSED
+        det_t = res.beats["time_s"].to_numpy(dtype=float)
+        ref_t = picture_times(res.trace, truth_columns(drawn, frame_scale(drawn, res.digitized))[drawn.r_peaks])
+        d = np.abs(det_t - ref_t[target])
+        return str(res.beats["predicted"].iloc[int(d.argmin())]) if d.size and d.min() <= MATCH_S else MISSED
 
     def same_signal(self, drawn, target: int | None) -> dict[int, str]:
         """The picture path's own beat pipeline (pipeline.picture, after the digitizer) on the true signal the
@@ -653,6 +674,7 @@ def summarise(outcomes: list[Outcome], styles: list[str]) -> dict:
         f1bp = macro_f1(bt_t, [k for o in beats for k in o.picture])
         f1bs = macro_f1(bt_t, [k for o in beats for k in o.same])
         f1br = macro_f1(bt_t, [k for o in beats for k in o.signal])
+        f1bst = macro_f1(bt_t, [k for o in beats for k in (o.stated or o.picture)])
         rows.append({
             "style": style, "strips": len(strips), "beat_pictures": len(beats),
             "snr_band_median": _pct(_snr_values(strips, "snr_band"), 50),
@@ -667,6 +689,7 @@ def summarise(outcomes: list[Outcome], styles: list[str]) -> dict:
             "beat_hit": float(np.mean([o.hit for o in beats])) if beats else float("nan"),
             "f1_picture": f1p, "f1_signal": f1s, "df1": f1p - f1s, "f1_record": f1r,
             "f1_beat_picture": f1bp, "f1_beat_signal": f1bs, "df1_beat": f1bp - f1bs, "f1_beat_record": f1br,
+            "f1_beat_stated": f1bst, "df1_beat_stated": f1bst - f1bs,
             "strip_beats": len(st_t), "beat_beats": len(bt_t),
             "refused_strips": sum(1 for o in refused if o.layout == "strip"),
             "refused_beats": sum(1 for o in refused if o.layout == "beat"),
@@ -734,7 +757,8 @@ def format_report(summary: dict, header: list[str]) -> str:
     cols = [("style", "<12"), ("strips", ">6"), ("SNR band", ">8"), ("p10", ">6"), ("SNR bb", ">6"), ("ceil", ">5"),
             ("0dB", ">4"), ("rel", ">4"), ("Se", ">6"), ("Se rd", ">6"), ("PPV", ">6"), ("beats", ">6"),
             ("hit", ">6"), ("F1 pic", ">7"), ("F1 sig", ">7"), ("dF1", ">7"), ("F1 rec", ">7"), ("F1b pic", ">7"),
-            ("F1b sig", ">7"), ("dF1b", ">7"), ("F1b rec", ">7"), ("refused (commonest reason)", "")]
+            ("F1b sig", ">7"), ("dF1b", ">7"), ("F1b rec", ">7"), ("F1b st", ">7"), ("dF1b st", ">7"),
+            ("refused (commonest reason)", "")]
     head = "  ".join(format(c, f) for c, f in cols)
     lines += [head, "-" * len(head)]
     for r in summary["rows"]:
@@ -750,7 +774,8 @@ def format_report(summary: dict, header: list[str]) -> str:
                 _f(r["beat_hit"], ".3f"), _f(r["f1_picture"], ".3f"), _f(r["f1_signal"], ".3f"),
                 _f(r["df1"], "+.3f"), _f(r.get("f1_record", float("nan")), ".3f"), _f(r["f1_beat_picture"], ".3f"),
                 _f(r["f1_beat_signal"], ".3f"), _f(r["df1_beat"], "+.3f"),
-                _f(r.get("f1_beat_record", float("nan")), ".3f"), refused]
+                _f(r.get("f1_beat_record", float("nan")), ".3f"), _f(r.get("f1_beat_stated", float("nan")), ".3f"),
+                _f(r.get("df1_beat_stated", float("nan")), "+.3f"), refused]
         lines.append("  ".join(format(v, f) for v, (_, f) in zip(vals, cols)))
     lines += ["", "Columns: SNR in dB (band: 0.5-40 Hz, the main measure; p10: 10th percentile; bb: broadband; "
               "ceil: median band SNR of an ideal reading limited to the picture's pixels, see pixel_ceiling_db); "
@@ -760,7 +785,9 @@ def format_report(summary: dict, header: list[str]) -> str:
               "of the picture path / the signal path on the same beats (F1b: beat pictures); sig: the picture "
               "path's own beat pipeline on the true signal the picture shows (a perfect digitizer); dF1 = pic - "
               "sig, what digitizing costs; rec: the same beats classified inside their record (30 s either "
-              "side), so sig - rec is what a picture's short context costs.", ""]
+              "side), so sig - rec is what a picture's short context costs; st: beat pictures read with their true "
+              "span stated (as a user can state it) where no grid calibrated them, so dF1b st is what digitizing "
+              "costs once the unknowable span is known.", ""]
     lines += ["Beat pictures that are not hits: " + "; ".join(f"{k} = {v}" for k, v in MISS_KINDS.items()), ""]
     mcols = [("style", "<12"), *[(k, f">{max(len(k), 5)}") for k in MISS_KINDS]]
     head = "  ".join(format(c, f) for c, f in mcols)

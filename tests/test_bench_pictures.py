@@ -253,6 +253,29 @@ def test_quick_run_prints_a_table_and_writes_json(tmp_path, capsys):
     assert len(doc["targets"]) >= 10 and all(isinstance(t["met"], bool) for t in doc["targets"])
 
 
+def test_a_beat_picture_read_with_its_span_stated():
+    """Where no grid calibrates a beat picture, the benchmark also reads it with its true span stated; a
+    grid-calibrated picture keeps its own answer."""
+    from ecg_core.model import predict
+    from ecg_core.model.explain import GradCam
+    from ecg_core.picture import synth
+
+    clf = predict.load(None)
+    runner = bp.Runner(clf, GradCam(clf.model, clf.info.card.get("last_conv_layer")))
+    rec = bp.read_record(MITDB, "232")
+    b = 5
+    a, e = bp.beat_crop(rec, b, 1.6)
+    inb = (rec.beats >= a) & (rec.beats < e)
+    drawn = synth.draw(rec.signal[a:e], rec.fs, "no_grid", r_peaks=rec.beats[inb] - a, symbols=rec.symbols[inb],
+                       seed=3, layout="beat", beat_seconds=1.6)
+    target = int(np.flatnonzero(drawn.r_peaks == int(rec.beats[b]) - a - drawn.offset)[0])
+    assert runner.stated_span_label(drawn, target, "grid", "Q") == "Q"
+    label = runner.stated_span_label(drawn, target, "assumed", "Q")
+    assert label in ("N", "L", "R", "A", "V", "VF")
+    out = runner.run(bp.Outcome("232", "no_grid", "beat", a + drawn.offset, 3), drawn, {}, target)
+    assert out.stated == [label] and out.calibration != "grid"
+
+
 def test_refuses_records_outside_ds2_and_unknown_styles(capsys):
     from ecg_core.__main__ import main
 
