@@ -355,6 +355,15 @@ def test_count_spikes_counts_beats_not_their_two_sides():
     t = np.arange(1000)
     rows = 100.0 - 40.0 * np.exp(-(((t % 200) - 100) / 4.0) ** 2) + 15.0 * np.exp(-(((t % 200) - 110) / 4.0) ** 2)
     assert count_spikes(rows) == 5
+    # three deep PVCs reaching further below the baseline than the twelve R waves above it: twelve beats
+    x = np.arange(3000)
+    rows = np.full(x.size, 100.0)
+    for k, c in enumerate(range(100, 3000, 200)):
+        rows -= (40.0 if k % 5 else -60.0) * np.exp(-((x - c) / 4.0) ** 2)
+    assert count_spikes(rows) == 12
+    # one upright beat on a baseline with a small wobble: the wobble below the baseline is not beats
+    one = 100.0 - 40.0 * np.exp(-((x[:400] - 200) / 4.0) ** 2) + 1.5 * np.sin(x[:400] / 6.0)
+    assert count_spikes(one) == 1
 
 
 def test_sorted_quantiles_are_numpys_exactly():

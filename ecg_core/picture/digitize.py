@@ -222,18 +222,21 @@ def _without_pulse(path: tracelib.Path, pulse: Pulse) -> tracelib.Path:
 
 def count_spikes(y: np.ndarray) -> int:
     """QRS-like spikes along a followed path (rows per column): peaks of the deviation from the baseline
-    standing out by at least 40 % of the trace's range, at least 2 % of the width apart."""
+    standing out by at least 40 % of that side's range, at least 2 % of the width apart.
+
+    Each side of the baseline is counted on its own and the larger count kept: one spike per beat (a
+    biphasic QRS is not two), and a few deep beats of the other polarity (PVCs) do not hide the rest."""
     y = tracelib.fill_gaps(y)
     if y.size < 10:
         return 0
     dev = y - np.median(y)
-    # one spike per beat: the QRS's main deflection, on the side where the trace reaches furthest
-    dev = -dev if np.percentile(dev, 99.5) < -np.percentile(dev, 0.5) else dev
-    span = float(np.percentile(dev, 99.5))
-    if span <= 0:
-        return 0
-    peaks, _ = sps.find_peaks(dev, prominence=0.4 * span, distance=max(2, int(0.02 * y.size)))
-    return int(peaks.size)
+    spans = [float(np.percentile(side, 99.5)) for side in (dev, -dev)]
+    counts = [0]
+    for side, span in zip((dev, -dev), spans):
+        if span > 0:  # a side that barely leaves the baseline counts no wobble as beats
+            prominence = max(0.4 * span, 0.25 * max(spans))
+            counts.append(sps.find_peaks(side, prominence=prominence, distance=max(2, int(0.02 * y.size)))[0].size)
+    return int(max(counts))
 
 
 def _guess_span(width_px: int, height_px: int, trace_px: int, layout: str = "strip",
