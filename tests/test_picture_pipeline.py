@@ -136,3 +136,26 @@ def test_the_span_check_reads_every_span_in_one_model_call(clf, monkeypatch):
     np.testing.assert_array_equal(res.image(0), record_mode.beat_image(res.x, int(res.centres[0]),
                                                                        res.representation, res.peaks))
     np.testing.assert_array_equal(res.features(0), record_mode.model_features(res.x, res.centres[[0]], res.peaks))
+
+
+def test_a_span_whose_reading_fails_the_quality_check_gives_no_classes(clf, monkeypatch):
+    """Read at a checked span, a strip can fail the recordings' quality verdict: that span gives no classes to
+    compare (the trace itself was read), rather than an error."""
+    from ecg_core.io.signal_io import SignalInputError
+
+    data = (PICTURES / "pac_no_grid_strip.png").read_bytes()
+    plain = classify_picture(data, clf, "strip")
+    assert plain.kind == "strip" and plain.digitized.calibration.method != "grid"
+    real, seen = record_mode.classify_signal, []
+
+    def picky(sig, *a, **k):
+        seen.append(sig.signal.size)
+        if sig.signal.size != seen[0]:  # a stretched reading
+            raise SignalInputError(f"{sig.name}: not readable as an ECG: stretched")
+        return real(sig, *a, **k)
+
+    monkeypatch.setattr(record_mode, "classify_signal", picky)
+    res = classify_picture(data, clf, "strip")
+    assert len(seen) == len(SPAN_FACTORS)
+    assert res.beats[list(CLASS_KEYS)].equals(plain.beats[list(CLASS_KEYS)])
+    assert (res.beats["span_classes"] == res.beats["predicted"]).all()

@@ -174,7 +174,7 @@ def _peak(freqs: np.ndarray, power: np.ndarray, f: float, rel: float = 0.04) -> 
     i = lo + int(np.argmax(power[lo:hi]))
     a, b, c = np.log(power[i - 1: i + 2] + 1e-30)
     d = a - 2 * b + c
-    shift = float(np.clip(0.5 * (a - c) / d, -0.5, 0.5)) if d < 0 else 0.0
+    shift = min(max(float(0.5 * (a - c) / d), -0.5), 0.5) if d < 0 else 0.0  # np.clip's value, on a float
     return float(freqs[i] + shift * (freqs[1] - freqs[0])), float(power[i])
 
 
@@ -343,6 +343,13 @@ def _reduced(line_ink: np.ndarray, work_side: int) -> np.ndarray:
     return cv2.resize(line_ink, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
 
 
+def _steps_energy(profile: np.ndarray) -> float:
+    """float(np.sum(np.diff(profile) ** 2)), the same arithmetic without the wrappers' overhead (called ~200
+    times a picture)."""
+    d = profile[1:] - profile[:-1]
+    return float(np.multiply(d, d, out=d).sum())
+
+
 def _sharpest(score, limit: float, coarse_step: float, fine_step: float, smallest: float) -> tuple[float, float]:
     """The parameter in [-limit, limit] that maximises score (a coarse then a fine search), and the gain over 0;
     (0, 1) unless it is clearly better than no change."""
@@ -387,7 +394,7 @@ def skew_angle(line_ink: np.ndarray, max_deg: float = 6.0, work_side: int = 480)
     def sharpness(angle: float) -> float:
         m = cv2.getRotationMatrix2D((sw / 2.0, sh / 2.0), angle, 1.0)
         r = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderValue=0.0)
-        return float(np.sum(np.diff(r.sum(axis=1)) ** 2))
+        return _steps_energy(r.sum(axis=1))
 
     angle, gain = _sharpest(sharpness, max_deg, 0.5, 0.1, 0.15)
     return round(angle, 2), gain
@@ -404,7 +411,7 @@ def shear_slope(line_ink: np.ndarray, max_slope: float = 0.3, work_side: int = 3
         m = np.float32([[1, -k, k * sh / 2.0], [0, 1, 0]])
         r = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderValue=0.0)
         # the median: grid lines, not the trace (ink interpolated with a zero border is never negative)
-        return float(np.sum(np.diff(column_median(r, nonnegative=True)) ** 2))
+        return _steps_energy(column_median(r, nonnegative=True))
 
     slope, gain = _sharpest(sharpness, max_slope, 0.02, 0.003, 0.004)
     return round(slope, 4), gain

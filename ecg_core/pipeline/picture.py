@@ -227,8 +227,11 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
             if f in other_readings:
                 pad_f, c_f, p_f = other_readings[f]
             else:
-                _, pad_f, c_f, _, p_f, _, _ = _classify_once(_stretch(trace.signal_mv, f), clf, kind, name,
-                                                             trace.label)
+                try:
+                    _, pad_f, c_f, _, p_f, _, _ = _classify_once(_stretch(trace.signal_mv, f), clf, kind, name,
+                                                                 trace.label)
+                except SignalInputError:  # read at this span the trace fails the quality check: no reading
+                    continue
             if c_f.size == 0:
                 continue
             t_f = trace.t0_s + (c_f - pad_f) / WORKING_FS / f  # back on the calibrated time axis
