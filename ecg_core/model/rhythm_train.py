@@ -8,10 +8,10 @@ Protocol: grouped K-fold by record (vfdb and mitdb records dealt round-robin int
 second of a test record is in training or in any choice. Inside each training part, a grouped 3-fold
 split gives out-of-fold probabilities from which the settings are chosen: for each smoothing width the
 noise threshold, for each episode padding and joining gap the VF threshold (the lowest whose training
-seconds, after the episode rules, call at most TARGET_ORGANISED of organised and TARGET_NOISE of noise seconds VF), and of
-these the setting with the highest VF duration Se. The baselines (TCSC, VF filter leakage: a threshold
-each; SPEC: Barro's fixed rule) take their thresholds from the training records by the same rule and go
-through the same episode rules (no padding).
+seconds, after the episode rules, call at most TARGET_ORGANISED of organised and TARGET_NOISE of noise
+seconds VF), and of these the setting with the highest VF duration Se. The baselines (TCSC, VF filter
+leakage: a threshold each; SPEC: Barro's fixed rule) take their thresholds from the training records by the
+same rule and go through the same episode rules (no padding, the default gap, no repeating-complex rule).
 """
 
 from __future__ import annotations

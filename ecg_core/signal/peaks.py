@@ -8,7 +8,6 @@ import numpy as np
 from ecg_core.settings import WORKING_FS
 from ecg_core.signal import signals
 
-
 RELEARN_BLOCKS = 8  # seconds read when the thresholds are learnt again after a stretch without beats
 DEAD_SHARE = 1e-3  # seconds whose energy is under this share of the recording's median: a dead lead
 
@@ -36,7 +35,7 @@ def pan_tompkins(x: np.ndarray, fs: int = WORKING_FS, band: tuple[float, float] 
     if x.size < 2 * fs:
         return np.zeros(0, dtype=np.int64)
     # temporaries are freed as soon as they are used: a 24-hour recording's are 250 MB each
-    f = signals.zero_phase(sps.butter(2, band, btype="bandpass", fs=fs, output="sos"), x)
+    f = signals.zero_phase(signals.butter_sos(2, tuple(band), "bandpass", fs), x)
     d = np.empty_like(f)  # np.gradient(f), written in place (its arithmetic, no temporaries)
     np.subtract(f[2:], f[:-2], out=d[1:-1])
     np.divide(d[1:-1], 2.0, out=d[1:-1])

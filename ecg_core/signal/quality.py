@@ -91,7 +91,7 @@ def envelope_peaks(xp: np.ndarray, fs: int = WORKING_FS, window: int | None = No
     third of each window's 99th percentile, 250 ms apart. It shares no decision rule with Pan-Tompkins."""
     if xp.size < 2 * fs:
         return np.zeros(0, dtype=np.int64)
-    f = zero_phase(sps.butter(2, (8.0, 25.0), btype="bandpass", fs=fs, output="sos"), xp)
+    f = zero_phase(signals.butter_sos(2, (8.0, 25.0), "bandpass", fs), xp)
     env = uniform_filter1d(np.abs(f, out=f), max(1, int(round(0.05 * fs))))
     del f
     n = window or int(round(WINDOW_S * fs))
@@ -180,10 +180,10 @@ def _signal_measures(x: np.ndarray, fs: float) -> tuple[np.ndarray, int, dict[st
     chunk = max(1, 2_000_000 // n)  # windows per pass: a few tens of MB at most, even for 24 h at 1000 Hz
     passes = [slice(c0, c0 + chunk) for c0 in range(0, starts.size, chunk)]
     # the baseline's swing per window first, so that the two filtered copies are never held together
-    low = zero_phase(sps.butter(2, 0.7, btype="lowpass", fs=fs, output="sos"), x)
+    low = zero_phase(signals.butter_sos(2, 0.7, "lowpass", fs), x)
     swing = np.concatenate([np.ptp(low[starts[sl, None] + np.arange(n)[None, :]], axis=1) for sl in passes])
     del low
-    band = zero_phase(sps.butter(2, (1.0, 40.0), btype="bandpass", fs=fs, output="sos"), x)
+    band = zero_phase(signals.butter_sos(2, (1.0, 40.0), "bandpass", fs), x)
     hi, lo = float(x.max()), float(x.min())
     freqs = np.fft.rfftfreq(n, 1.0 / fs)
     taper = np.hanning(n)
