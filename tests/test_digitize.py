@@ -446,3 +446,25 @@ def test_the_followed_runs_are_the_column_by_column_programmes():
             s, e = trace._runs(mask[y])
             np.testing.assert_array_equal(s0[r == y], s)
             np.testing.assert_array_equal(e0[r == y], e)
+
+
+def test_text_beside_the_start_of_a_trace_is_left_out_but_a_calibration_pulse_is_not():
+    from ecg_core.picture import trace as tracelib
+    from ecg_core.picture.digitize import without_stray_ends
+
+    def path(y):
+        x = np.arange(y.size, dtype=float) + 5
+        return tracelib.Path(5, y, x, y.copy(), 2.0, 1.0, 1.0, 2.0)
+
+    t = np.arange(1000)
+    ecg = 80.0 - 25.0 * np.exp(-(((t % 100) - 50) / 3.0) ** 2)  # ten beats on a baseline at row 80
+    texted = ecg.copy()
+    texted[:25] = 12.0 + 4 * (t[:25] % 3)  # a monitor's header text, far above every row the trace visits
+    texted[8:10] = np.nan  # between two glyphs
+    cut = without_stray_ends(path(texted))
+    assert cut.x_start == 30 and cut.y.size == 975 and np.all(cut.sample_x >= 30)
+    pulsed = ecg.copy()
+    pulsed[10:40] = 40.0  # a 1 mV pulse rising from the baseline, taller than the beats
+    pulsed[40:50] = 80.0
+    assert without_stray_ends(path(pulsed)).y.size == 1000
+    assert without_stray_ends(path(ecg)).y.size == 1000

@@ -37,6 +37,8 @@ LINE_CAP = 0.55  # the retry's cap on line removal: grid lines are fainter than 
 MIN_STRIP_SHARE = 0.35  # of the longest strip's width, for a row of trace to count as a strip
 MAX_SIDE_OVERLAP = 0.3  # rows overlapping less than this (of the shorter) lie side by side: one trace
 STRIP_SPIKES = 5  # without grid or stated span, a trace with this many beats is taken for a 10 s strip
+STRAY_END = 0.06  # of a path's width: how far from its ends a stray stretch (text beside the trace) is looked for
+SPIKE_WIDTH = 0.03  # of the trace's width: a counted spike is narrower near its tip (a QRS on a strip)
 STRIP_ASPECT = 2.5  # without grid or stated span, a picture this much wider than tall is taken for a 10 s strip
 MIN_COVERAGE = 0.5  # share of the trace's columns that must hold trace pixels
 MAX_INK_DENSITY = 0.12  # share of a strip's area an ECG line covers: 2-8 % drawn, photos 15-35 %
@@ -213,6 +215,42 @@ def _longest_run_at(flags: np.ndarray) -> tuple[int, int]:
     return int(s[k]), int(e[k] - s[k] + 1)
 
 
+def _kept_columns(path: tracelib.Path, a: int, b: int) -> tracelib.Path:
+    """The path over its columns [a, b)."""
+    keep = (path.sample_x >= path.x_start + a) & (path.sample_x < path.x_start + b)
+    return tracelib.Path(path.x_start + a, path.y[a:b], path.sample_x[keep], path.sample_y[keep], path.thickness,
+                         path.coverage, path.smoothness, path.ink_width)
+
+
+def without_stray_ends(path: tracelib.Path) -> tracelib.Path:
+    """The path without a first or last stretch (within STRAY_END of its width) that jumps into rows the rest
+    of the trace never visits: text beside the trace's start (a monitor's header, a lead label) that the
+    follower took for the trace before reaching it."""
+    y = path.y
+    n = y.size
+    found = np.flatnonzero(np.isfinite(y))
+    if found.size < 20:
+        return path
+    reach = max(2, int(STRAY_END * n))
+    mid = y[found[(found >= reach) & (found < n - reach)]]
+    if mid.size < 10:
+        return path
+    lo, hi = np.percentile(mid, [0.5, 99.5])
+    margin = 0.1 * (hi - lo) + 2 * path.thickness
+    outside = np.isfinite(y) & ((y < lo - margin) | (y > hi + margin))
+    a, b = 0, n
+    head = found[found < reach]
+    # the last stray column before the trace starts in earnest; everything found before it is stray too
+    stray = head[outside[head]]
+    if stray.size and outside[head[head <= stray[-1]]].all():
+        a = int(stray[-1]) + 1
+    tail = found[found >= n - reach]
+    stray = tail[outside[tail]]
+    if stray.size and outside[tail[tail >= stray[0]]].all():
+        b = int(stray[0])
+    return path if (a, b) == (0, n) else _kept_columns(path, a, b)
+
+
 def _without_pulse(path: tracelib.Path, pulse: Pulse) -> tracelib.Path:
     cut = pulse.end_column
     keep = path.sample_x >= path.x_start + cut
@@ -225,7 +263,9 @@ def count_spikes(y: np.ndarray) -> int:
     standing out by at least 40 % of that side's range, at least 2 % of the width apart.
 
     Each side of the baseline is counted on its own and the larger count kept: one spike per beat (a
-    biphasic QRS is not two), and a few deep beats of the other polarity (PVCs) do not hide the rest."""
+    biphasic QRS is not two), and a few deep beats of the other polarity (PVCs) do not hide the rest. A spike
+    is narrow (under SPIKE_WIDTH of the trace's width near its tip): a strip's QRS complexes are,
+    while every wave of a one- or two-second picture, its S waves and T troughs included, is broad."""
     y = tracelib.fill_gaps(y)
     if y.size < 10:
         return 0
@@ -235,7 +275,9 @@ def count_spikes(y: np.ndarray) -> int:
     for side, span in zip((dev, -dev), spans):
         if span > 0:  # a side that barely leaves the baseline counts no wobble as beats
             prominence = max(0.4 * span, 0.25 * max(spans))
-            counts.append(sps.find_peaks(side, prominence=prominence, distance=max(2, int(0.02 * y.size)))[0].size)
+            # width a quarter of the prominence below the tip: a neighbouring deep beat widens it no further
+            counts.append(sps.find_peaks(side, prominence=prominence, distance=max(2, int(0.02 * y.size)),
+                                         width=(None, SPIKE_WIDTH * y.size), rel_height=0.25)[0].size)
     return int(max(counts))
 
 
@@ -376,9 +418,10 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
         # a flat stretch of the trace (a long pause) can be as straight as a grid line: retry taking less away.
         # Taken away, it leaves gaps in the path or cuts the path short of the strip's ink
         retry = _follow_strips(ink, cap=LINE_CAP)
+        # (a longer path counts only with the same rows of trace: lines left in can split a plot into bands)
         if retry[3] and retry[3][0] is not None and (
                 retry[3][0].coverage > paths[0].coverage + 0.1
-                or (retry[3][0].coverage >= paths[0].coverage - 0.02
+                or (len(retry[2]) == len(strips) and retry[3][0].coverage >= paths[0].coverage - 0.02
                     and _followed(retry[3][0]) > 1.1 * _followed(paths[0]))):
             clean, mask, strips, paths = retry
     if not strips:
@@ -403,6 +446,7 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
     if paths[primary] is None:
         raise DigitizeError("No ECG trace could be followed in the picture.")
     px_mm = period.px_per_mm if period and period.confidence >= MIN_GRID_CONFIDENCE else None
+    paths = [without_stray_ends(p) if p is not None else None for p in paths]
     pulses = [find_pulse(p, px_mm) if p is not None else None for p in paths]
     uncut = paths
     paths = [_without_pulse(p, q) if q is not None else p for p, q in zip(paths, pulses)]
