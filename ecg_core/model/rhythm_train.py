@@ -275,7 +275,7 @@ def merit(s: dict) -> tuple:
 
 
 def choose_settings(train: list[dict], oof: list[np.ndarray], log=None) -> dict:
-    """Smoothing width, episode padding and joining gap and both thresholds from out-of-fold probabilities of
+    """Smoothing width, episode padding, joining gap and both thresholds from out-of-fold probabilities of
     `train`: for each width the noise threshold, for each padding and gap the VF threshold
     (`choose_threshold`); the best merit."""
     best = None

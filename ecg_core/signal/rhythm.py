@@ -513,7 +513,7 @@ def resolve(vf: np.ndarray, noisy: np.ndarray, quality_segments: list | None, du
             forced_rows.append((float(s.start_s), float(min(s.end_s, duration_s)), s.reason))
     # runs are joined within each stretch between flat or clipped ones, never across them
     edges = np.flatnonzero(np.diff(np.concatenate([[1], forced.astype(np.int8), [1]])))
-    kept = [(a + s0, b + s0) for s0, s1 in zip(edges[::2], edges[1::2])
+    kept = [(a + s0 * STEP_S, b + s0 * STEP_S) for s0, s1 in zip(edges[::2], edges[1::2])
             for a, b in runs(vf[s0:s1], merge_gap_s=merge_gap_s)]
     if kept and pad_s > 0:
         k = int(round(pad_s / STEP_S))
