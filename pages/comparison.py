@@ -11,9 +11,12 @@ from ecg_core.data.results import (
     crossval_table,
     headline_and_singles,
     load_crossval,
+    load_rhythm_crossval,
     per_record_table,
     recipe_per_class_f1,
     recipe_table,
+    rhythm_by_record,
+    rhythm_table,
 )
 from ecg_core.figures import charts
 from ui import state
@@ -87,6 +90,29 @@ if crossval_rows:
                    "missed in another has not been learned in general.")
     with st.expander("The commands"):
         st.code("\n".join(r.get("command", "") for r in crossval_rows), language="bash")
+
+rhythm_result, rhythm_problems = load_rhythm_crossval(state.results_dir())
+for problem in rhythm_problems:
+    st.warning(f"Skipped a stored result: {problem}")
+if rhythm_result:
+    st.header("Ventricular fibrillation: the rhythm detector against the classic detectors")
+    st.markdown("**Protocol:** " + str(rhythm_result.get("protocol", "")) + ". Every second of every vfdb and "
+                "mitdb recording judged by a detector that never saw its recording, scored in the style of "
+                "ANSI/AAMI EC57 (TCSC, VF filter leakage and SPEC as compared by Amann et al. 2005).")
+    table = rhythm_table(rhythm_result)
+    share = st.column_config.NumberColumn(format="percent")
+    st.dataframe(table, hide_index=True, width="stretch", key="comparison_rhythm", column_config={
+        "detector": st.column_config.TextColumn(pinned=True),
+        **{c: F3 for c in ("VF duration Se", "VF episode Se", "VF episode +P", "sinus specificity")},
+        **{c: share for c in ("organised s called VF", "noise s called VF", "noise s called unreadable",
+                              "VT s called VF")},
+        "false VF s per hour": st.column_config.NumberColumn(format="%.1f")})
+    with st.expander("The rhythm detector, recording by recording"):
+        st.dataframe(rhythm_by_record(rhythm_result), hide_index=True, width="stretch",
+                     key="comparison_rhythm_records", column_config={
+                         "VF duration Se": F3, "organised s called VF": share, "VT s called VF": share})
+        st.caption("Only 7 recordings hold VF; every VF number rests on these patients.")
+        st.code(str(rhythm_result.get("command", "")), language="bash")
 
 shipped = {p.stem for p in state.models_dir().glob("*.keras")}
 default = next((m.name for m in state.available_models() if m.is_default), None)

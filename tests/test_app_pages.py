@@ -151,6 +151,24 @@ def test_comparison_shows_the_stored_cross_validation(app):
     assert any("patient-wise cross-validation" in h.value for h in app.header)
 
 
+def test_comparison_shows_the_rhythm_detector_against_its_baselines(app):
+    """The VF detector's stored cross-validation: one line per detector with its VF duration Se, and the
+    recordings that hold VF or had a false alarm."""
+    from ecg_core.data.results import load_rhythm_crossval
+
+    result, problems = load_rhythm_crossval(MODELS / "results")
+    assert result is not None and not problems
+    switch(app, "comparison")
+    tables = [d.value for d in app.dataframe if "detector" in d.value.columns]
+    assert len(tables) == 1 and len(tables[0]) == len(result["detectors"])
+    stored = sorted(d["overall"]["vf_duration_se"] for d in result["detectors"].values())
+    assert sorted(tables[0]["VF duration Se"]) == pytest.approx(stored)
+    assert tables[0]["detector"][0] == "rhythm detector (shipped)"
+    records = [d.value for d in app.dataframe if "recording" in d.value.columns]
+    assert len(records) == 1 and "vfdb 430" in set(records[0]["recording"])
+    assert any("Ventricular fibrillation" in h.value for h in app.header)
+
+
 def test_comparison_groups_seed_runs_marks_shipped_and_folds_singles(app):
     """The grouped view: one line per recipe (mean +- sd over seeds, best seed), metrics first, shipped models
     marked, single experiments in an expander, each split under a heading that names its protocol."""

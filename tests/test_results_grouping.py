@@ -108,3 +108,30 @@ def test_stored_results_group_into_fewer_rows_each_run_counted_once():
         assert marked.empty and (record["shipped"] != "").sum() >= 1
     seeded = record[record["runs"] >= 2]
     assert len(seeded) and (seeded["shipped"] != "").any()
+
+
+def test_rhythm_result_is_read_or_named_as_a_problem(tmp_path):
+    import json
+
+    from ecg_core.data.results import load_rhythm_crossval, rhythm_by_record, rhythm_table
+
+    assert load_rhythm_crossval(tmp_path) == (None, [])  # nothing stored: nothing shown, nothing wrong
+    (tmp_path / "rhythm").mkdir()
+    path = tmp_path / "rhythm" / "crossval.json"
+    path.write_text("{not json")
+    result, problems = load_rhythm_crossval(tmp_path)
+    assert result is None and "not readable JSON" in problems[0]
+    path.write_text(json.dumps({"detectors": {"TCSC": {"thresholds": [0.7]}}}))
+    assert "not a rhythm cross-validation result" in load_rhythm_crossval(tmp_path)[1][0]
+    shipped = {"overall": {"vf_duration_se": 0.9, "onset_latency_max_s": 4},
+               "per_record": {"vfdb_430": {"vf_duration_se": 0.9, "episodes": [[1, 9]]},
+                              "mitdb_100": {"vf_duration_se": None, "organised_called_vf": 0.0}}}
+    path.write_text(json.dumps({"protocol": "grouped 2-fold", "folds": {"vfdb_430": 1, "mitdb_100": 0},
+                                "detectors": {"rhythm mlp": shipped, "TCSC": {"overall": {"vf_duration_se": 0.2}}}}))
+    result, problems = load_rhythm_crossval(tmp_path)
+    table = rhythm_table(result)
+    assert not problems and list(table["detector"]) == ["rhythm detector (shipped)", "TCSC"]
+    assert table["VF duration Se"].tolist() == [0.9, 0.2] and table["onset latency max (s)"][0] == 4
+    by_record = rhythm_by_record(result)
+    assert by_record["recording"].tolist() == ["vfdb 430"]  # 100: no VF and no false alarm
+    assert by_record["fold"].tolist() == [1] and by_record["episodes found"].tolist() == [1]

@@ -348,3 +348,51 @@ def crossval_of(card: dict, rows: list[dict]) -> dict | None:
     recipe = card.get("training", {}).get("recipe", {}).get("name")
     return next((r for r in rows if r.get("protocol") == "kfold" and r["recipe"].get("name") == recipe), None) \
         if recipe else None
+
+
+# ---------------------------------------------------------------- the rhythm-level VF detector
+
+RHYTHM_RESULT = Path("rhythm") / "crossval.json"  # written by `python -m ecg_core rhythm-crossval`
+RHYTHM_MEASURES = (  # (column, key in a detector's "overall"), the EC57-style numbers the page shows
+    ("VF duration Se", "vf_duration_se"), ("VF episode Se", "vf_episode_se"), ("VF episode +P", "vf_episode_ppv"),
+    ("organised s called VF", "organised_called_vf"), ("false VF s per hour", "false_vf_s_per_hour"),
+    ("sinus specificity", "sinus_specificity"), ("noise s called VF", "noise_called_vf"),
+    ("noise s called unreadable", "noise_called_unreadable"), ("VT s called VF", "vt_called_vf"),
+    ("onset latency median (s)", "onset_latency_median_s"), ("onset latency max (s)", "onset_latency_max_s"))
+RHYTHM_LABELS = {"rhythm mlp": "rhythm detector (shipped)"}
+
+
+def load_rhythm_crossval(results_dir: str | Path) -> tuple[dict | None, list[str]]:
+    """(result, problems): the stored cross-validation of the rhythm-level VF detector and its baselines."""
+    path = Path(results_dir, RHYTHM_RESULT)
+    if not path.exists():
+        return None, []
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, [f"{RHYTHM_RESULT}: not readable JSON ({type(exc).__name__})"]
+    detectors = result.get("detectors") if isinstance(result, dict) else None
+    if not isinstance(detectors, dict) or not all(isinstance(d, dict) and isinstance(d.get("overall"), dict)
+                                                  for d in detectors.values()):
+        return None, [f"{RHYTHM_RESULT}: not a rhythm cross-validation result"]
+    return result, []
+
+
+def rhythm_table(result: dict) -> pd.DataFrame:
+    """One line per detector (the shipped one first): the EC57-style numbers of RHYTHM_MEASURES."""
+    lines = [{"detector": RHYTHM_LABELS.get(name, name),
+              **{col: d["overall"].get(key) for col, key in RHYTHM_MEASURES}}
+             for name, d in result["detectors"].items()]
+    return pd.DataFrame(lines, columns=["detector", *(c for c, _ in RHYTHM_MEASURES)])
+
+
+def rhythm_by_record(result: dict, detector: str = "rhythm mlp") -> pd.DataFrame:
+    """The detector's numbers per test recording that holds VF or had a second called VF (others: nothing)."""
+    per = result["detectors"].get(detector, {}).get("per_record", {})
+    lines = [{"recording": name.replace("_", " "), "fold": result.get("folds", {}).get(name),
+              "VF duration Se": r.get("vf_duration_se"), "organised s called VF": r.get("organised_called_vf"),
+              "VT s called VF": r.get("vt_called_vf"), "episodes found": len(r.get("episodes", []))}
+             for name, r in per.items()
+             if r.get("vf_duration_se") is not None or (r.get("organised_called_vf") or 0) > 0]
+    return pd.DataFrame(lines, columns=["recording", "fold", "VF duration Se", "organised s called VF",
+                                        "VT s called VF", "episodes found"])
