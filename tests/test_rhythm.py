@@ -281,13 +281,23 @@ def test_the_organised_gate_leaves_the_excerpts_fibrillation_and_flutter_alone(p
     assert vf.sum() >= 15 and rhythm.repeating_complexes(f)[vf].mean() <= 0.02
 
 
+def test_beat_width_tells_wide_complexes_from_narrow_ones():
+    """The steep part of _complexes spans about 1.5 times their width parameter (two Gaussians w / 2 apart),
+    plus the 3-sample slope maximum."""
+    fs = rhythm.FEATURE_FS
+    narrow, wide = (rhythm.beat_widths(x, _local_peaks(x), fs) for x in (_complexes(20, 150, 0.06),
+                                                                        _complexes(20, 150, 0.16)))
+    assert 0.09 < np.median(narrow) < 0.16 and 0.23 < np.median(wide) < 0.32
+
+
 def test_peak_measures_equal_their_direct_definitions():
     rng = np.random.default_rng(3)
     fs, n = rhythm.FEATURE_FS, 8 * rhythm.FEATURE_FS
     peaks = np.cumsum(rng.integers(20, 90, 200))
     corr, height = rng.uniform(-1, 1, peaks.size), rng.uniform(0.5, 2, peaks.size)
     starts = np.array([0, 500, 3000, int(peaks[-1]) - 100, int(peaks[-1]) + 10])
-    got = rhythm._peak_measures(peaks, starts, n, fs, (corr, height))
+    widths = rng.uniform(0.04, 0.16, peaks.size)
+    got = rhythm._peak_measures(peaks, starts, n, fs, (corr, height), widths)
     for k, s in enumerate(starts):
         i = np.flatnonzero((peaks >= s) & (peaks < s + n))
         rr = np.diff(peaks[i]).astype(float)
@@ -301,6 +311,7 @@ def test_peak_measures_equal_their_direct_definitions():
             assert got["beat_corr_low"][k] == pytest.approx((corr[i[1:]] < 0.8).mean(), rel=1e-6)
             assert got["peak_amp_cv"][k] == pytest.approx(height[i].std() / height[i].mean(), rel=1e-5)
             assert got["beat_rate"][k] == pytest.approx(np.log1p(i.size / 8 * 60))
+            assert got["beat_width"][k] == pytest.approx(widths[i].mean(), rel=1e-6)
         else:
             assert np.isnan([got[m][k] for m in ("beat_rate", "beat_corr", "peak_amp_cv")]).all()
     assert np.isnan(got["beat_rate"][-1]) and not np.isnan(got["beat_rate"][:3]).any()

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import uniform_filter1d
+from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
 from ecg_core.settings import WORKING_FS
 from ecg_core.signal import signals
@@ -44,7 +44,7 @@ from ecg_core.signal import signals
 CLASSES = ("organised", "VF", "VT", "noise")
 SCALES_S = (4.0, 8.0)  # window lengths, centred on each second
 FEATURE_FS = 90  # Hz: measures are taken on the prepared signal resampled to this rate
-MEASURES_VERSION = 4  # raised when a measure's definition or the R-peak detector changes (caches are keyed by it)
+MEASURES_VERSION = 5  # raised when a measure's definition or the R-peak detector changes (caches are keyed by it)
 STEP_S = 1.0
 MERGE_GAP_S = 2.0  # runs of noise seconds this close are one segment (of VF seconds: the model's merge_gap_s)
 MIN_VF_S = 3.0
@@ -65,11 +65,11 @@ BASE_FEATURES = (
     "log_amp", "log_rms", "kurtosis", "abs_skew", "tcsc", "leakage", "peak_hz", "fsmn", "a1", "a2", "a3",
     "p_low", "p_vf", "p_mid", "p_high", "spec_entropy", "iso_share", "flat_slope_share", "slope_ratio",
     "slope_zc_hz", "acf_max", "acf_lag_s", "beat_rate", "rr_cv", "amp_var",
-    "phase_boxes", "flat_run_s", "beat_corr", "beat_corr_low", "peak_amp_cv", "rr_diff")
+    "phase_boxes", "flat_run_s", "beat_corr", "beat_corr_low", "peak_amp_cv", "rr_diff", "beat_width")
 # measures of the detected complexes: unknown (NaN, the training mean to the model) in a window with too
 # few peaks, e.g. while the R-peak detector has lost the signal after an artifact (a flat line is caught by
 # the quality check, so no peaks is no evidence of a rate)
-MISSING_OK = ("beat_rate", "rr_cv", "beat_corr", "beat_corr_low", "peak_amp_cv", "rr_diff")
+MISSING_OK = ("beat_rate", "rr_cv", "beat_corr", "beat_corr_low", "peak_amp_cv", "rr_diff", "beat_width")
 BEAT_HALF_S = 0.15  # half width of the complex compared with its predecessor
 PHASE_LAG_S, PHASE_GRID = 0.5, 40  # Amann et al. 2007: x(t) against x(t - 0.5 s) on a 40 x 40 grid
 # VF has no repeating complex and flutter runs at 250-300 /min: where both windows show alike successive
@@ -215,11 +215,33 @@ def beat_shapes(x: np.ndarray, peaks: np.ndarray, fs: int) -> tuple[np.ndarray, 
     return corr, height
 
 
+def beat_widths(x: np.ndarray, peaks: np.ndarray, fs: int) -> np.ndarray:
+    """Per detected peak: the width in seconds of the steep part around it (|slope|, its largest over 3
+    samples, above a tenth of its maximum within 60 ms of the peak, contiguous through the peak). A
+    supraventricular rhythm's complexes are narrow at any rate; VT's and flutter's are wide."""
+    h = int(round(BEAT_HALF_S * fs))
+    p = np.clip(np.asarray(peaks, dtype=np.int64), h, max(x.size - h - 2, h))
+    if p.size == 0 or x.size < 2 * h + 2:
+        return np.zeros(p.size)
+    # the largest |slope| of 3 samples: the slope passes through zero at a wave's apex
+    d = maximum_filter1d(np.abs(np.diff(x)), 3)
+    seg = d[p[:, None] + np.arange(-h, h + 1)[None, :]]
+    core = int(round(0.06 * fs))
+    thr = 0.1 * seg[:, h - core: h + core + 1].max(axis=1, keepdims=True)
+    above = seg >= thr
+    left = np.cumprod(above[:, h::-1], axis=1).sum(axis=1)
+    right = np.cumprod(above[:, h:], axis=1).sum(axis=1)
+    return np.maximum(left + right - 1, 0) / fs
+
+
 def _peak_measures(peaks: np.ndarray, starts: np.ndarray, n: int, fs: int,
-                   shapes: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Rate, RR regularity and complex-to-complex likeness of the peaks inside each window (cumulative sums)."""
+                   shapes: tuple[np.ndarray, np.ndarray] | None = None,
+                   widths: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Rate, RR regularity, complex-to-complex likeness and width of the peaks inside each window (cumulative
+    sums)."""
     peaks = np.asarray(peaks, dtype=np.int64)
     corr, height = shapes if shapes is not None else (np.zeros(peaks.size), np.zeros(peaks.size))
+    widths = np.zeros(peaks.size) if widths is None else np.asarray(widths, dtype=np.float64)
     i0 = np.searchsorted(peaks, starts)
     i1 = np.searchsorted(peaks, starts + n)
     cnt = i1 - i0
@@ -246,8 +268,9 @@ def _peak_measures(peaks: np.ndarray, starts: np.ndarray, n: int, fs: int,
     h1, h2 = window_sum(height, i0), window_sum(height**2, i0)
     mh = h1 / np.maximum(cnt, 1)
     amp_cv = np.where(cnt >= 2, np.sqrt(np.maximum(h2 / np.maximum(cnt, 1) - mh**2, 0.0)) / (mh + 1e-9), np.nan)
+    width = np.where(cnt >= 2, window_sum(widths, i0) / np.maximum(cnt, 1), np.nan)
     return {"beat_rate": np.where(cnt >= 2, np.log1p(rate), np.nan), "rr_cv": cv, "rr_diff": rr_diff,
-            "beat_corr": beat_corr, "beat_corr_low": low, "peak_amp_cv": amp_cv}
+            "beat_corr": beat_corr, "beat_corr_low": low, "peak_amp_cv": amp_cv, "beat_width": width}
 
 
 def features(x: np.ndarray, peaks: np.ndarray, fs: int = WORKING_FS, chunk: int = 600) -> np.ndarray:
@@ -266,6 +289,7 @@ def features_at_feature_fs(x: np.ndarray, peaks: np.ndarray, n_seconds: int, chu
     fs = FEATURE_FS
     peaks = np.sort(np.asarray(peaks, dtype=np.int64))
     shapes = beat_shapes(x, peaks, fs)
+    widths = beat_widths(x, peaks, fs)
     parts = []
     for scale in SCALES_S:
         length = min(int(round(scale * fs)), x.size)
@@ -275,7 +299,7 @@ def features_at_feature_fs(x: np.ndarray, peaks: np.ndarray, n_seconds: int, chu
         for c0 in range(0, starts.size, chunk):  # bounded memory on 24-hour recordings
             s = starts[c0: c0 + chunk]
             meas = _measures(x[s[:, None] + np.arange(length)[None, :]], fs)
-            meas.update(_peak_measures(peaks, s, length, fs, shapes))
+            meas.update(_peak_measures(peaks, s, length, fs, shapes, widths))
             for k in BASE_FEATURES:
                 cols[k][c0: c0 + chunk] = meas[k]
         parts.append(np.stack([cols[k] for k in BASE_FEATURES], axis=1))
