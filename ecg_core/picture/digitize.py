@@ -251,13 +251,6 @@ def without_stray_ends(path: tracelib.Path) -> tracelib.Path:
     return path if (a, b) == (0, n) else _kept_columns(path, a, b)
 
 
-def _without_pulse(path: tracelib.Path, pulse: Pulse) -> tracelib.Path:
-    cut = pulse.end_column
-    keep = path.sample_x >= path.x_start + cut
-    return tracelib.Path(path.x_start + cut, path.y[cut:], path.sample_x[keep], path.sample_y[keep], path.thickness,
-                         path.coverage, path.smoothness, path.ink_width)
-
-
 def count_spikes(y: np.ndarray) -> int:
     """QRS-like spikes along a followed path (rows per column): peaks of the deviation from the baseline
     standing out by at least 40 % of that side's range, at least 2 % of the width apart.
@@ -449,7 +442,7 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
     paths = [without_stray_ends(p) if p is not None else None for p in paths]
     pulses = [find_pulse(p, px_mm) if p is not None else None for p in paths]
     uncut = paths
-    paths = [_without_pulse(p, q) if q is not None else p for p, q in zip(paths, pulses)]
+    paths = [_kept_columns(p, q.end_column, p.y.size) if q is not None else p for p, q in zip(paths, pulses)]
     pulse = pulses[primary]
     main = paths[primary]
     top, _, bottom = strips[primary]
