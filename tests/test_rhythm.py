@@ -281,6 +281,25 @@ def test_the_organised_gate_leaves_the_excerpts_fibrillation_and_flutter_alone(p
     assert vf.sum() >= 15 and rhythm.repeating_complexes(f)[vf].mean() <= 0.02
 
 
+def test_a_sinusoid_has_few_harmonics_and_its_wave_rate_ignores_the_jitter_on_it():
+    """Flutter (a 3 Hz sinusoid) against narrow complexes at 120 and 180 /min: little power at the harmonics of
+    the dominant frequency; with fast low-level jitter added, the raw count of slope turning points doubles
+    but the wave rate (turning points of the 100 ms average) stays near two per cycle."""
+    fs = rhythm.FEATURE_FS
+    t = np.arange(40 * fs) / fs
+    flutter = np.sin(2 * np.pi * 3.0 * t)
+    jitter = flutter + 0.08 * np.sin(2 * np.pi * 25.0 * t + 0.3)
+    col = {k: rhythm.FEATURES.index(f"{k}_8s") for k in ("harmonic_ratio", "wave_rate_hz")}
+    ff, fj = (rhythm.features_at_feature_fs(x, _local_peaks(x), 40)[10:30] for x in (flutter, jitter))
+    for rate in (120, 180):
+        narrow = _complexes(40, rate, 0.06)
+        fn = rhythm.features_at_feature_fs(narrow, _local_peaks(narrow), 40)[10:30]
+        assert ff[:, col["harmonic_ratio"]].max() < -4 < -2 < fn[:, col["harmonic_ratio"]].min()
+    assert np.allclose(fj[:, col["wave_rate_hz"]], 6.0, atol=0.5)
+    raw = np.diff(np.signbit(np.diff(jitter[10 * fs: 18 * fs]))).sum() / 8.0  # turning points of the raw signal
+    assert raw > 2 * fj[:, col["wave_rate_hz"]].max()
+
+
 def test_beat_width_tells_wide_complexes_from_narrow_ones():
     """The steep part of _complexes spans about 1.5 times their width parameter (two Gaussians w / 2 apart),
     plus the 3-sample slope maximum."""

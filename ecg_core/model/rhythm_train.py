@@ -212,9 +212,9 @@ def score(data: list[dict], vf_flags: list[np.ndarray], noise_flags: list[np.nda
     pads = pad_s if isinstance(pad_s, list) else [pad_s] * len(data)
     gaps = merge_gap_s if isinstance(merge_gap_s, list) else [merge_gap_s] * len(data)
     for d, v, n, pad, gap in zip(data, vf_flags, noise_flags, pads, gaps):
-        episodes, noise = rhythm.resolve(v, n, quality_segments(d), float(d["duration_s"]), pad, gap)
+        episodes, noise = rhythm.resolve_rows(v, n, quality_segments(d), float(d["duration_s"]), pad, gap)
         s = rm.score_record(d["ref"].astype(np.int64), d["notes"], episodes,
-                            list(noise[["start_s", "end_s"]].itertuples(index=False, name=None)))
+                            [(round(a, 2), round(b, 2)) for a, b, _ in noise])
         total = s if total is None else total.add(s)
     return rm.summarise(total)
 

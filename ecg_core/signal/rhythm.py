@@ -8,7 +8,9 @@ Amann et al. 2005 (Biomed Eng Online 4:60) and a few of shape and regularity:
 - VF filter leakage (Kuo & Dillman 1978): what a notch filter at the window's mean frequency leaves;
   a near-sinusoid (VF, flutter) leaks little;
 - the spectral parameters of Barro et al. 1989 (peak frequency, normalised first moment FSMN, A1, A2, A3);
-- band powers, spectral entropy, isoelectric share, kurtosis, slope measures, autocorrelation
+- band powers, spectral entropy, the power at the harmonics of the dominant frequency against its own
+  (a near-sinusoid has little), isoelectric share, kurtosis, slope measures, the wave rate (turning points
+  of the 100 ms average), autocorrelation
   (periodicity), and the R-peak rate and RR regularity in the window (Pan-Tompkins peaks);
 - the phase-space box count of Amann et al. 2007 (x(t) against x(t - 0.5 s)), the longest stretch
   without slope, and of the detected complexes: how alike successive ones are, their height variation and
@@ -44,7 +46,7 @@ from ecg_core.signal import signals
 CLASSES = ("organised", "VF", "VT", "noise")
 SCALES_S = (4.0, 8.0)  # window lengths, centred on each second
 FEATURE_FS = 90  # Hz: measures are taken on the prepared signal resampled to this rate
-MEASURES_VERSION = 5  # raised when a measure's definition or the R-peak detector changes (caches are keyed by it)
+MEASURES_VERSION = 6  # raised when a measure's definition or the R-peak detector changes (caches are keyed by it)
 STEP_S = 1.0
 MERGE_GAP_S = 2.0  # runs of noise seconds this close are one segment (of VF seconds: the model's merge_gap_s)
 MIN_VF_S = 3.0
@@ -64,8 +66,9 @@ LABEL_OF = {"(VF": "VF", "(VFL": "VF", "(VFIB": "VF", "(VT": "VT", "(NOISE": "no
 BASE_FEATURES = (
     "log_amp", "log_rms", "kurtosis", "abs_skew", "tcsc", "leakage", "peak_hz", "fsmn", "a1", "a2", "a3",
     "p_low", "p_vf", "p_mid", "p_high", "spec_entropy", "iso_share", "flat_slope_share", "slope_ratio",
-    "slope_zc_hz", "acf_max", "acf_lag_s", "beat_rate", "rr_cv", "amp_var",
-    "phase_boxes", "flat_run_s", "beat_corr", "beat_corr_low", "peak_amp_cv", "rr_diff", "beat_width")
+    "acf_max", "acf_lag_s", "beat_rate", "rr_cv", "amp_var",
+    "phase_boxes", "flat_run_s", "beat_corr", "beat_corr_low", "peak_amp_cv", "rr_diff", "beat_width",
+    "wave_rate_hz", "harmonic_ratio")
 # measures of the detected complexes: unknown (NaN, the training mean to the model) in a window with too
 # few peaks, e.g. while the R-peak detector has lost the signal after an artifact (a flat line is caught by
 # the quality check, so no peaks is no evidence of a rate)
@@ -161,12 +164,25 @@ def _measures(w: np.ndarray, fs: int) -> dict[str, np.ndarray]:
         out[name] = p[:, np.searchsorted(f, lo): np.searchsorted(f, hi)].sum(axis=1) / pt
     q = p[:, b05:b40] / pt[:, None]
     out["spec_entropy"] = -(q * np.log(q + 1e-12)).sum(axis=1) / np.log(q.shape[1])
+    # a near-sinusoid (flutter, VF) has little power at the harmonics of its dominant frequency (1.5-9 Hz);
+    # organised rhythm's narrow complexes put most of theirs there
+    srch = np.flatnonzero((f >= 1.5) & (f <= 9.0))
+    dom = f[srch[p[:, srch].argmax(axis=1)]]
+    in_band = ((f >= 1.0) & (f <= 20.0))[None, :]
+    fund = (np.abs(f[None, :] - dom[:, None]) <= 0.5) & in_band
+    harm = np.zeros_like(fund)
+    for k in (2, 3, 4):
+        harm |= np.abs(f[None, :] - k * dom[:, None]) <= 0.5
+    out["harmonic_ratio"] = np.log((p * (harm & in_band)).sum(axis=1) / ((p * fund).sum(axis=1) + 1e-12) + 1e-3)
     # shape: organised rhythm rests on an isoelectric line between narrow complexes
     out["iso_share"] = (a < 0.1 * (a.max(axis=1, keepdims=True) + 1e-9)).mean(axis=1)
     ad = np.abs(d)
     out["flat_slope_share"] = (ad < 0.05 * (ad.max(axis=1, keepdims=True) + 1e-12)).mean(axis=1)
     out["slope_ratio"] = np.log(ad.mean(axis=1) * fs / (a.mean(axis=1) + 1e-9) + 1e-6)
-    out["slope_zc_hz"] = (np.diff(np.signbit(d), axis=1)).sum(axis=1) / (n / fs)
+    # turning points per second of the signal averaged over 100 ms: the waves, not the noise riding on them
+    # (the raw count doubled on low-amplitude flutter with jitter and made it look organised)
+    ds = np.diff(uniform_filter1d(c, max(1, int(round(0.1 * fs))), axis=1), axis=1)
+    out["wave_rate_hz"] = (np.diff(np.signbit(ds), axis=1)).sum(axis=1) / (n / fs)
     # periodicity: the highest normalised autocorrelation between 0.2 and 2 s
     fa = np.fft.rfft(c, n=nfft, axis=1)
     ac = np.fft.irfft(fa.real**2 + fa.imag**2, n=nfft, axis=1)
@@ -519,6 +535,14 @@ def segments_frame(rows: list[tuple[float, float, str]]) -> pd.DataFrame:
 
 def resolve(vf: np.ndarray, noisy: np.ndarray, quality_segments: list | None, duration_s: float,
             pad_s: float = 0.0, merge_gap_s: float = MERGE_GAP_S) -> tuple[list[tuple[float, float]], pd.DataFrame]:
+    """Per-second VF / noise flags -> (VF episodes, noise segments as NOISE_COLUMNS); see `resolve_rows`."""
+    episodes, rows = resolve_rows(vf, noisy, quality_segments, duration_s, pad_s, merge_gap_s)
+    return episodes, segments_frame(rows).round(2)
+
+
+def resolve_rows(vf: np.ndarray, noisy: np.ndarray, quality_segments: list | None, duration_s: float,
+                 pad_s: float = 0.0, merge_gap_s: float = MERGE_GAP_S
+                 ) -> tuple[list[tuple[float, float]], list[tuple[float, float, str]]]:
     """Per-second VF / noise flags -> (VF episodes, noise segments) under the episode rules.
 
     quality_segments: objects with start_s, end_s, reason (ecg_core.signal.quality.Segment); the flat and
@@ -551,7 +575,7 @@ def resolve(vf: np.ndarray, noisy: np.ndarray, quality_segments: list | None, du
     for a, b in episodes:  # a second inside a VF episode is VF, not noise
         noisy[int(a): int(np.ceil(b))] = False
     rows = [(a, min(b, duration_s), DETECTOR_REASON) for a, b in runs(noisy, min_s=MIN_NOISE_S)] + forced_rows
-    return episodes, segments_frame(sorted(rows)).round(2)
+    return episodes, sorted(rows)  # plain rows: scoring calls this thousands of times, a DataFrame each is slow
 
 
 def detect_features(feats: np.ndarray, model: RhythmModel, quality_segments: list | None,
