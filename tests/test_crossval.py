@@ -107,3 +107,31 @@ def test_uncertain_threshold_reaches_the_error_rate():
     t = calibration.uncertain_threshold(probs, y, 0.05)
     stats = calibration.answered_stats(probs, y, t)
     assert stats["answered_error_rate"] <= 0.05 and 0.85 <= t <= 0.99
+
+
+def test_fair_shares_fill_each_group_equally():
+    assert dataset.fair_shares(np.array([10, 100, 1000]), 300).tolist() == [10, 100, 190]
+    assert dataset.fair_shares(np.array([2000, 2000, 397, 85]), 3000).tolist() == [1259, 1259, 397, 85]
+    assert dataset.fair_shares(np.array([5, 5]), 100).tolist() == [5, 5]
+    assert dataset.fair_shares(np.array([3, 3, 3]), 4).sum() == 4
+
+
+def test_patient_balanced_cap_shares_a_class_between_patients():
+    labels = np.array([0] * 900 + [0] * 100 + [1] * 50)
+    groups = np.array(["a"] * 900 + ["b"] * 100 + ["a"] * 50)
+    idx = dataset.cap_indices_by_group(labels, groups, 200, seed=0)
+    assert np.all(np.diff(idx) > 0)
+    kept = groups[idx][labels[idx] == 0]
+    assert (kept == "a").sum() == 100 and (kept == "b").sum() == 100  # not 180 / 20 as a random cap gives
+    assert (labels[idx] == 1).sum() == 50
+
+
+def test_recipe_holds_patient_rr_and_stale_features_are_refused(excerpt, tmp_path):
+    from ecg_core.signal.features import FEATURE_NAMES, NEUTRAL_RR_S
+
+    view = crossval.model_view(excerpt, crossval.RECIPES["features"])
+    assert (view.features[:, FEATURE_NAMES.index("rr_pre_s")] == NEUTRAL_RR_S).all()
+    assert (excerpt.features[:, FEATURE_NAMES.index("rr_pre_s")] != NEUTRAL_RR_S).any()  # the source is kept
+    stale = replace(excerpt, meta={**excerpt.meta, "features_version": "1"})
+    with pytest.raises(ValueError, match="rebuild it"):
+        crossval.crossval(stale, crossval.RECIPES["features_only"], work_dir=tmp_path, log=lambda *_: None)

@@ -100,6 +100,18 @@ def test_wrong_preprocessing_version(tmp_path: Path, real_default: Path):
     assert predict.discover(tmp_path) == []  # not offered in the model picker
 
 
+def test_beat_features_of_another_version(tmp_path: Path, real_default: Path):
+    """A model trained on beat features measured another way would read wrong numbers: refused."""
+    path = copy_model(real_default, tmp_path)
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    assert card["features"] and card["features_version"] == predict.FEATURES_VERSION
+    card["features_version"] = "0"
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="trained on beat features version '0'"):
+        predict.info_from_path(path)
+
+
 def test_missing_card(tmp_path: Path, real_default: Path):
     path = copy_model(real_default, tmp_path)
     path.with_suffix(".json").unlink()

@@ -37,7 +37,7 @@ from ecg_core.signal.beats import (
     rhythm_episodes,
     with_templates,
 )
-from ecg_core.signal.features import FEATURE_NAMES, beat_features, without_rr, without_v1
+from ecg_core.signal.features import FEATURE_NAMES, FEATURES_VERSION, beat_features, without_rr, without_v1
 from ecg_core.signal.peaks import detect_beats
 from ecg_core.signal.signals import RecordError, read_record
 
@@ -209,6 +209,7 @@ def build(mitdb: str | Path | None, vfdb: str | Path | None, representation: str
         **({"context": "lone", "stretch": list(stretch)} if context == "lone" else {}),
         **({"records": {k: sorted(v) for k, v in records.items()}} if records else {}),
         "features": list(FEATURE_NAMES),
+        "features_version": FEATURES_VERSION,
         "n": len(ds),
         "build_seconds": round(time.perf_counter() - t0, 1),
     }
@@ -233,6 +234,38 @@ def cap_indices(labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
     for k in np.unique(labels):
         idx = np.flatnonzero(labels == k)
         keep.append(idx if idx.size <= cap else rng.choice(idx, cap, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def fair_shares(sizes: np.ndarray, cap: int) -> np.ndarray:
+    """How many of each group's `sizes` to take for at most `cap` in all, as equal as the groups allow
+    (water-filling: a group smaller than its share leaves the rest to the others)."""
+    sizes = np.asarray(sizes, np.int64)
+    take = np.zeros_like(sizes)
+    left = int(min(cap, sizes.sum()))
+    while left > 0:
+        open_ = np.flatnonzero(take < sizes)
+        share = left // open_.size
+        if share == 0:  # fewer left than open groups: one more each for the first ones
+            take[open_[:left]] += 1
+            break
+        add = np.minimum(sizes[open_] - take[open_], share)
+        take[open_] += add
+        left -= int(add.sum())
+    return take
+
+
+def cap_indices_by_group(labels: np.ndarray, groups: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """At most `cap` random indices per class (sorted), shared as equally as possible between the groups
+    (patients) that hold the class, so that no patient's beats dominate what a class looks like."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for k in np.unique(labels):
+        idx = np.flatnonzero(labels == k)
+        names, inverse = np.unique(groups[idx], return_inverse=True)
+        members = [idx[inverse == g] for g in range(names.size)]
+        for m, n in zip(members, fair_shares(np.array([m.size for m in members]), cap)):
+            keep.append(m if n >= m.size else rng.choice(m, n, replace=False))
     return np.sort(np.concatenate(keep))
 
 

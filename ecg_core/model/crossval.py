@@ -19,7 +19,7 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,14 @@ from ecg_core.classes import CLASS_INDEX, CLASS_KEYS
 from ecg_core.data import dataset
 from ecg_core.model import calibration
 from ecg_core.model.evaluate import metrics, per_record_confusion
-from ecg_core.signal.features import FEATURE_NAMES, without_rr, without_v1
+from ecg_core.signal.features import (
+    FEATURE_NAMES,
+    FEATURES_VERSION,
+    PATIENT_FEATURES,
+    without_patient_rr,
+    without_rr,
+    without_v1,
+)
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "models" / "results" / "crossval"
 WORK_DIR = Path("data/crossval")
@@ -53,12 +60,16 @@ class Recipe:
     patience: int = 4
     augment: bool = True
     morph: bool = True
-    trees: int = 200  # boosting iterations of the features-only baseline
+    absolute_rr: bool = False  # False: PATIENT_FEATURES held constant (they identify patients, not classes)
+    patient_balanced: bool = True  # each class's training windows shared equally between its patients
+    trees: int = 100  # the features-only baseline: boosting iterations, tree depth, smallest leaf
+    tree_depth: int | None = 2
+    tree_leaf: int = 500
 
 
 RECIPES = {
     "features": Recipe("features"),
-    "image": Recipe("image", arch="ecgnet_lite", features=False),
+    "image": Recipe("image", arch="ecgnet_lite", features=False, patient_balanced=False),
     "features_only": Recipe("features_only", arch="gradient_boosting", epochs=0),
 }
 
@@ -142,8 +153,17 @@ def protocol_parts(ds: dataset.Dataset, protocol: str, k: int = K_FOLDS) -> list
 
 # ---------------------------------------------------------------- fitting
 
-def _capped(ds: dataset.Dataset, idx: np.ndarray, cap: int, seed: int) -> np.ndarray:
+def _capped(ds: dataset.Dataset, idx: np.ndarray, cap: int, seed: int, balanced: bool = False) -> np.ndarray:
+    if balanced:
+        return idx[dataset.cap_indices_by_group(ds.labels[idx], ds.groups[idx], cap, seed)]
     return idx[dataset.cap_indices(ds.labels[idx], cap, seed)]
+
+
+def model_view(ds: dataset.Dataset, recipe: Recipe) -> dataset.Dataset:
+    """The dataset as the recipe's models read it: PATIENT_FEATURES held constant unless absolute_rr."""
+    if not recipe.features or recipe.absolute_rr or ds.features is None:
+        return ds
+    return replace(ds, features=without_patient_rr(ds.features))
 
 
 def _inputs(ds: dataset.Dataset, idx: np.ndarray, recipe: Recipe, one_lead: bool = False):
@@ -165,7 +185,7 @@ def fit_network(ds: dataset.Dataset, fit_idx: np.ndarray, val_idx: np.ndarray | 
     from ecg_core.model import architectures, train
 
     keras.utils.set_random_seed(seed)
-    fit = _capped(ds, fit_idx, recipe.cap_per_class, seed)
+    fit = _capped(ds, fit_idx, recipe.cap_per_class, seed, recipe.patient_balanced)
     if recipe.features:
         # standardised over what training shows the model: V1 and RR parts removed at random as in the batches
         f = train.drop_features(ds.features[fit], np.random.default_rng(seed)) if recipe.augment else ds.features[fit]
@@ -207,16 +227,19 @@ def _predict(model, inputs) -> np.ndarray:
     return model.predict(inputs, batch_size=512, verbose=0)
 
 
-def fit_boosting(ds: dataset.Dataset, fit_idx: np.ndarray, seed: int = 0, trees: int = 200):
-    """The features-only baseline: gradient-boosted trees over the beat features (no picture)."""
+def fit_boosting(ds: dataset.Dataset, fit_idx: np.ndarray, seed: int = 0,
+                 recipe: Recipe = RECIPES["features_only"]):
+    """The features-only baseline: gradient-boosted trees over the beat features (no picture); shallow trees
+    with large leaves, because a few patients per class let deeper ones learn the patients instead."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
     from ecg_core.model import train
 
-    fit = _capped(ds, fit_idx, 4000, seed)
+    fit = _capped(ds, fit_idx, 4000, seed, recipe.patient_balanced)
     w = train.class_weights(ds.labels[fit])
-    model = HistGradientBoostingClassifier(max_iter=trees, learning_rate=0.1, random_state=seed)
+    model = HistGradientBoostingClassifier(max_iter=recipe.trees, learning_rate=0.1, random_state=seed,
+                                           max_depth=recipe.tree_depth, min_samples_leaf=recipe.tree_leaf)
     with threadpool_limits(1):  # OpenMP threads spin against other busy processes: one is ~10x faster then
         model.fit(ds.features[fit], ds.labels[fit], sample_weight=np.array([w[int(c)] for c in ds.labels[fit]]))
     return model
@@ -239,12 +262,15 @@ def run_fold(ds: dataset.Dataset, part: dict, recipe: Recipe, work: Path, seed: 
     out = work / f"fold{part['fold']}.npz"
     if out.exists():
         with np.load(out, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files} | json.loads(str(z["info"]))
+            done = {k: z[k] for k in z.files} | json.loads(str(z["info"]))
+        if not recipe.features or done.get("features_version", "1") == FEATURES_VERSION:
+            return done
+        log(f"[{recipe.name}] fold {part['fold']}: kept predictions use other beat features, fold run again")
     t0 = time.perf_counter()
     log(f"[{recipe.name}] fold {part['fold']}: test {' '.join(part['test_records'])}")
     val_cal = _capped(ds, part["val"], 3000, seed + 1)
     if recipe.arch == "gradient_boosting":
-        model = fit_boosting(ds, part["fit"], seed, recipe.trees)
+        model = fit_boosting(ds, part["fit"], seed, recipe)
         raw_val = _boost_predict(model, ds.features[val_cal])
         raw_test = _boost_predict(model, ds.features[part["test"]])
         raw_test_one = _boost_predict(model, without_v1(ds.features[part["test"]]))
@@ -266,7 +292,7 @@ def run_fold(ds: dataset.Dataset, part: dict, recipe: Recipe, work: Path, seed: 
     temperature = calibration.fit_temperature(raw_val, y_val)
     threshold = calibration.uncertain_threshold(calibration.with_temperature(raw_val, temperature), y_val)
     info = {"temperature": temperature, "threshold": threshold, "epochs_run": run, "best_epoch": best,
-            "seconds": round(time.perf_counter() - t0, 1)}
+            "seconds": round(time.perf_counter() - t0, 1), "features_version": FEATURES_VERSION}
     work.mkdir(parents=True, exist_ok=True)
     arrays = {"test": part["test"], "raw": raw_test, "raw_one_lead": raw_test_one, "raw_lone": raw_test_lone}
     tmp = out.with_suffix(".tmp.npz")
@@ -292,6 +318,10 @@ def crossval(ds: dataset.Dataset, recipe: Recipe, protocol: str = "kfold", seed:
     """Every fold of the protocol, then pooled and per-fold metrics on calibrated test probabilities."""
     if recipe.features and ds.features is None:
         raise ValueError("this dataset has no beat features: rebuild it with `python -m ecg_core build-dataset`")
+    if recipe.features and str(ds.meta.get("features_version", "1")) != FEATURES_VERSION:
+        raise ValueError(f"this dataset's beat features are version {ds.meta.get('features_version', '1')}, the "
+                         f"code's {FEATURES_VERSION}: rebuild it with `python -m ecg_core build-dataset`")
+    ds = model_view(ds, recipe)
     parts = protocol_parts(ds, protocol, k)
     work = work_dir / f"{recipe.name}_{protocol}"
     folds = [run_fold(ds, p, recipe, work, seed, log) for p in parts]
@@ -330,6 +360,7 @@ def crossval(ds: dataset.Dataset, recipe: Recipe, protocol: str = "kfold", seed:
         "windows": "all windows of the test records, natural class mix",
         "command": "python -m ecg_core " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "features": list(FEATURE_NAMES) if recipe.features else [],
+        "features_version": FEATURES_VERSION if recipe.features else None,
         "pooled": _summary(probs, y),
         "pooled_uncalibrated_ece": round(metrics(uncalibrated, y)["ece"], 4),
         "one_lead": _summary(variants["raw_one_lead"][1], y),
@@ -418,6 +449,8 @@ def _card(name: str, recipe: Recipe, model, split: str, temperature: float, thre
         "preprocessing_version": PREPROCESSING_VERSION,
         "split": split,
         "features": list(FEATURE_NAMES),
+        "features_version": FEATURES_VERSION,
+        "features_held": [] if recipe.absolute_rr else list(PATIENT_FEATURES),
         "last_conv_layer": architectures.last_conv_layer(model),
         "temperature": temperature,
         "low_confidence_threshold": threshold,
@@ -465,7 +498,8 @@ def train_final(ds: dataset.Dataset, recipe: Recipe, out_dir: Path, which: str =
         epochs = max(1, int(kfold["best_epoch_median"]))
         t0 = time.perf_counter()
         log(f"[{recipe.name}] every patient, {epochs} epochs")
-        model, run, _, hist = fit_network(ds, np.arange(len(ds)), None, recipe, seed, epochs=epochs, log=log)
+        model, run, _, hist = fit_network(model_view(ds, recipe), np.arange(len(ds)), None, recipe, seed,
+                                          epochs=epochs, log=log)
         name = "ecgnet_lite_features_all"
         training = {"command": command, "records": "every non-paced mitdb record and every vfdb record",
                     "validation": "none: epochs, temperature and threshold are the cross-validation's medians",

@@ -13,7 +13,7 @@ from ecg_core.classes import CLASS_KEYS
 from ecg_core.model.calibration import with_temperature
 from ecg_core.picture.imaging import load_image, to_model_input
 from ecg_core.settings import IMAGE_SIZE, PREPROCESSING_VERSION
-from ecg_core.signal.features import N_FEATURES
+from ecg_core.signal.features import FEATURES_VERSION, N_FEATURES, PATIENT_FEATURES, without_patient_rr
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 PREDICT_BATCH = 256
@@ -65,6 +65,10 @@ def read_card(model_path: Path) -> dict:
         raise ModelError(
             f"{model_path.name} was trained with preprocessing version {card.get('preprocessing_version')!r}, "
             f"this code uses {PREPROCESSING_VERSION!r}: retrain it or check out the matching code.")
+    if card.get("features") and str(card.get("features_version", "1")) != FEATURES_VERSION:
+        raise ModelError(
+            f"{model_path.name} was trained on beat features version {card.get('features_version', '1')!r}, "
+            f"this code measures {FEATURES_VERSION!r}: retrain it or check out the matching code.")
     return card
 
 
@@ -116,6 +120,11 @@ class Classifier:
             raise ModelError(f"{info.path.name} expects inputs {shapes}, not a {(IMAGE_SIZE, IMAGE_SIZE, 1)} picture"
                              f" (and {N_FEATURES} beat features).")
         self.reads_features = len(shapes) == 2
+        held = list(info.card.get("features_held", []))
+        if held and held != list(PATIENT_FEATURES):
+            raise ModelError(f"{info.path.name}: its card holds features {held}; this code can hold only "
+                             f"{list(PATIENT_FEATURES)}.")
+        self.holds_patient_rr = bool(held)
         self.temperature = float(info.card.get("temperature", 1.0))
         spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)
         # the traced graph itself: calling it skips tf.function's argument binding (~0.15 ms a call, a single
@@ -141,7 +150,7 @@ class Classifier:
             if features is None:
                 raise ModelError(f"{self.name} also reads beat features measured from the signal (RR intervals, "
                                  "QRS width); classify a recording or an ECG picture, not a lone beat picture.")
-            f = np.asarray(features, np.float32)
+            f = without_patient_rr(features) if self.holds_patient_rr else np.asarray(features, np.float32)
             out = [self._forward(x[i: i + batch_size], f[i: i + batch_size]).numpy()
                    for i in range(0, len(x), batch_size)]
         else:

@@ -5,7 +5,8 @@ One implementation for training, the Signal page and digitized pictures. Inputs 
 detector found (never the annotations), so training and the app measure the same thing.
 
 QRS onset and offset come from an own slope method (`qrs_bounds`): the 20 ms mean of |dx/dt| around the
-R peak, onset / offset where it stays below 10 % of its QRS maximum for 16 ms. MIT-BIH has no onset/offset
+R peak, onset / offset where it stays below 10 % of its QRS maximum, and below 5 times its noise floor (the
+20th percentile within +-0.5 s), for 16 ms. MIT-BIH has no onset/offset
 annotations; docs/results.md states how the widths separate the annotated bundle-branch-block beats
 (QRS >= 120 ms by definition) from normal ones, and how they compare with neurokit2's delineation.
 """
@@ -17,6 +18,7 @@ from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
 from ecg_core.settings import WORKING_FS
 
+FEATURES_VERSION = "2"  # bump when a measure changes: models trained on other features refuse to load
 FEATURE_NAMES: tuple[str, ...] = (
     "rr_pre_s",  # R peak of the previous beat to this one
     "rr_post_s",  # this beat to the next R peak
@@ -36,11 +38,16 @@ FEATURE_NAMES: tuple[str, ...] = (
     "qrs_template_ms",  # median QRS width of the ~10 beats around: a bundle-branch block widens them all
     "qrs_vs_template_ms",  # this QRS minus that: an ectopic beat is wider (or narrower) than its neighbours
     "template_corr",  # correlation of this QRS (+-100 ms) with the median of its neighbours': morphology kept?
+    "qrs_late",  # mean of +40..+100 ms after the R peak over the QRS's height, about the PR level: RBBB's S < 0
+    "v1_late",  # the same in V1: RBBB's late R' > 0
 )
 N_FEATURES = len(FEATURE_NAMES)
 RR_FEATURES = slice(0, 7)
-V1_FEATURES = slice(10, 15)
+V1_FEATURES = np.array([10, 11, 12, 13, 14, 19])
 TEMPLATE_FEATURES = slice(15, 18)
+# Absolute RR intervals tell patients apart (each has their own heart rate) more than beat classes, which
+# their ratios carry: models trained with `without_patient_rr` see them held constant.
+PATIENT_FEATURES = ("rr_pre_s", "rr_post_s")
 _QRS_HALF_S = 0.1  # the QRS window compared with the neighbours' median
 NEUTRAL_RR_S = 0.8  # RR used where a beat has no neighbour (a single-beat picture)
 LOCAL_BEATS = 5  # RR intervals on each side that make the local mean (about 10 beats)
@@ -52,7 +59,16 @@ _CORE_S = 0.06  # the QRS slope maximum is looked for within this of the R peak
 _ENVELOPE_S = 0.02
 _QUIET_S = 0.016
 _LEVEL = 0.1
+# A low-amplitude lead's noise can stay above 10 % of its QRS slope for the whole search (V1 widths of
+# 170-220 ms in normal beats); the floor keeps onset / offset at the end of the QRS's own slope.
+_FLOOR_S = 0.5
+_FLOOR_QUANTILE = 0.2
+_FLOOR_TIMES = 5.0
 _TERMINAL_S = 0.04
+# the late QRS: its level against the PR segment's, over the QRS height (-80..+80 ms)
+_PR_S = (-0.13, -0.08)
+_LATE_S = (0.04, 0.10)
+_HEIGHT_S = 0.08
 
 
 def mean_rr(peaks: np.ndarray, fs: int = WORKING_FS) -> float | None:
@@ -125,6 +141,14 @@ def _windows(x: np.ndarray, centres: np.ndarray, before: int, after: int) -> np.
     return x[idx]
 
 
+def _noise_floor(env: np.ndarray, centres: np.ndarray, fs: int) -> np.ndarray:
+    """(n, 1): the _FLOOR_QUANTILE of the slope envelope within +-_FLOOR_S of each centre."""
+    half = int(round(_FLOOR_S * fs))
+    w = _windows(env, centres, half, half + 1)
+    k = int(_FLOOR_QUANTILE * (w.shape[1] - 1))
+    return np.partition(w, k, axis=1)[:, k:k + 1]
+
+
 def qrs_bounds(x: np.ndarray, centres: np.ndarray, fs: int = WORKING_FS) -> tuple[np.ndarray, np.ndarray]:
     """(onset, offset) sample indices of the QRS complex around each R-peak centre (the slope method above)."""
     x = np.asarray(x, dtype=np.float32)
@@ -134,8 +158,9 @@ def qrs_bounds(x: np.ndarray, centres: np.ndarray, fs: int = WORKING_FS) -> tupl
     w = _windows(env, centres, before, after)  # R peak at column `before`
     core = int(round(_CORE_S * fs))
     top = w[:, before - core: before + core + 1].max(axis=1, keepdims=True)
+    floor = _noise_floor(env, centres, fs)
     quiet = max(1, int(round(_QUIET_S * fs)))
-    low = w < _LEVEL * np.maximum(top, 1e-6)
+    low = w < np.maximum(_LEVEL * np.maximum(top, 1e-6), _FLOOR_TIMES * floor)
     # a column is "quiet" when `quiet` consecutive columns from it (forward) / up to it (backward) are low
     run = maximum_filter1d((~low).astype(np.uint8), quiet, axis=1, origin=-(quiet // 2)) == 0
     run_back = maximum_filter1d((~low).astype(np.uint8), quiet, axis=1, origin=(quiet - 1) // 2) == 0
@@ -165,6 +190,22 @@ def qrs_shape(x: np.ndarray, onset: np.ndarray, offset: np.ndarray,
     tail = inside & (np.arange(span)[None, :] >= (length - term)[:, None])
     terminal = np.where(tail, seg, 0.0).sum(axis=1) / np.maximum(tail.sum(axis=1), 1) / amp
     return length * 1000.0 / fs, amp, polarity, terminal
+
+
+def late_qrs(x: np.ndarray, centres: np.ndarray, fs: int = WORKING_FS) -> np.ndarray:
+    """Mean of x from +40 to +100 ms after each R peak, about the PR segment's median level, over the QRS's
+    height: the terminal S (lead II) or R' (V1) that a right bundle-branch block draws out after the R peak."""
+    x = np.asarray(x, dtype=np.float32)
+    centres = np.asarray(centres, dtype=np.int64)
+
+    def at(t: float) -> int:
+        return int(round(t * fs))
+
+    level = np.median(_windows(x, centres, -at(_PR_S[0]), at(_PR_S[1])), axis=1)
+    qrs = _windows(x, centres, at(_HEIGHT_S), at(_HEIGHT_S))
+    height = np.maximum(qrs.max(axis=1) - qrs.min(axis=1), 1e-3)
+    late = _windows(x, centres, -at(_LATE_S[0]), at(_LATE_S[1])).mean(axis=1)
+    return ((late - level) / height).astype(np.float32)
 
 
 def _nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
@@ -240,12 +281,21 @@ def beat_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, v1: np.
     same = unique_peaks.size == centres.size and np.array_equal(unique_peaks, centres)  # a recording's beats
     widths = ((offset - onset) * 1000.0 / fs).astype(np.float32) if same else None  # measured once
     out[:, TEMPLATE_FEATURES] = template_features(x, centres, peaks, dur, fs, peak_widths=widths)
+    out[:, 18] = late_qrs(x, centres, fs)
     if v1 is not None:
         on2, off2 = qrs_bounds(v1, centres, fs)
         dur2, amp2, pol2, term2 = qrs_shape(v1, on2, off2, fs)
         out[:, 10], out[:, 11], out[:, 12], out[:, 13] = dur2, np.minimum(amp2, 10.0), pol2, term2
         out[:, 14] = 1.0
+        out[:, 19] = late_qrs(v1, centres, fs)
     return out
+
+
+def without_patient_rr(features: np.ndarray) -> np.ndarray:
+    """The features a model reads: PATIENT_FEATURES held at NEUTRAL_RR_S, so they tell it nothing."""
+    f = np.array(features, dtype=np.float32, copy=True)
+    f[:, [FEATURE_NAMES.index(n) for n in PATIENT_FEATURES]] = NEUTRAL_RR_S
+    return f
 
 
 def without_v1(features: np.ndarray) -> np.ndarray:
