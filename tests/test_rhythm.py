@@ -393,3 +393,128 @@ def test_classify_record_writes_beats_episodes_and_noise(tmp_path, capsys):
     assert "rhythm: " in err and "VF episode(s)" in err
     assert main(["classify-record", str(VFDB / "430"), "--out", str(out), "--noise", str(out)]) == 2
     assert "--out and --noise name the same file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- operating curves
+
+
+class _Seg:
+    def __init__(self, a, b, r):
+        self.start_s, self.end_s, self.reason = a, b, r
+
+
+def test_episode_thresholds_known_answers():
+    s = np.array([0.1, 0.9, 0.8, 0.7, 0.2, 0.95, 0.1, 0.1])
+    # no joining: seconds 1-3 form a 3 s run once the threshold reaches 0.7, 1-5 at 0.2 (5 alone is too short),
+    # every second at 0.1
+    c = rm.episode_thresholds(s, [], 8.0, merge_gap_s=0.0)
+    assert c.tolist() == [0.1, 0.7, 0.7, 0.7, 0.2, 0.2, 0.1, 0.1]
+    assert rm.episode_thresholds(np.where(s > 0.15, s, np.nan), [], 8.0, merge_gap_s=0.0).tolist() == [
+        -np.inf, 0.7, 0.7, 0.7, 0.2, 0.2, -np.inf, -np.inf]
+    # a 1 s gap joins second 5 to the run (and covers the gap second) from 0.7 on
+    c = rm.episode_thresholds(s, [], 8.0, merge_gap_s=1.0)
+    assert c.tolist() == [0.1, 0.7, 0.7, 0.7, 0.7, 0.7, 0.1, 0.1]
+    # padding 1 s widens the episode by a second on each side at the same thresholds
+    assert rm.episode_thresholds(s, [], 8.0, pad_s=1.0, merge_gap_s=1.0).tolist() == [0.7] * 7 + [0.1]
+    # a flat line over second 4 splits the run: no joining across it, no padding into it
+    c = rm.episode_thresholds(s, [_Seg(4.0, 5.0, quality.FLAT)], 8.0, pad_s=1.0, merge_gap_s=1.0)
+    assert c.tolist() == [0.7, 0.7, 0.7, 0.7, -np.inf, 0.1, 0.1, 0.1]
+    # NaN never flags; the last second's midpoint past the recording's end is never covered
+    assert rm.episode_thresholds(np.array([0.5, np.nan, 0.5, 0.5, 0.5]), [], 4.4, merge_gap_s=0.0).tolist() == [
+        -np.inf, -np.inf, 0.5, 0.5, -np.inf]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_episode_thresholds_equal_the_episode_rules_at_every_threshold(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    base = np.repeat(rng.uniform(0, 1, n // 10), 10) + rng.normal(0, 0.3, n)  # runs of alike scores
+    score = np.round(np.clip(base, 0, 1), 2)  # ties too
+    segs = [_Seg(120.0, 131.5, quality.FLAT), _Seg(200.0, 204.0, quality.HF_NOISE),
+            _Seg(250.2, 260.0, quality.CLIPPED)]
+    duration = n - 0.6
+    for pad, gap in ((0.0, 2.0), (2.0, 5.0), (3.0, 10.0), (1.0, 0.0)):
+        crit = rm.episode_thresholds(score, segs, duration, pad, gap)
+        for t in np.unique(score):
+            episodes, _ = rhythm.resolve_rows(score >= t, np.zeros(n, bool), segs, duration, pad, gap)
+            assert np.array_equal(crit >= t, rm.flags(episodes, n)), (pad, gap, t)
+
+
+def _known_curve():
+    ref = np.array([rm.VF] * 10 + [rm.ORG] * 100 + [rm.NOISE] * 10 + [rm.VT] * 5)
+    crit = np.full(ref.size, -np.inf)
+    crit[:5], crit[5:8] = 0.9, 0.5  # VF: half found from 0.9, 80 % from 0.5, 2 seconds never
+    crit[10], crit[11:13], crit[13:20] = 0.95, 0.6, 0.4  # organised: 1 % from 0.95, 3 % from 0.6, 10 % from 0.4
+    crit[110] = 0.9  # noise: 10 % from 0.9
+    crit[120:] = 0.99  # VT seconds count for nothing
+    # split over two recordings: the curve sums them
+    return rm.operating_curve([crit[:60], crit[60:]], [ref[:60], ref[60:]])
+
+
+def test_operating_curve_counts_every_threshold():
+    c = _known_curve()
+    assert c["threshold"].tolist() == [np.inf, 0.95, 0.9, 0.6, 0.5, 0.4]
+    assert c["vf_duration_se"].tolist() == [0, 0, 0.5, 0.5, 0.8, 0.8]
+    assert c["organised_called_vf"].tolist() == pytest.approx([0, 0.01, 0.01, 0.03, 0.03, 0.1])
+    assert c["noise_called_vf"].tolist() == [0, 0, 0.1, 0.1, 0.1, 0.1]
+
+
+def test_operating_points_and_partial_auc_of_a_known_curve():
+    c = _known_curve()
+    at = {x: rm.best_se_at_false_rate(c, x) for x in (0.005, 0.01, 0.02, 0.05)}
+    assert {x: c["threshold"][i] for x, i in at.items()} == {0.005: np.inf, 0.01: 0.9, 0.02: 0.9, 0.05: 0.5}
+    assert rm.best_se_at_false_rate(c, 0.1, "noise_called_vf") == 4  # noise as the false rate: Se 0.8 at 0.5
+    assert c["threshold"][rm.least_false_at_se(c, 0.5)] == 0.9
+    assert c["threshold"][rm.least_false_at_se(c, 0.6)] == 0.5
+    assert rm.least_false_at_se(c, 0.9) is None
+    # best Se: 0 up to 1 %, 0.5 up to 3 %, 0.8 after
+    assert rm.partial_auc(c, 0.05) == pytest.approx((0.5 * 0.02 + 0.8 * 0.02) / 0.05)
+    assert rm.partial_auc(c, 0.02) == pytest.approx(0.5 * 0.01 / 0.02)
+    assert rm.partial_auc(c, 0.005) == 0.0
+
+
+def test_operating_curves_reproduce_the_crossval_flags_and_read_out_the_points():
+    from ecg_core.model import rhythm_train as rt
+
+    rng = np.random.default_rng(3)
+    data, scores = [], []
+    for r in range(3):
+        ref = np.full(600, rm.ORG)
+        ref[100 + 50 * r: 160 + 50 * r] = rm.VF
+        ref[400:430] = rm.NOISE
+        data.append({"ref": ref, "notes": np.where(ref == rm.ORG, "(N", "").astype(str), "duration_s": 600.0,
+                     "quality_seg": np.array([[500.0, 510.0]]), "quality_reason": np.array([quality.FLAT])})
+        scores.append(np.clip(np.where(ref == rm.VF, 0.85, 0.3) + rng.normal(0, 0.2, ref.size), 0, 1))
+    fold_t = [0.7, 0.75, 0.8]
+    flags = [sc >= t for sc, t in zip(scores, fold_t)]
+    out = rt.operating_curves(data, {"m": (scores, [2.0] * 3, [5.0] * 3, fold_t, flags)}, log=lambda m: None)
+    m = out["methods"]["m"]
+    assert m["seconds_differing_from_crossval"] == 0
+    wrong = rt.operating_curves(data, {"m": (scores, [2.0] * 3, [5.0] * 3, [0.6] * 3, flags)}, log=lambda m: None)
+    assert wrong["methods"]["m"]["seconds_differing_from_crossval"] > 0
+    # every read-out equals the best point of a brute-force scan over the thresholds
+    scan = [(0.0, 0.0, 0.0)]  # a threshold above every score
+    for t in np.unique(np.concatenate(scores)):
+        s = rt.score(data, [sc >= t for sc in scores], [np.zeros(600, bool)] * 3, 2.0, 5.0)
+        scan.append((s["vf_duration_se"], s["organised_called_vf"], s["noise_called_vf"]))
+    for x in rt.CURVE_FALSE_RATES:
+        best = max(se for se, org, _ in scan if org <= x)
+        assert m["vf_duration_se_at_organised_called_vf"][f"{x:g}"]["vf_duration_se"] == pytest.approx(best, abs=1e-4)
+    for x in rt.CURVE_SE_TARGETS:
+        p = m["false_vf_at_vf_duration_se"][f"{x:g}"]
+        assert p["organised_called_vf"] == pytest.approx(min(org for se, org, _ in scan if se >= x), abs=1e-4)
+        assert p["noise_called_vf"] == pytest.approx(min(no for se, _, no in scan if se >= x), abs=1e-4)
+    assert 0 < m["auc_organised_called_vf_0_to_0.02"] < 1
+    assert "| m |" in rt.curve_table({"operating_curves": out})
+
+
+def test_sweep_score_keeps_repeating_complexes_out_at_every_threshold():
+    from ecg_core.model import rhythm_train as rt
+
+    feats = np.full((3, len(rhythm.FEATURES)), np.nan)
+    for sc in rhythm.SCALES_S:
+        feats[:, rhythm.FEATURES.index(f"beat_corr_{sc:g}s")] = [0.95, 0.5, 0.95]
+        feats[:, rhythm.FEATURES.index(f"beat_rate_{sc:g}s")] = np.log1p([80.0, 80.0, 200.0])
+    p = np.array([[0.1, 0.5, 0.3, 0.1]] * 3)
+    assert rt.sweep_score(p, feats).tolist() == [-np.inf, 0.8, 0.8]
+    assert np.array_equal(rt.sweep_score(p, feats) >= 0.5, rhythm.vf_score(p, feats) >= 0.5)

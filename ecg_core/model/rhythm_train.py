@@ -12,6 +12,12 @@ seconds, after the episode rules, call at most TARGET_ORGANISED of organised and
 seconds VF), and of these the setting with the highest VF duration Se. The baselines (TCSC, VF filter
 leakage: a threshold each; SPEC: Barro's fixed rule) take their thresholds from the training records by the
 same rule and go through the same episode rules (no padding, the default gap, no repeating-complex rule).
+
+Operating curves (`operating_curves`): on the same out-of-fold per-second scores of every method, with each
+method's episode rules held as above (the detector: each fold's smoothing, padding and gap), the VF threshold
+is swept over its whole range: VF duration Se at fixed shares of organised seconds called VF, the false VF
+shares at fixed Se, and the normalised area under the curve up to CURVE_AUC_MAX_FALSE. A read-out of the
+whole curve on the test records, not a choice of anything.
 """
 
 from __future__ import annotations
@@ -46,6 +52,11 @@ MERGE_GAPS_S = (2.0, 5.0, 10.0)  # VF runs this close are one episode (a few org
 ORGANISED_EVERY = 2  # every 2nd pure organised second is a training example (plenty of them)
 # probabilities crowd towards 1 (classes balanced), so the grid is fine there: 1 - 10^-1 ... 1 - 10^-4
 THRESHOLDS = np.unique(np.round(np.concatenate([np.arange(0.05, 0.9, 0.05), 1 - np.logspace(-1, -4, 31)]), 6))
+# operating-curve read-outs: VF duration Se at these shares of organised seconds called VF, false shares at these Se
+CURVE_FALSE_RATES = (0.001, 0.005, 0.01, 0.02)
+CURVE_SE_TARGETS = (0.5, 0.8, 0.9, 0.95)
+CURVE_AUC_MAX_FALSE = 0.02
+CURVE_POINTS_MAX_FALSE, CURVE_POINTS = 0.05, 120  # the stored (thinned) curve
 
 
 # ---------------------------------------------------------------- per-record data
@@ -250,10 +261,17 @@ def _lowest_passing(cand: np.ndarray, ok) -> float:
     return float(cand[lo])
 
 
-def _detector_flags(model: rhythm.RhythmModel, d: dict) -> tuple[np.ndarray, np.ndarray]:
-    labels = rhythm.decide(model.second_probs(d["features"]), model.vf_threshold, model.noise_threshold,
-                           d["features"])
-    return labels == rm.VF, labels == rm.NOISE
+def sweep_score(probs: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    """What the VF threshold reads (`rhythm.vf_score`), with the repeating-complex seconds at -inf instead of 0:
+    the rule keeps them out of VF at every threshold of the sweep, not only at the positive ones."""
+    return np.where(rhythm.repeating_complexes(feats), -np.inf, rhythm.shockable(probs))
+
+
+def _detector_flags(model: rhythm.RhythmModel, d: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """VF flags, noise flags and the per-second `sweep_score` of the detector on one record."""
+    probs = model.second_probs(d["features"])
+    labels = rhythm.decide(probs, model.vf_threshold, model.noise_threshold, d["features"])
+    return labels == rm.VF, labels == rm.NOISE, sweep_score(probs, d["features"])
 
 
 def choose_noise_threshold(data: list[dict], p_noise: list[np.ndarray]) -> float:
@@ -319,6 +337,8 @@ def crossval(data: list[dict], k: int = 10, kinds: tuple[str, ...] = ("mlp", "lo
     f = folds(data, k, seed)
     det_vf = {kind: [None] * len(data) for kind in kinds}
     det_noise = {kind: [None] * len(data) for kind in kinds}
+    det_score = {kind: [None] * len(data) for kind in kinds}
+    det_thr = {kind: [0.0] * len(data) for kind in kinds}
     det_pad = {kind: [0.0] * len(data) for kind in kinds}
     det_gap = {kind: [rhythm.MERGE_GAP_S] * len(data) for kind in kinds}
     thresholds: dict[str, list[float]] = {kind: [] for kind in kinds}
@@ -327,6 +347,7 @@ def crossval(data: list[dict], k: int = 10, kinds: tuple[str, ...] = ("mlp", "lo
     base_names = list(base_scores[0])
     base_vf = {b: [None] * len(data) for b in base_names}
     base_thr: dict[str, list[float]] = {b: [] for b in base_names}
+    base_rec_thr = {b: [0.0] * len(data) for b in base_names}
     zeros = [np.zeros(d["ref"].size, bool) for d in data]
     for j in range(k):
         t0 = time.perf_counter()
@@ -337,8 +358,9 @@ def crossval(data: list[dict], k: int = 10, kinds: tuple[str, ...] = ("mlp", "lo
             thresholds[kind].append([model.vf_threshold, model.noise_threshold])
             chosen[kind].append({"smooth_s": model.smooth_s, "pad_s": model.pad_s, "merge_gap_s": model.merge_gap_s})
             for i in test_idx:
-                det_vf[kind][i], det_noise[kind][i] = _detector_flags(model, data[i])
+                det_vf[kind][i], det_noise[kind][i], det_score[kind][i] = _detector_flags(model, data[i])
                 det_pad[kind][i], det_gap[kind][i] = model.pad_s, model.merge_gap_s
+                det_thr[kind][i] = model.vf_threshold
         tr_idx = np.flatnonzero(f != j)
         for b in base_names:
             if b.startswith("SPEC"):  # Barro's fixed rule
@@ -350,7 +372,7 @@ def crossval(data: list[dict], k: int = 10, kinds: tuple[str, ...] = ("mlp", "lo
                                      [zeros[i] for i in tr_idx], cand)
             base_thr[b].append(round(float(t), 4))
             for i in test_idx:
-                base_vf[b][i] = base_scores[i][b] >= t
+                base_vf[b][i], base_rec_thr[b][i] = base_scores[i][b] >= t, float(t)
         log(f"fold {j + 1}/{k}: {len(test_idx)} test records, thresholds "
             + ", ".join(f"{kk} {v[-1]}" for kk, v in {**thresholds, **base_thr}.items())
             + f" ({time.perf_counter() - t0:.0f} s)")
@@ -363,6 +385,70 @@ def crossval(data: list[dict], k: int = 10, kinds: tuple[str, ...] = ("mlp", "lo
                                                                         det_pad[kind], det_gap[kind])}
     for b in base_names:
         out["detectors"][b] = {"thresholds": base_thr[b], **_overall_and_per_record(data, base_vf[b], zeros)}
+    methods = {f"rhythm {kind}": (det_score[kind], det_pad[kind], det_gap[kind], det_thr[kind], det_vf[kind])
+               for kind in kinds}
+    methods |= {b: ([s[b] for s in base_scores], [0.0] * len(data), [rhythm.MERGE_GAP_S] * len(data),
+                    base_rec_thr[b], base_vf[b]) for b in base_names}
+    out["operating_curves"] = operating_curves(data, methods, log)
+    return out
+
+
+# ---------------------------------------------------------------- operating curves
+
+def _point(curve: dict, i: int | None) -> dict | str:
+    if i is None:
+        return "not reached"
+    return {"threshold": None if not np.isfinite(curve["threshold"][i]) else round(float(curve["threshold"][i]), 6),
+            **{k: round(float(curve[k][i]), 4) for k in ("vf_duration_se", "organised_called_vf", "noise_called_vf")}}
+
+
+def curve_readout(curve: dict) -> dict:
+    """The operating points of one method's curve (`rm.operating_curve`) and a thinned copy of the curve."""
+    at_false = {f"{x:g}": _point(curve, rm.best_se_at_false_rate(curve, x)) for x in CURVE_FALSE_RATES}
+    at_se = {f"{x:g}": _point(curve, rm.least_false_at_se(curve, x)) for x in CURVE_SE_TARGETS}
+    # the upper-left corners (Se rises as the threshold falls) up to CURVE_POINTS_MAX_FALSE, thinned evenly
+    org, se = curve["organised_called_vf"], curve["vf_duration_se"]
+    corner = np.flatnonzero((org <= CURVE_POINTS_MAX_FALSE) & (np.append(se[1:], np.inf) > se))
+    corner = corner[np.unique(np.linspace(0, corner.size - 1, min(CURVE_POINTS, corner.size)).round().astype(int))]
+    return {"vf_duration_se_at_organised_called_vf": at_false, "false_vf_at_vf_duration_se": at_se,
+            f"auc_organised_called_vf_0_to_{CURVE_AUC_MAX_FALSE:g}": round(rm.partial_auc(curve, CURVE_AUC_MAX_FALSE),
+                                                                           4),
+            "max_vf_duration_se": round(float(se.max()), 4),
+            "curve": {"columns": ["threshold", "vf_duration_se", "organised_called_vf", "noise_called_vf"],
+                      "rows": [list(_point(curve, int(i)).values()) for i in corner]}}
+
+
+def operating_curves(data: list[dict], methods: dict[str, tuple], log=print) -> dict:
+    """Per method (name: per-record scores, paddings, gaps, the fold's VF threshold and the crossval's VF flags
+    at it): the VF threshold swept over the out-of-fold scores of every record. Also counts the seconds where
+    the sweep, read at each record's fold threshold, differs from the episodes of the crossval's own flags
+    (0: the sweep reproduces the crossval's detections)."""
+    out = {"protocol": "the out-of-fold per-second VF scores of every method on all test records (each record "
+                       "scored by the model of the fold that held it out), one VF threshold swept over the whole "
+                       "range and applied to every record, each method's episode rules held as in the crossval "
+                       "(the detector: its fold's smoothing, padding and joining gap; the baselines: no padding, "
+                       f"{rhythm.MERGE_GAP_S:g} s gap). The thresholds are swept on the test scores: this reads "
+                       "the whole curve and chooses nothing (the shipped thresholds come from training records "
+                       "only; the per-fold thresholds of 'overall' differ by fold, so its point need not lie on "
+                       "this one-threshold curve). Se at a false share: the highest VF duration Se of any "
+                       "threshold calling at most that share of organised seconds VF. False shares at an Se: at "
+                       "the highest threshold reaching it (both shares fall as the threshold rises, so both are "
+                       "the lowest any threshold reaching that Se gives). AUC: area under that best Se as a step "
+                       f"function of the organised share, 0 to {CURVE_AUC_MAX_FALSE:g}, divided by "
+                       f"{CURVE_AUC_MAX_FALSE:g}.",
+           "organised_called_vf": list(CURVE_FALSE_RATES), "vf_duration_se": list(CURVE_SE_TARGETS), "methods": {}}
+    refs = [d["ref"].astype(np.int64) for d in data]
+    for name, (scores, pads, gaps, fold_t, flagged) in methods.items():
+        crit = [rm.episode_thresholds(sc, quality_segments(d), float(d["duration_s"]), pad, gap)
+                for d, sc, pad, gap in zip(data, scores, pads, gaps)]
+        differ = 0
+        for d, c, t, v, pad, gap in zip(data, crit, fold_t, flagged, pads, gaps):
+            episodes, _ = rhythm.resolve_rows(v, np.zeros(v.size, bool), quality_segments(d),
+                                              float(d["duration_s"]), pad, gap)
+            differ += int((rm.flags(episodes, v.size) != (c >= t)).sum())
+        out["methods"][name] = curve_readout(rm.operating_curve(crit, refs)) | {"seconds_differing_from_crossval":
+                                                                               differ}
+        log(f"operating curve {name}: " + json.dumps(out["methods"][name]["vf_duration_se_at_organised_called_vf"]))
     return out
 
 
@@ -402,6 +488,28 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def curve_table(result: dict) -> str:
+    """Markdown table of the operating curves: one row per method, one column per operating point."""
+    oc = result["operating_curves"]
+    auc_key = f"auc_organised_called_vf_0_to_{CURVE_AUC_MAX_FALSE:g}"
+
+    def cell(p, key):
+        return "not reached" if isinstance(p, str) else f"{p[key]:.3f}"
+
+    head = ([f"Se at org. {100 * x:g} %" for x in oc["organised_called_vf"]]
+            + [f"org. / noise at Se {x:g}" for x in oc["vf_duration_se"]] + [f"AUC to {100 * CURVE_AUC_MAX_FALSE:g} %"])
+    lines = ["| method | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(head)]
+    for name, m in oc["methods"].items():
+        a = [cell(m["vf_duration_se_at_organised_called_vf"][f"{x:g}"], "vf_duration_se")
+             for x in oc["organised_called_vf"]]
+        b = []
+        for x in oc["vf_duration_se"]:
+            p = m["false_vf_at_vf_duration_se"][f"{x:g}"]
+            b.append(p if isinstance(p, str) else f"{p['organised_called_vf']:.4f} / {p['noise_called_vf']:.4f}")
+        lines.append(f"| {name} | " + " | ".join(a + b + [f"{m[auc_key]:.3f}"]) + " |")
+    return "\n".join(lines)
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -417,6 +525,8 @@ def main_crossval(a: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
     print(table(res))
+    print()
+    print(curve_table(res))
     print(f"wrote {out}")
     return 0
 
