@@ -203,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_evaluate)
 
     cv = sub.add_parser("crossval", help="patient-wise cross-validation of a training recipe -> stored result")
-    cv.add_argument("--recipe", choices=("features", "image", "features_only"), required=True)
+    cv.add_argument("--recipe", choices=("features", "image", "features_only", "blend"), required=True)
     cv.add_argument("--dataset", required=True, help="a dataset built with beat features (build-dataset)")
     cv.add_argument("--protocol", choices=("kfold", "ds1-ds2"), default="kfold")
     cv.add_argument("--seed", type=int, default=0)
@@ -214,7 +214,7 @@ def parser() -> argparse.ArgumentParser:
     cv.set_defaults(func=cmd_crossval)
 
     tf_ = sub.add_parser("train-final", help="the shipped model of a cross-validated recipe (every patient, or DS1)")
-    tf_.add_argument("--recipe", choices=("features",), default="features")
+    tf_.add_argument("--recipe", choices=("features", "blend"), default="features")
     tf_.add_argument("--dataset", required=True)
     tf_.add_argument("--which", choices=("all", "ds1"), default="all")
     tf_.add_argument("--out", default="models")

@@ -120,13 +120,13 @@ def png_bytes(a: np.ndarray) -> bytes:
 
 
 def copy_default_model(dest: Path) -> Path:
-    """Copy the default model and its card into dest; returns the copied .keras path."""
+    """Copy the default model, its card (and a blend's trees) into dest; returns the copied .keras path."""
     from ecg_core.model import predict
 
     info = predict.default_model(MODELS)
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(info.path, dest / info.path.name)
-    shutil.copy(info.path.with_suffix(".json"), dest / info.path.with_suffix(".json").name)
+    for path in [*info.files, info.path.with_suffix(".json")]:
+        shutil.copy(path, dest / path.name)
     return dest / info.path.name
 
 

@@ -135,3 +135,21 @@ def test_recipe_holds_patient_rr_and_stale_features_are_refused(excerpt, tmp_pat
     stale = replace(excerpt, meta={**excerpt.meta, "features_version": "1"})
     with pytest.raises(ValueError, match="rebuild it"):
         crossval.crossval(stale, crossval.RECIPES["features_only"], work_dir=tmp_path, log=lambda *_: None)
+
+
+def test_blend_mixes_the_folds_network_and_trees(excerpt, tmp_path):
+    recipe = replace(crossval.RECIPES["blend"], epochs=1, cap_per_class=40, trees=10)
+    result = crossval.crossval(excerpt, recipe, "kfold", work_dir=tmp_path, log=lambda *_: None, k=3)
+    assert crossval.pooled_equals_folds(result)
+    assert {"features_kfold", "features_only_kfold"} <= {p.name for p in tmp_path.iterdir()}
+    for fold in result["per_fold"]:
+        assert set(fold["weight_network"]) == {"two_lead", "one_lead", "lone"}
+        assert set(fold["weight_network"].values()) <= set(crossval.BLEND_WEIGHTS)
+    # the blend at a share of 1 is the network alone, at 0 the trees alone
+    net = np.load(tmp_path / "features_kfold" / "fold0.npz")
+    boost = np.load(tmp_path / "features_only_kfold" / "fold0.npz")
+    t_net, t_trees = 1.3, 0.8
+    np.testing.assert_allclose(calibration.blend(net["raw"], boost["raw"], 1.0, t_net, t_trees),
+                               calibration.with_temperature(net["raw"], t_net), atol=1e-6)
+    np.testing.assert_allclose(calibration.blend(net["raw"], boost["raw"], 0.0, t_net, t_trees),
+                               calibration.with_temperature(boost["raw"], t_trees), atol=1e-6)

@@ -29,7 +29,11 @@ def real_default() -> Path:
 def copy_model(src: Path, dst_dir: Path, name: str = "m") -> Path:
     dst = dst_dir / f"{name}.keras"
     shutil.copyfile(src, dst)
-    shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
+    card = json.loads(src.with_suffix(".json").read_text())
+    if card.get("blend"):  # a blend's trees travel with it, renamed like the copy
+        shutil.copyfile(src.with_name(card["blend"]["trees"]), dst.with_suffix(".trees.npz"))
+        card["blend"]["trees"] = dst.with_suffix(".trees.npz").name
+    dst.with_suffix(".json").write_text(json.dumps(card))
     return dst
 
 

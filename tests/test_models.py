@@ -273,7 +273,7 @@ def test_exactly_one_default_model_ships_with_card_and_results():
     cards = [json.loads(p.read_text()) for p in (ROOT / "models").glob("*.json")]
     assert sum(bool(c.get("default")) for c in cards) == 1
     info = predict.default_model()
-    assert info.path.exists() and info.path.stat().st_size <= 1_000_000
+    assert all(p.exists() for p in info.files) and info.size_bytes <= 1_000_000
     total = sum(p.stat().st_size for p in (ROOT / "models").glob("*.keras"))
     assert total <= 50_000_000
 

@@ -10,7 +10,7 @@ import streamlit as st
 
 from ecg_core import report
 from ecg_core.classes import CLASS_BY_KEY, CLASS_KEYS, CLASS_NAMES, CLASSES
-from ecg_core.figures import charts
+from ecg_core.figures import charts, measurements
 from ecg_core.figures.picture import annotated_png, input_png, picture_figure, trace_heat
 from ecg_core.model.explain import METHODS, colormap_legend, mass_near_trace, overlay, time_profile
 from ecg_core.model.predict import ModelError, ModelInfo
@@ -169,6 +169,77 @@ def prediction_panel(image: np.ndarray, probs: np.ndarray, key: str, features: n
         st.caption(probability_caption(threshold))
     with cam:
         gradcam_view(image, top, f"{key}_{info.name}", features)
+    if features is not None:
+        beat_measurements(features)
+        two_readers(image, top, features, f"{key}_{info.name}")
+
+
+def beat_measurements(features: np.ndarray) -> None:
+    """The beat's measurements (RR, QRS width, height, shape, V1) as a table with what each means."""
+    with st.expander("Beat measurements", expanded=True, icon=":material/straighten:"):
+        try:
+            table = measurements.measurements_table(features)
+        except ValueError as exc:
+            st.caption(f"The beat's measurements cannot be shown ({exc}).")
+            return
+        st.table(table, hide_index=True, border="horizontal")
+        try:
+            clf = state.current_classifier()
+            reads = clf.reads_features
+            held = clf.holds_patient_rr
+        except ModelError:
+            reads = held = False
+        if not reads:
+            use = " This model reads the picture only; the measurements are shown for reading the beat."
+        elif held:
+            use = (" This model reads them besides the beat's picture, RR before and after only as ratios (in ms "
+                   "they tell patients apart more than beat classes).")
+        else:
+            use = " This model reads them besides the beat's picture."
+        st.caption("Measured by the app on the signal around this beat, from the R peaks it detected (not from "
+                   "reference annotations)." + use)
+
+
+def two_readers(image: np.ndarray, top: int, features: np.ndarray, key: str) -> None:
+    """For a blend model: the picture network's and the measurement trees' probability of the predicted class,
+    their shares, and what each group of measurements says for that class (nothing for other models)."""
+    try:
+        reading = state.blend_reading(image, features, top)
+        if reading is None:
+            return
+        table = measurements.readers_table(reading, top, reading["weight_network"],
+                                           blended=float(reading["blend"][top]))
+    except (ModelError, ValueError) as exc:
+        st.caption(f"The blend's two readers cannot be shown for this beat ({exc}).")
+        return
+    cls_key = CLASS_KEYS[top]
+    name = CLASS_NAMES[cls_key]
+    w = float(reading["weight_network"])
+    with st.expander("Two readers: the picture and the measurements", expanded=True, icon=":material/groups:"):
+        st.dataframe(table, hide_index=True, width="stretch", key=f"{key}_readers", column_config={
+            "probability": st.column_config.ProgressColumn(f"probability of {cls_key}", format="percent",
+                                                           min_value=0.0, max_value=1.0),
+            "share": st.column_config.NumberColumn("share in the blend", format="percent")})
+        st.caption(f"This model is a blend of two readers. A neural network looks at the beat's picture (with its "
+                   f"measurements); a set of decision trees reads the measurements alone. Each gives its own "
+                   f"probability of {name}; the blend takes {w:.0%} of the network's and {1 - w:.0%} of the trees', "
+                   "then calibrates the mix. When the two readers disagree, look at the beat yourself.")
+        if reading["effects"] is None:
+            st.caption("These trees carry no typical normal beat to compare with, so what each measurement says "
+                       "cannot be shown.")
+            return
+        effects, left_out = measurements.finite_effects(reading["effects"])
+        st.markdown(f"**What the measurements say for {html.escape(name)}**")
+        if effects:
+            st.plotly_chart(charts.measurement_effect_bars(effects, cls_key), key=f"{key}_effects",
+                            config={"displayModeBar": False})
+        st.caption(f"How much the trees' probability of {name} changes when one group of this beat's measurements "
+                   "is replaced by that of a typical normal beat, in percentage points. Bars to the right (in the "
+                   f"class colour) speak for {name}, bars to the left (grey) against it. The trees' view only: "
+                   "the picture network is not included.")
+        if left_out:
+            st.caption("Not shown, not measured on this beat: "
+                       + "; ".join(measurements.group_label(g) for g in left_out) + ".")
 
 
 def gradcam_view(image: np.ndarray, predicted: int, key: str, features: np.ndarray | None = None) -> None:

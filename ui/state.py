@@ -1,7 +1,8 @@
 """App state: where models live, which one the sidebar picked, and the cached loaded models.
 
 Models and their Grad-CAM gradient models are built once per process and model file
-(`st.cache_resource`); the key includes the file's mtime and size, so a replaced file is reloaded.
+(`st.cache_resource`); the key includes the file's mtime and size (and a blend's trees file's), so a replaced
+file is reloaded.
 Set ECG_MODELS_DIR to serve models from another directory (its results/ sub-folder holds the results).
 """
 
@@ -67,7 +68,7 @@ def current_model_info() -> ModelInfo:
     return next((m for m in models if str(m.path) == chosen), models[0])
 
 
-def _stamp(path: Path) -> tuple[int, int]:
+def _file_stamp(path: Path) -> tuple[int, int]:
     try:
         s = path.stat()
     except OSError:
@@ -75,15 +76,30 @@ def _stamp(path: Path) -> tuple[int, int]:
     return (s.st_mtime_ns, s.st_size)
 
 
+def _stamp(path: Path, card: dict | None = None) -> tuple[int, ...]:
+    """(mtime, size) of a file; for a blend's card also those of the tree model it names, so that a replaced
+    trees file reloads the model too."""
+    stamp = _file_stamp(path)
+    mix = (card or {}).get("blend")
+    if isinstance(mix, dict) and mix.get("trees"):
+        stamp += _file_stamp(path.with_name(str(mix["trees"])))
+    return stamp
+
+
+def model_stamp(info: ModelInfo) -> tuple[int, ...]:
+    """The cache key of a loaded model: its file's stamp, with its blend trees' when it has them."""
+    return _stamp(info.path, info.card)
+
+
 @st.cache_resource(show_spinner="Loading the model (once per server process)...", max_entries=8)
-def _load_classifier(path: str, stamp: tuple[int, int]) -> Classifier:
+def _load_classifier(path: str, stamp: tuple[int, ...]) -> Classifier:
     clf = Classifier(predict.info_from_path(path))
     serving.settle_heap()  # TensorFlow's objects are permanent: no later collection scans them again
     return clf
 
 
 @st.cache_resource(show_spinner="Preparing Grad-CAM (once per model)...", max_entries=8)
-def _load_gradcam(path: str, stamp: tuple[int, int]) -> GradCam:
+def _load_gradcam(path: str, stamp: tuple[int, ...]) -> GradCam:
     from ecg_core.model.explain import GradCam  # imports Keras: only when a heatmap is first needed
 
     cam = GradCam(_load_classifier(path, stamp).model)
@@ -93,7 +109,7 @@ def _load_gradcam(path: str, stamp: tuple[int, int]) -> GradCam:
 
 def classifier_for(info: ModelInfo) -> Classifier:
     """The loaded model for a card (cached per process); ModelError if the file is missing or corrupt."""
-    return _load_classifier(str(info.path), _stamp(info.path))
+    return _load_classifier(str(info.path), model_stamp(info))
 
 
 def current_classifier() -> Classifier:
@@ -104,11 +120,11 @@ def current_classifier() -> Classifier:
 def current_gradcam() -> GradCam:
     """Grad-CAM for the sidebar's model; its gradient model is built once per model file."""
     info = current_model_info()
-    return _load_gradcam(str(info.path), _stamp(info.path))
+    return _load_gradcam(str(info.path), model_stamp(info))
 
 
 @st.cache_data(show_spinner=False, max_entries=512)  # 64 KB a map; found again only with the same picture
-def _heatmap(path: str, stamp: tuple[int, int], image: np.ndarray, cls: int, method: str,
+def _heatmap(path: str, stamp: tuple[int, ...], image: np.ndarray, cls: int, method: str,
              features: np.ndarray | None) -> np.ndarray:
     from ecg_core.picture.imaging import to_model_input
 
@@ -119,8 +135,38 @@ def heatmap(image: np.ndarray, cls: int, method: str, features: np.ndarray | Non
     """The sidebar model's heatmap of one model picture for one class, computed once (a rerun, a slider or
     another session asking for the same picture gets the stored map)."""
     info = current_model_info()
-    return _heatmap(str(info.path), _stamp(info.path), np.ascontiguousarray(image), int(cls), method,
+    return _heatmap(str(info.path), model_stamp(info), np.ascontiguousarray(image), int(cls), method,
                     None if features is None else np.ascontiguousarray(features, np.float32))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)  # a few hundred bytes a beat
+def _blend_reading(path: str, stamp: tuple[int, ...], image: np.ndarray, features: np.ndarray,
+                   cls: int) -> dict:
+    clf = _load_classifier(path, stamp)
+    parts = clf.parts_proba(image[None], features)
+    try:
+        effects = {k: float(v[0]) for k, v in clf.measurement_effects(features, cls).items()}
+    except ValueError:  # trees saved without a reference beat: no effects to show
+        effects = None
+    return {"network": parts["network"][0], "trees": parts["trees"][0], "effects": effects,
+            "blend": clf.predict_proba(image[None], features)[0],
+            "weight_network": float(clf.network_share(features)[0])}
+
+
+def blend_reading(image: np.ndarray, features: np.ndarray, cls: int) -> dict | None:
+    """For a blend model (sidebar choice): its two parts' and its own probabilities of one beat ("network",
+    "trees", "blend": (6,)), the effects of the measurement groups on class `cls` (group -> change of
+    probability, NaN where not measured; None when the trees carry no reference beat) and the network's share;
+    None for other models. Computed once per beat and model file."""
+    from ecg_core.signal.features import N_FEATURES
+
+    info = current_model_info()
+    if classifier_for(info).trees is None:
+        return None
+    f = np.ascontiguousarray(np.asarray(features, np.float32).reshape(1, -1))
+    if f.shape != (1, N_FEATURES) or np.ndim(image) != 2:
+        raise ValueError(f"one beat's picture and its {N_FEATURES} measurements are needed")
+    return _blend_reading(str(info.path), model_stamp(info), np.ascontiguousarray(image), f, int(cls))
 
 
 @st.cache_data(ttl=60, show_spinner=False)

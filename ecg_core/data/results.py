@@ -281,7 +281,8 @@ def class_recall_by_record(results: StoredResults, model: str, split: str = "rec
 
 CROSSVAL_DIR = "crossval"  # models/results/crossval/*.json, written by `python -m ecg_core crossval`
 RECIPE_LABELS = {"features": "picture + beat features (network)", "image": "picture only (network)",
-                 "features_only": "beat features only (gradient-boosted trees)"}
+                 "features_only": "beat features only (gradient-boosted trees)",
+                 "blend": "network and trees, blended (shipped default)"}
 
 
 def load_crossval(results_dir: str | Path) -> tuple[list[dict], list[str]]:

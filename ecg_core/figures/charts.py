@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ecg_core.classes import CLASS_BY_KEY, CLASS_INDEX, CLASS_KEYS, CLASSES
+from ecg_core.figures.measurements import group_label
 
 FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13)
 MODEL_PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6",
@@ -70,6 +71,31 @@ def probability_bars(probs: Sequence[float], highlight: int | None = None, thres
     fig.update_yaxes(title_text=None)
     fig.update_layout(showlegend=False, bargap=0.25)
     return _style(fig, height, top=30 if threshold is not None else 10)
+
+
+def measurement_effect_bars(effects: Mapping[str, float], class_key: str, height: int | None = None) -> go.Figure:
+    """Horizontal bars of how much each group of beat measurements moves the trees' probability of one class,
+    in percentage points (positive: speaks for the class, in its colour; negative: grey), largest on top.
+
+    `effects`: group name -> change of probability (Classifier.measurement_effects of one beat); groups without
+    a finite number (not measured, e.g. V1 on a one-lead recording) are left out.
+    """
+    items = [(str(k), float(v)) for k, v in effects.items() if v is not None and np.isfinite(float(v))]
+    items.sort(key=lambda kv: abs(kv[1]))  # ascending: plotly draws the first bar at the bottom
+    pp = [100.0 * v for _, v in items]
+    colour = CLASS_BY_KEY[class_key].colour
+    fig = go.Figure(go.Bar(
+        x=pp, y=[group_label(k) for k, _ in items], orientation="h", customdata=[k for k, _ in items],
+        marker_color=[colour if v >= 0 else "#9a9a9a" for v in pp],
+        text=[f"{v:+.1f} pp" for v in pp], textposition="outside", cliponaxis=False,
+        hovertemplate="%{customdata}: %{x:+.1f} percentage points<extra></extra>", name="effect"))
+    reach = max([abs(v) for v in pp] + [1.0]) * 1.35
+    fig.add_vline(x=0, line=dict(color=REFERENCE_COLOUR, width=1))
+    fig.update_xaxes(range=[-reach, reach], title_text=f"change of P({class_key}) against a typical normal beat "
+                     "(percentage points)", showgrid=True, gridcolor="rgba(128,128,128,0.2)", zeroline=False)
+    fig.update_yaxes(title_text=None)
+    fig.update_layout(showlegend=False, bargap=0.3)
+    return _style(fig, height or 60 + 34 * max(len(items), 1))
 
 
 # ---------------------------------------------------------------- per-class and per-model summaries

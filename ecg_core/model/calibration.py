@@ -18,6 +18,14 @@ def with_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def blend(net: np.ndarray, boost: np.ndarray, weight, t_net: float, t_trees: float) -> np.ndarray:
+    """weight x the network's calibrated probabilities + (1 - weight) x the trees' calibrated probabilities,
+    weight a number or one per row: the cross-validation folds, the shipped model and the app all mix with this."""
+    w = np.asarray(weight, np.float64)
+    w = w[:, None] if w.ndim == 1 else w
+    return (w * with_temperature(net, t_net) + (1.0 - w) * with_temperature(boost, t_trees)).astype(np.float32)
+
+
 def fit_temperature(probs: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
     """The temperature minimising the (optionally weighted) negative log-likelihood of validation labels."""
     y = np.asarray(y, dtype=np.int64)

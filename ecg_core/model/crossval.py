@@ -26,12 +26,14 @@ import numpy as np
 
 from ecg_core.classes import CLASS_INDEX, CLASS_KEYS
 from ecg_core.data import dataset
-from ecg_core.model import calibration
+from ecg_core.model import calibration, trees
 from ecg_core.model.evaluate import metrics, per_record_confusion
 from ecg_core.signal.features import (
     FEATURE_NAMES,
     FEATURES_VERSION,
     PATIENT_FEATURES,
+    READING_KINDS,
+    reading_kind,
     without_patient_rr,
     without_rr,
     without_v1,
@@ -71,7 +73,10 @@ RECIPES = {
     "features": Recipe("features"),
     "image": Recipe("image", arch="ecgnet_lite", features=False, patient_balanced=False),
     "features_only": Recipe("features_only", arch="gradient_boosting", epochs=0),
+    "blend": Recipe("blend", arch="blend"),  # the network and the trees above, mixed
 }
+BLEND_PARTS = ("features", "features_only")  # the network, the trees
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the network's share in the blend, chosen per fold on validation
 
 
 # ---------------------------------------------------------------- folds
@@ -228,8 +233,8 @@ def _predict(model, inputs) -> np.ndarray:
 
 
 def fit_boosting(ds: dataset.Dataset, fit_idx: np.ndarray, seed: int = 0,
-                 recipe: Recipe = RECIPES["features_only"]):
-    """The features-only baseline: gradient-boosted trees over the beat features (no picture); shallow trees
+                 recipe: Recipe = RECIPES["features_only"]) -> trees.Trees:
+    """The features-only model: gradient-boosted trees over the beat features (no picture); shallow trees
     with large leaves, because a few patients per class let deeper ones learn the patients instead."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
@@ -242,64 +247,131 @@ def fit_boosting(ds: dataset.Dataset, fit_idx: np.ndarray, seed: int = 0,
                                            max_depth=recipe.tree_depth, min_samples_leaf=recipe.tree_leaf)
     with threadpool_limits(1):  # OpenMP threads spin against other busy processes: one is ~10x faster then
         model.fit(ds.features[fit], ds.labels[fit], sample_weight=np.array([w[int(c)] for c in ds.labels[fit]]))
-    return model
-
-
-def _boost_predict(model, f: np.ndarray) -> np.ndarray:
-    from threadpoolctl import threadpool_limits
-
-    p = np.zeros((len(f), len(CLASS_KEYS)), np.float32)
-    with threadpool_limits(1):
-        p[:, model.classes_] = model.predict_proba(f)
-    return p
+    normal = fit[(ds.labels[fit] == CLASS_INDEX["N"]) & (ds.features[fit, FEATURE_NAMES.index("has_v1")] > 0.5)]
+    return trees.from_sklearn(model, np.median(ds.features[normal], axis=0) if normal.size else None)
 
 
 # ---------------------------------------------------------------- one fold
 
+def _variants(model, ds: dataset.Dataset, idx: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, ...]:
+    """A fold model's predictions of windows idx as read with V1 where the record has it, as one lead, and as
+    one lead without RR (a lone beat)."""
+    if recipe.arch == "gradient_boosting":
+        f = ds.features[idx]
+        return tuple(model.predict_proba(v) for v in (f, without_v1(f), without_rr(without_v1(f))))
+    full = _predict(model, _inputs(ds, idx, recipe))
+    if not recipe.features:
+        return full, full, full
+    x, f = _inputs(ds, idx, recipe, one_lead=True)
+    return full, _predict(model, (x, f)), _predict(model, (x, without_rr(f)))
+
+
+def _save_fold(out: Path, info: dict, arrays: dict) -> None:
+    tmp = out.with_suffix(".tmp.npz")
+    np.savez(tmp, info=json.dumps(info), **arrays)
+    tmp.rename(out)
+
+
+def _load_fold_model(work: Path, fold: int, recipe: Recipe):
+    if recipe.arch == "gradient_boosting":
+        return trees.load(work / f"fold{fold}.trees.npz")
+    import keras
+
+    return keras.models.load_model(work / f"fold{fold}.keras", compile=False)
+
+
 def run_fold(ds: dataset.Dataset, part: dict, recipe: Recipe, work: Path, seed: int = 0, log=print) -> dict:
     """Train on the fold's fit records, calibrate on its validation records, predict its test records.
-    Returns (and keeps in `work`) the test predictions; a fold already done is read back."""
+    Returns (and keeps in `work`) the validation and test predictions; a fold already done is read back."""
     out = work / f"fold{part['fold']}.npz"
     if out.exists():
         with np.load(out, allow_pickle=False) as z:
             done = {k: z[k] for k in z.files} | json.loads(str(z["info"]))
-        if not recipe.features or done.get("features_version", "1") == FEATURES_VERSION:
+        info = {k: v for k, v in done.items() if not isinstance(v, np.ndarray)}
+        if "raw_val" not in done:
+            log(f"[{recipe.name}] fold {part['fold']}: kept predictions lack the validation part, fold run again")
+        elif recipe.features and done.get("features_version", "1") != FEATURES_VERSION:
+            log(f"[{recipe.name}] fold {part['fold']}: kept predictions use other beat features, fold run again")
+        else:
+            if "raw_val_lone" not in done:  # kept before the one-lead validation readings: the fold's model makes them
+                model = _load_fold_model(work, part["fold"], recipe)
+                _, done["raw_val_one_lead"], done["raw_val_lone"] = _variants(model, ds, done["val"], recipe)
+                _save_fold(out, info, {k: v for k, v in done.items() if isinstance(v, np.ndarray) and k != "info"})
             return done
-        log(f"[{recipe.name}] fold {part['fold']}: kept predictions use other beat features, fold run again")
     t0 = time.perf_counter()
     log(f"[{recipe.name}] fold {part['fold']}: test {' '.join(part['test_records'])}")
     val_cal = _capped(ds, part["val"], 3000, seed + 1)
+    work.mkdir(parents=True, exist_ok=True)
     if recipe.arch == "gradient_boosting":
         model = fit_boosting(ds, part["fit"], seed, recipe)
-        raw_val = _boost_predict(model, ds.features[val_cal])
-        raw_test = _boost_predict(model, ds.features[part["test"]])
-        raw_test_one = _boost_predict(model, without_v1(ds.features[part["test"]]))
-        raw_test_lone = _boost_predict(model, without_rr(without_v1(ds.features[part["test"]])))
+        model.save(work / f"fold{part['fold']}.trees.npz")  # the DS1 -> DS2 fold is the DS1-only model
         run = best = 0
     else:
         model, run, best, _ = fit_network(ds, part["fit"], part["val"], recipe, seed, log=log)
-        work.mkdir(parents=True, exist_ok=True)
-        save_model(model, work / f"fold{part['fold']}.keras")  # the DS1 -> DS2 fold is the DS1-only model
-        raw_val = _predict(model, _inputs(ds, val_cal, recipe))
-        raw_test = _predict(model, _inputs(ds, part["test"], recipe))
-        raw_test_one = _predict(model, _inputs(ds, part["test"], recipe, one_lead=True)) if recipe.features \
-            else raw_test
-        raw_test_lone = raw_test_one
-        if recipe.features:
-            x, f = _inputs(ds, part["test"], recipe, one_lead=True)
-            raw_test_lone = _predict(model, (x, without_rr(f)))
+        save_model(model, work / f"fold{part['fold']}.keras")
+    raw_val, raw_val_one, raw_val_lone = _variants(model, ds, val_cal, recipe)
+    raw_test, raw_test_one, raw_test_lone = _variants(model, ds, part["test"], recipe)
     y_val = ds.labels[val_cal].astype(np.int64)
     temperature = calibration.fit_temperature(raw_val, y_val)
     threshold = calibration.uncertain_threshold(calibration.with_temperature(raw_val, temperature), y_val)
     info = {"temperature": temperature, "threshold": threshold, "epochs_run": run, "best_epoch": best,
             "seconds": round(time.perf_counter() - t0, 1), "features_version": FEATURES_VERSION}
-    work.mkdir(parents=True, exist_ok=True)
-    arrays = {"test": part["test"], "raw": raw_test, "raw_one_lead": raw_test_one, "raw_lone": raw_test_lone}
-    tmp = out.with_suffix(".tmp.npz")
-    np.savez(tmp, info=json.dumps(info), **arrays)
-    tmp.rename(out)
+    arrays = {"test": part["test"], "raw": raw_test, "raw_one_lead": raw_test_one, "raw_lone": raw_test_lone,
+              "val": val_cal, "raw_val": raw_val, "raw_val_one_lead": raw_val_one, "raw_val_lone": raw_val_lone}
+    _save_fold(out, info, arrays)
     log(f"[{recipe.name}] fold {part['fold']} done in {info['seconds']} s: T={temperature} threshold={threshold}")
     return arrays | info
+
+
+def blend_parts(recipe: Recipe) -> tuple[Recipe, Recipe]:
+    """The network and the trees a blend recipe mixes (its epochs, cap and tree count are theirs)."""
+    net, boost = (RECIPES[n] for n in BLEND_PARTS)
+    return (replace(net, epochs=recipe.epochs, cap_per_class=recipe.cap_per_class),
+            replace(boost, trees=recipe.trees))
+
+
+def blend_fold(ds: dataset.Dataset, part: dict, recipe: Recipe, work_dir: Path, protocol: str, seed: int = 0,
+               log=print) -> dict:
+    """The blend of the fold's network and trees (each run, or read back, in its own work folder). The network's
+    share is chosen on the validation patients for each reading kind (macro F1, ties to the even mix): beats
+    with V1 on the validation beats that have it, one lead and lone beats on every validation beat read so;
+    then the blend's temperature and threshold on the same patients."""
+    net, boost = (run_fold(model_view(ds, r), part, r, work_dir / f"{r.name}_{protocol}", seed, log)
+                  for r in blend_parts(recipe))
+    if not np.array_equal(net["val"], boost["val"]):
+        raise ValueError("the blended models were calibrated on different validation windows")
+    val, test = net["val"], net["test"]
+    y_val = ds.labels[val].astype(np.int64)
+
+    def mixed(key: str, w) -> np.ndarray:
+        return calibration.blend(net[key], boost[key], w, net["temperature"], boost["temperature"])
+
+    with_v1 = np.flatnonzero(reading_kind(ds.features[val]) == 0)
+    shares, scores = {}, {}
+    for kind, key, rows in (("two_lead", "raw_val", with_v1), ("one_lead", "raw_val_one_lead", None),
+                            ("lone", "raw_val_lone", None)):
+        rows = np.arange(val.size) if rows is None or rows.size < 100 else rows
+        scores[kind] = {w: metrics(mixed(key, w)[rows], y_val[rows])["macro_f1"] for w in BLEND_WEIGHTS}
+        shares[kind] = max(BLEND_WEIGHTS, key=lambda w, sc=scores[kind]: (round(sc[w], 4), -abs(w - 0.5)))
+    by_kind = np.array([shares[k] for k in READING_KINDS])
+
+    def per_row(f: np.ndarray) -> np.ndarray:
+        return by_kind[reading_kind(f)]
+
+    f_test = ds.features[test]
+    out = {"raw": mixed("raw", per_row(f_test)),
+           "raw_one_lead": mixed("raw_one_lead", per_row(without_v1(f_test))),
+           "raw_lone": mixed("raw_lone", per_row(without_rr(without_v1(f_test)))),
+           "raw_val": mixed("raw_val", per_row(ds.features[val])), "test": test, "val": val}
+    temperature = calibration.fit_temperature(out["raw_val"], y_val)
+    threshold = calibration.uncertain_threshold(calibration.with_temperature(out["raw_val"], temperature), y_val)
+    log(f"[blend] fold {part['fold']}: network share " + ", ".join(
+        f"{k} {shares[k]} (" + " ".join(f"{w}: {v:.3f}" for w, v in scores[k].items()) + ")" for k in READING_KINDS)
+        + f"; T={temperature} threshold={threshold}")
+    return out | {"temperature": temperature, "threshold": threshold, "weight_network": shares,
+                  "temperature_network": net["temperature"], "temperature_trees": boost["temperature"],
+                  "epochs_run": net["epochs_run"], "best_epoch": net["best_epoch"],
+                  "seconds": round(float(net["seconds"]) + float(boost["seconds"]), 1)}
 
 
 # ---------------------------------------------------------------- the result
@@ -324,7 +396,8 @@ def crossval(ds: dataset.Dataset, recipe: Recipe, protocol: str = "kfold", seed:
     ds = model_view(ds, recipe)
     parts = protocol_parts(ds, protocol, k)
     work = work_dir / f"{recipe.name}_{protocol}"
-    folds = [run_fold(ds, p, recipe, work, seed, log) for p in parts]
+    folds = [blend_fold(ds, p, recipe, work_dir, protocol, seed, log) if recipe.arch == "blend"
+             else run_fold(ds, p, recipe, work, seed, log) for p in parts]
     idx = np.concatenate([f["test"] for f in folds])
     y = ds.labels[idx].astype(np.int64)
     variants = {}
@@ -344,7 +417,9 @@ def crossval(ds: dataset.Dataset, recipe: Recipe, protocol: str = "kfold", seed:
         s = _summary(calibration.with_temperature(f["raw"], f["temperature"]), fy)
         per_fold.append({"fold": p["fold"], "test_records": p["test_records"], "validation_records": p["val_records"],
                          "macro_f1": s["macro_f1"], "recall": s["recall"], "ece": s["ece"],
-                         **{k: f[k] for k in ("temperature", "threshold", "epochs_run", "best_epoch", "seconds")}})
+                         **{k: f[k] for k in ("temperature", "threshold", "epochs_run", "best_epoch", "seconds",
+                                              "weight_network", "temperature_network", "temperature_trees")
+                            if k in f}})
     pred = probs.argmax(axis=1)
     groups = ds.groups[idx]
     return {
@@ -376,6 +451,10 @@ def crossval(ds: dataset.Dataset, recipe: Recipe, protocol: str = "kfold", seed:
         "temperature_median": float(np.median([f["temperature"] for f in folds])),
         "threshold_median": float(np.median([f["threshold"] for f in folds])),
         "best_epoch_median": int(np.median([f["best_epoch"] for f in folds])),
+        **({"weight_network_median": {k: float(np.median([f["weight_network"][k] for f in folds]))
+                                      for k in READING_KINDS},
+            **{f"{k}_median": float(np.median([f[k] for f in folds]))
+               for k in ("temperature_network", "temperature_trees")}} if recipe.arch == "blend" else {}),
         "dataset": {k: ds.meta.get(k) for k in ("representation", "preprocessing_version", "n", "sources")},
     }
 
@@ -471,26 +550,36 @@ def train_final(ds: dataset.Dataset, recipe: Recipe, out_dir: Path, which: str =
                 work_dir: Path = WORK_DIR, log=print) -> Path:
     """The shipped models of a recipe. which="all": trained on every patient for the cross-validation's median
     best epoch, with its median temperature and threshold (every choice made on the folds, none on a test).
-    which="ds1": the DS1 -> DS2 protocol's own model (trained on DS1 only), the literature-comparable row."""
+    which="ds1": the DS1 -> DS2 protocol's own model (trained on DS1 only), the literature-comparable row.
+    A blend ships its network as <name>.keras and its trees as <name>.trees.npz beside it."""
     kfold = load_result(recipe.name, "kfold")
     ds1 = load_result(recipe.name, "ds1-ds2")
     command = "python -m ecg_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    is_blend = recipe.arch == "blend"
+    net_recipe, tree_recipe = blend_parts(recipe) if is_blend else (recipe, None)
+    stem = "ecgnet_lite_blend" if is_blend else "ecgnet_lite_features"
     out_dir.mkdir(parents=True, exist_ok=True)
+    boost = None
     if which == "ds1":
         import keras
 
-        fold = work_dir / f"{recipe.name}_ds1-ds2" / "fold0"
-        if ds1 is None or not fold.with_suffix(".keras").exists():
+        fold = work_dir / f"{net_recipe.name}_ds1-ds2" / "fold0"
+        tree_fold = work_dir / f"{tree_recipe.name}_ds1-ds2" / "fold0.trees.npz" if is_blend else None
+        if ds1 is None or not fold.with_suffix(".keras").exists() or (is_blend and not tree_fold.exists()):
             raise ValueError(f"run `python -m ecg_core crossval --recipe {recipe.name} --protocol ds1-ds2` first")
         model = keras.models.load_model(fold.with_suffix(".keras"), compile=False)
         with np.load(fold.with_suffix(".npz"), allow_pickle=False) as z:
             info = json.loads(str(z["info"]))
-        name = "ecgnet_lite_features_ds1"
+        boost = trees.load(tree_fold) if is_blend else None
+        mix = ds1["per_fold"][0] if is_blend else {}
+        name = f"{stem}_ds1"
         training = {"command": ds1["command"], "copied_by": command, "records": "DS1 and the vfdb train list",
                     "validation": "DS1 records (bundle-branch-block patients kept in training)",
                     "epochs_run": info["epochs_run"], "best_epoch": info["best_epoch"], "seed": seed,
                     "recipe": asdict(recipe)}
-        temperature, threshold, split = info["temperature"], info["threshold"], "recordwise"
+        split = "recordwise"
+        temperature, threshold = (mix["temperature"], mix["threshold"]) if is_blend else \
+            (info["temperature"], info["threshold"])
     elif which == "all":
         if kfold is None:
             raise ValueError(f"run `python -m ecg_core crossval --recipe {recipe.name}` first: its median best "
@@ -498,11 +587,16 @@ def train_final(ds: dataset.Dataset, recipe: Recipe, out_dir: Path, which: str =
         epochs = max(1, int(kfold["best_epoch_median"]))
         t0 = time.perf_counter()
         log(f"[{recipe.name}] every patient, {epochs} epochs")
-        model, run, _, hist = fit_network(model_view(ds, recipe), np.arange(len(ds)), None, recipe, seed,
+        model, run, _, hist = fit_network(model_view(ds, net_recipe), np.arange(len(ds)), None, net_recipe, seed,
                                           epochs=epochs, log=log)
-        name = "ecgnet_lite_features_all"
+        if is_blend:
+            boost = fit_boosting(model_view(ds, tree_recipe), np.arange(len(ds)), seed, tree_recipe)
+        mix = {k: kfold[f"{k}_median"] for k in ("weight_network", "temperature_network", "temperature_trees")} \
+            if is_blend else {}
+        name = f"{stem}_all"
         training = {"command": command, "records": "every non-paced mitdb record and every vfdb record",
-                    "validation": "none: epochs, temperature and threshold are the cross-validation's medians",
+                    "validation": "none: epochs, temperatures, the blend's share and the threshold are the "
+                                  "cross-validation's medians",
                     "epochs_run": run, "seconds": round(time.perf_counter() - t0, 1), "seed": seed,
                     "recipe": asdict(recipe), "history": hist}
         temperature, threshold, split = kfold["temperature_median"], kfold["threshold_median"], "all"
@@ -511,6 +605,14 @@ def train_final(ds: dataset.Dataset, recipe: Recipe, out_dir: Path, which: str =
     path = out_dir / f"{name}.keras"
     save_model(model, path)
     card = _card(name, recipe, model, split, temperature, threshold, training, ds, kfold, ds1)
+    if is_blend:
+        boost.save(path.with_suffix(".trees.npz"))
+        card["blend"] = {"trees": path.with_suffix(".trees.npz").name,
+                         "weight_network": {k: float(mix["weight_network"][k]) for k in READING_KINDS},
+                         **{k: float(mix[k]) for k in ("temperature_network", "temperature_trees")},
+                         "rule": "weight_network[kind] x the network's probabilities (at temperature_network) + the "
+                                 "rest x the trees' (at temperature_trees), then the card's temperature; kind: "
+                                 "two_lead when the beat has V1, else lone when it lacks a neighbour, else one_lead"}
     path.with_suffix(".json").write_text(json.dumps(card, indent=2))
     log(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
     return path

@@ -10,10 +10,17 @@ from pathlib import Path
 import numpy as np
 
 from ecg_core.classes import CLASS_KEYS
-from ecg_core.model.calibration import with_temperature
+from ecg_core.model.calibration import blend, with_temperature
 from ecg_core.picture.imaging import load_image, to_model_input
 from ecg_core.settings import IMAGE_SIZE, PREPROCESSING_VERSION
-from ecg_core.signal.features import FEATURES_VERSION, N_FEATURES, PATIENT_FEATURES, without_patient_rr
+from ecg_core.signal.features import (
+    FEATURES_VERSION,
+    N_FEATURES,
+    PATIENT_FEATURES,
+    READING_KINDS,
+    reading_kind,
+    without_patient_rr,
+)
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 PREDICT_BATCH = 256
@@ -45,6 +52,16 @@ class ModelInfo:
     @property
     def low_confidence_threshold(self) -> float:
         return float(self.card.get("low_confidence_threshold", 0.5))
+
+    @property
+    def files(self) -> list[Path]:
+        """The model file and, for a blend, its trees file beside it."""
+        trees = (self.card.get("blend") or {}).get("trees")
+        return [self.path] + ([self.path.with_name(str(trees))] if trees else [])
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.files if p.exists())
 
     def metric(self, key: str, default: float | None = None) -> float | None:
         return self.card.get("metrics", {}).get(key, default)
@@ -126,6 +143,7 @@ class Classifier:
                              f"{list(PATIENT_FEATURES)}.")
         self.holds_patient_rr = bool(held)
         self.temperature = float(info.card.get("temperature", 1.0))
+        self.trees, self.mix = self._companion_trees(info) if self.reads_features else (None, {})
         spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)
         # the traced graph itself: calling it skips tf.function's argument binding (~0.15 ms a call, a single
         # beat's prediction is ~1 ms); the inputs are always float32 of the signature's shapes
@@ -137,26 +155,86 @@ class Classifier:
             self._forward = tf.function(lambda x: self.model(x, training=False),
                                         input_signature=[spec]).get_concrete_function()
 
+    @staticmethod
+    def _companion_trees(info: ModelInfo):
+        """The tree model a blend card names (next to the network), with its share and temperatures."""
+        mix = info.card.get("blend")
+        if not mix:
+            return None, {}
+        from ecg_core.model import trees
+
+        path = info.path.with_name(str(mix.get("trees", "")))
+        if not path.is_file():
+            raise ModelError(f"{info.path.name}: its tree model {path.name} is missing. Restore it with "
+                             "`git checkout -- models/`.")
+        try:
+            model = trees.load(path)
+        except ValueError as exc:
+            raise ModelError(f"{exc}; restore it with `git checkout -- models/` or retrain it.") from None
+        if model.n_features != N_FEATURES:
+            raise ModelError(f"{path.name} reads {model.n_features} beat features, this code measures {N_FEATURES}.")
+        shares = mix.get("weight_network")
+        if not isinstance(shares, dict) or set(shares) != set(READING_KINDS):
+            raise ModelError(f"{info.path.name}: its card gives no network share for each of {list(READING_KINDS)}.")
+        return model, {"weight_network": {k: float(shares[k]) for k in READING_KINDS},
+                       **{k: float(mix[k]) for k in ("temperature_network", "temperature_trees")}}
+
+    def network_share(self, features: np.ndarray) -> np.ndarray:
+        """A blend's share of the network for each beat, by what the beat was measured from (READING_KINDS)."""
+        if self.trees is None:
+            raise ModelError(f"{self.name} is not a blend of a network and trees.")
+        by_kind = np.array([self.mix["weight_network"][k] for k in READING_KINDS])
+        return by_kind[reading_kind(np.asarray(features).reshape(-1, N_FEATURES))]
+
     @property
     def name(self) -> str:
         return self.info.name
 
+    def parts_proba(self, images: np.ndarray, features: np.ndarray,
+                    batch_size: int = PREDICT_BATCH) -> dict[str, np.ndarray]:
+        """A blend's two parts, each calibrated on its own: {"network": (n, 6), "trees": (n, 6)}."""
+        if self.trees is None:
+            raise ModelError(f"{self.name} is not a blend of a network and trees.")
+        net, boost = self._raw(images, features, batch_size)
+        return {"network": with_temperature(net, self.mix["temperature_network"]),
+                "trees": with_temperature(boost, self.mix["temperature_trees"])}
+
+    def measurement_effects(self, features: np.ndarray, cls: int) -> dict[str, np.ndarray]:
+        """A blend's trees: how much each group of beat measurements (FEATURE_GROUPS) moves the trees'
+        probability of class `cls` against a typical normal beat; see trees.Trees.effects."""
+        from ecg_core.signal.features import FEATURE_GROUPS
+
+        if self.trees is None:
+            raise ModelError(f"{self.name} is not a blend of a network and trees.")
+        f = without_patient_rr(features) if self.holds_patient_rr else np.asarray(features, np.float32)
+        return self.trees.effects(f, cls, FEATURE_GROUPS, self.mix["temperature_trees"])
+
+    def _raw(self, images: np.ndarray, features: np.ndarray | None, batch_size: int):
+        """The network's softmax outputs and, for a blend, the trees' probabilities (else None)."""
+        x = to_model_input(images)
+        if not self.reads_features:
+            out = [self._forward(x[i: i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
+            return (np.concatenate(out) if out else np.zeros((0, len(CLASS_KEYS)), np.float32)), None
+        if features is None:
+            raise ModelError(f"{self.name} also reads beat features measured from the signal (RR intervals, "
+                             "QRS width); classify a recording or an ECG picture, not a lone beat picture.")
+        f = without_patient_rr(features) if self.holds_patient_rr else np.asarray(features, np.float32)
+        out = [self._forward(x[i: i + batch_size], f[i: i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
+        net = np.concatenate(out) if out else np.zeros((0, len(CLASS_KEYS)), np.float32)
+        return net, (self.trees.predict_proba(f) if self.trees is not None else None)
+
     def predict_proba(self, images: np.ndarray, features: np.ndarray | None = None,
                       batch_size: int = PREDICT_BATCH) -> np.ndarray:
         """uint8 images (n, 128, 128) [+ beat features (n, N_FEATURES) for a model that reads them] ->
-        probabilities (n, 6) in CLASS_KEYS order, calibrated by the card's temperature."""
-        x = to_model_input(images)
-        if self.reads_features:
-            if features is None:
-                raise ModelError(f"{self.name} also reads beat features measured from the signal (RR intervals, "
-                                 "QRS width); classify a recording or an ECG picture, not a lone beat picture.")
-            f = without_patient_rr(features) if self.holds_patient_rr else np.asarray(features, np.float32)
-            out = [self._forward(x[i: i + batch_size], f[i: i + batch_size]).numpy()
-                   for i in range(0, len(x), batch_size)]
-        else:
-            out = [self._forward(x[i: i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
-        probs = np.concatenate(out) if out else np.zeros((0, len(CLASS_KEYS)), np.float32)
-        return with_temperature(probs, self.temperature) if self.temperature != 1.0 and len(probs) else probs
+        probabilities (n, 6) in CLASS_KEYS order, calibrated by the card's temperature (a blend: its network
+        and trees each calibrated, mixed by the card's share, then the blend's temperature)."""
+        net, boost = self._raw(images, features, batch_size)
+        if boost is not None:
+            if not len(net):
+                return net
+            net = blend(net, boost, self.network_share(features), self.mix["temperature_network"],
+                        self.mix["temperature_trees"])
+        return with_temperature(net, self.temperature) if self.temperature != 1.0 and len(net) else net
 
     def warm_up(self) -> None:
         """One prediction on a blank picture (with lone-beat features), so the graph is built before timing."""

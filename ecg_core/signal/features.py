@@ -45,6 +45,17 @@ N_FEATURES = len(FEATURE_NAMES)
 RR_FEATURES = slice(0, 7)
 V1_FEATURES = np.array([10, 11, 12, 13, 14, 19])
 TEMPLATE_FEATURES = slice(15, 18)
+# What a reader calls one measurement: the groups the app's "what the measurements say" panel varies together.
+FEATURE_GROUPS: dict[str, tuple[int, ...]] = {
+    "prematurity (RR before over the local and recording mean)": (2, 4),
+    "pause after (RR after over the local mean)": (3,),
+    "rate of the stretch": (5,),
+    "QRS width, first lead (and its neighbours')": (7, 15, 16),
+    "QRS height and polarity, first lead": (8, 9),
+    "late QRS, first lead": (18,),
+    "shape match with the neighbours": (17,),
+    "QRS in V1 (width, height, polarity, terminal and late part)": (10, 11, 12, 13, 19),
+}
 # Absolute RR intervals tell patients apart (each has their own heart rate) more than beat classes, which
 # their ratios carry: models trained with `without_patient_rr` see them held constant.
 PATIENT_FEATURES = ("rr_pre_s", "rr_post_s")
@@ -289,6 +300,18 @@ def beat_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, v1: np.
         out[:, 14] = 1.0
         out[:, 19] = late_qrs(v1, centres, fs)
     return out
+
+
+READING_KINDS = ("two_lead", "one_lead", "lone")  # a blend's network share is chosen for each
+
+
+def reading_kind(features: np.ndarray) -> np.ndarray:
+    """Per beat, the index in READING_KINDS of what it was measured from: V1 present (two leads); one lead with
+    neighbours; no neighbour on a side (a lone beat, or a strip's first or last beat)."""
+    f = np.asarray(features)
+    has_v1 = f[:, FEATURE_NAMES.index("has_v1")] > 0.5
+    known = f[:, FEATURE_NAMES.index("rr_known")] > 0.5
+    return np.where(has_v1, 0, np.where(known, 1, 2))
 
 
 def without_patient_rr(features: np.ndarray) -> np.ndarray:
