@@ -61,6 +61,17 @@ st.markdown(f"""
    training seeds each, it found ventricular beats and fibrillation in new patients better than the single
    trace (fewer normal beats called ventricular) but atrial beats worse; its macro F1 was a little higher on
    average, within the seed-to-seed spread (see Model comparison and the README).
+6. **Measure** the beat on the signal: RR before and after and their ratios to the local and recording means,
+   QRS width (onset and offset above each lead's noise floor), height, polarity and late QRS, the same in V1 where
+   the recording has it, and the neighbours' QRS width and shape. Each beat's panel shows them.
+7. **Two readers** (the default, a blend): a small network reads the picture with the measurements, shallow
+   gradient-boosted trees read the measurements alone; each is calibrated, and their probabilities are mixed with
+   a share of the network chosen on validation patients for beats with V1, one-lead beats and lone beats. A
+   beat whose mixed top probability falls below the threshold chosen on validation patients is marked uncertain.
+
+A picture (a strip, stacked strips, a 12-lead page, a photo of paper) is first digitized into a signal: the grid
+gives the time and voltage scale, the trace is followed column by column, and every beat found goes through the
+steps above.
 """)
 if (EXAMPLE_RECORD.with_suffix(".dat")).exists():
     ex = example_beat(str(EXAMPLE_RECORD))
@@ -77,14 +88,13 @@ st.markdown(f"""
   used to diagnose, triage or treat anyone.
 - **{len(CLASSES)} classes only:** {", ".join(f"{c.name} ({c.key})" for c in CLASSES)}. Anything else
   (paced beats, fusion or escape beats, atrial fibrillation, artefacts...) is forced into one of them.
-- **Single-lead, single-beat images** of the forms above. Twelve-lead printouts, rhythm strips with several
-  beats or photos of monitors are outside what the models saw. An overlay model needs the patient's
-  recording to draw the usual beat: give it pictures from the Signal page, or use a waveform model for a
-  picture of one beat.
-- **Few patients for some classes.** The record-wise training records (DS1) hold only two patients with left
-  and three with right bundle branch block, so those classes generalise poorly to new patients; the
-  Class guide shows the selected model's recall per class, and Model comparison shows it test patient by
-  test patient.
+- **One lead is read from pictures.** A 12-lead page is read through its lead II rhythm strip (or lead II);
+  bundle-branch blocks, read in V1, are found less often from one lead. A picture without a grid needs its
+  time span (stated or guessed), and a single beat lacks its neighbours, which costs accuracy.
+- **Few patients for some classes.** The two databases hold four patients with left and six with right bundle
+  branch block; in patient-wise cross-validation the default finds about two thirds of LBBB and a third of RBBB
+  beats in patients it never saw. The Class guide shows the selected model's recall per class, and Model
+  comparison shows it test patient by test patient.
 - **Two databases from the 1970s-80s** (ambulatory Holter recordings); other devices and populations differ.
 - Scores on the **beat-wise** split overstate real performance: the same patients are on both sides.
 """)
@@ -98,7 +108,11 @@ python -m ecg_core train --arch ecgnet --dataset data/waveform --split recordwis
 # 3. evaluate it on the held-out test patients (stored result the comparison page reads)
 python -m ecg_core evaluate --model models/<name>.keras --dataset data/waveform --split recordwise \\
     --out models/results/<name>__recordwise.json
-# 4. classify image files or folders (CSV to stdout), and benchmark speed and memory
+# 4. the default's recipe: patient-wise cross-validation, then the model trained on every patient
+python -m ecg_core build-dataset --representation overlay --out data/overlay
+python -m ecg_core crossval --recipe blend --dataset data/overlay
+python -m ecg_core train-final --recipe blend --dataset data/overlay
+# 5. classify pictures or folders (one CSV row per beat to stdout), and benchmark speed and memory
 python -m ecg_core predict sample_images/waveform/V
 python -m ecg_core bench""", language="bash")
 st.markdown("A new model dropped into `models/` with its card appears in the sidebar without code changes; "

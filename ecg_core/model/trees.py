@@ -41,24 +41,25 @@ class Trees:
         x = np.asarray(features, np.float64)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"the trees read {self.n_features} beat features, not an array of shape {x.shape}")
+        n_trees, width = self.feature.shape
+        offset = np.arange(n_trees) * width  # node arrays read flat: tree t's node j is t * width + j
+        feature, threshold, missing_left = self.feature.ravel(), self.threshold.ravel(), self.missing_left.ravel()
+        left, right, is_leaf = self.left.ravel() + offset.repeat(width), self.right.ravel() + offset.repeat(width), \
+            self.is_leaf.ravel()
+        to_class = np.zeros((n_trees, len(self.classes)))
+        to_class[np.arange(n_trees), self.tree_class] = 1.0
         out = np.empty((len(x), len(self.classes)), np.float64)
-        trees = np.arange(self.feature.shape[0])
         for start in range(0, len(x), ROWS_PER_STEP):
             xs = x[start: start + ROWS_PER_STEP]
-            rows = np.arange(len(xs))[:, None]
-            node = np.zeros((len(xs), len(trees)), np.int64)
-            for _ in range(self.feature.shape[1]):  # at most one step per level; stops when every row is in a leaf
-                leaf = self.is_leaf[trees, node]
+            node = np.broadcast_to(offset, (len(xs), n_trees)).copy()
+            for _ in range(width):  # at most one step per level; stops when every row is in a leaf
+                leaf = is_leaf[node]
                 if leaf.all():
                     break
-                v = xs[rows, self.feature[trees, node]]
-                go_left = np.where(np.isnan(v), self.missing_left[trees, node], v <= self.threshold[trees, node])
-                node = np.where(leaf, node, np.where(go_left, self.left[trees, node], self.right[trees, node]))
-            leaf_values = self.value[trees, node]
-            scores = np.zeros((len(xs), len(self.classes)), np.float64)
-            for k in range(len(self.classes)):
-                scores[:, k] = leaf_values[:, self.tree_class == k].sum(axis=1)
-            out[start: start + len(xs)] = scores + self.baseline
+                v = np.take_along_axis(xs, feature[node], axis=1)
+                go_left = np.where(np.isnan(v), missing_left[node], v <= threshold[node])
+                node = np.where(leaf, node, np.where(go_left, left[node], right[node]))
+            out[start: start + len(xs)] = self.value.ravel()[node] @ to_class + self.baseline
         return out
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
