@@ -107,7 +107,9 @@ def model_picker() -> ModelInfo | None:
     if "twolead" in info.representation:
         score += " Reads two leads (MLII above V1); pages that take one lead say so instead of classifying."
     st.sidebar.caption(
-        f"{score} {card.get('architecture', '?')}, {int(card.get('params', 0)):,} parameters · {info.representation} "
+        f"{score} " + (f"a blend of a network ({int(card.get('params', 0)):,} parameters) and shallow trees"
+                       if card.get("blend") else f"{card.get('architecture', '?')}, {int(card.get('params', 0)):,} "
+                       "parameters") + f" · {info.representation} "
         f"pictures" + (" and beat features (RR, QRS width)" if card.get("features") else "") + " · trained on "
         + ("every patient" if card.get("split") == "all" else
            f"the {str(card.get('split', '?')).replace('wise', '-wise')} split"))
@@ -219,7 +221,7 @@ def two_readers(image: np.ndarray, top: int, features: np.ndarray, key: str) -> 
         st.dataframe(table, hide_index=True, width="stretch", key=f"{key}_readers", column_config={
             "probability": st.column_config.ProgressColumn(f"probability of {cls_key}", format="percent",
                                                            min_value=0.0, max_value=1.0),
-            "share": st.column_config.NumberColumn("share in the blend", format="percent")})
+            "share": st.column_config.TextColumn("share in the blend")})
         st.caption(f"This model is a blend of two readers. A neural network looks at the beat's picture (with its "
                    f"measurements); a set of decision trees reads the measurements alone. Each gives its own "
                    f"probability of {name}; the blend takes {w:.0%} of the network's and {1 - w:.0%} of the trees', "

@@ -87,7 +87,7 @@ def measurement_effect_bars(effects: Mapping[str, float], class_key: str, height
     fig = go.Figure(go.Bar(
         x=pp, y=[group_label(k) for k, _ in items], orientation="h", customdata=[k for k, _ in items],
         marker_color=[colour if v >= 0 else "#9a9a9a" for v in pp],
-        text=[f"{v:+.1f} pp" for v in pp], textposition="outside", cliponaxis=False,
+        text=[f"{round(v, 1) + 0.0:+.1f} pp" for v in pp], textposition="outside", cliponaxis=False,
         hovertemplate="%{customdata}: %{x:+.1f} percentage points<extra></extra>", name="effect"))
     reach = max([abs(v) for v in pp] + [1.0]) * 1.35
     fig.add_vline(x=0, line=dict(color=REFERENCE_COLOUR, width=1))

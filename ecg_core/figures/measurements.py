@@ -179,7 +179,7 @@ def finite_effects(effects: Mapping[str, object]) -> tuple[dict[str, float], lis
 
 def readers_table(parts: Mapping[str, np.ndarray], cls: int, weight_network: float,
                   blended: float | None = None) -> pd.DataFrame:
-    """A blend's two readers of one beat: (reader, probability of class `cls`, share in the blend), from
+    """A blend's two readers of one beat: (reader, probability of class `cls`, share in the blend as text), from
     Classifier.parts_proba of that beat; `blended`, the blend's own probability, adds a last row."""
     w = float(weight_network)
     if not 0.0 <= w <= 1.0:
@@ -189,8 +189,8 @@ def readers_table(parts: Mapping[str, np.ndarray], cls: int, weight_network: flo
         a = np.asarray(parts[part], dtype=np.float64)
         return float(a.reshape(-1, a.shape[-1])[0, cls])
 
-    rows = [("picture network (the beat's picture and its measurements)", p("network"), w),
-            ("measurement trees (the measurements alone)", p("trees"), 1.0 - w)]
+    rows = [("picture network (the beat's picture and its measurements)", p("network"), f"{w:.0%}"),
+            ("measurement trees (the measurements alone)", p("trees"), f"{1.0 - w:.0%}")]
     if blended is not None:
-        rows.append(("blend (the two mixed, then calibrated)", float(blended), np.nan))
+        rows.append(("blend (the two mixed, then calibrated)", float(blended), ""))
     return pd.DataFrame(rows, columns=["reader", "probability", "share"])
