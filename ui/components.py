@@ -107,7 +107,7 @@ def model_picker() -> ModelInfo | None:
     if "twolead" in info.representation:
         score += " Reads two leads (MLII above V1); pages that take one lead say so instead of classifying."
     st.sidebar.caption(
-        f"{score} " + (f"a blend of a network ({int(card.get('params', 0)):,} parameters) and shallow trees"
+        f"{score} " + (f"A blend of a network ({int(card.get('params', 0)):,} parameters) and shallow trees"
                        if card.get("blend") else f"{card.get('architecture', '?')}, {int(card.get('params', 0)):,} "
                        "parameters") + f" · {info.representation} "
         f"pictures" + (" and beat features (RR, QRS width)" if card.get("features") else "") + " · trained on "
