@@ -21,3 +21,26 @@ def excerpt_dataset():
     from ecg_core.data import dataset
 
     return dataset.build(MITDB, VFDB, "waveform")
+
+
+def write_blend_model(dest: Path, mix: dict, excerpt=None) -> Path:
+    """A blend model folder in dest: the shipped network (ecgnet_lite_features_all) with trees fitted on the
+    excerpt (overlay dataset; built when not given) and a default card named "b" mixing them by `mix`."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from ecg_core.data import dataset
+    from ecg_core.model import crossval
+
+    network = ROOT / "models" / "ecgnet_lite_features_all.keras"
+    excerpt = excerpt if excerpt is not None else dataset.build(MITDB, VFDB, "overlay")
+    recipe = crossval.RECIPES["features_only"]
+    view = crossval.model_view(excerpt, recipe)
+    crossval.fit_boosting(view, np.arange(len(view)), 0, recipe).save(dest / "b.trees.npz")
+    shutil.copyfile(network, dest / "b.keras")
+    card = json.loads(network.with_suffix(".json").read_text())
+    card.update(name="b", default=True, temperature=1.2, blend={"trees": "b.trees.npz", **mix})
+    (dest / "b.json").write_text(json.dumps(card))
+    return dest

@@ -5,7 +5,6 @@ blend of the committed network and trees fitted on the committed excerpt."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,8 @@ from app_support import MODELS, PICTURES, all_text, new_app, picture_result, run
 from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
 from ecg_core.figures import charts, measurements
 from ecg_core.signal.features import FEATURE_GROUPS, FEATURE_NAMES, N_FEATURES, without_rr, without_v1
+from tests.conftest import write_blend_model
 
-DATA = Path(__file__).parent / "data"
-NETWORK = MODELS / "ecgnet_lite_features_all.keras"
 MIX = {"weight_network": {"two_lead": 0.9, "one_lead": 0.3, "lone": 0.3}, "temperature_network": 1.5,
        "temperature_trees": 0.8}
 LONE = "pvc_seed_thin_beat.png"  # a picture of one beat: no neighbours
@@ -181,18 +179,7 @@ def test_lone_beat_picture_shows_its_measurements(monkeypatch):
 
 @pytest.fixture()
 def blend_dir(tmp_path) -> Path:
-    from ecg_core.data import dataset
-    from ecg_core.model import crossval
-
-    excerpt = dataset.build(DATA / "mitdb", DATA / "vfdb", "overlay")
-    recipe = crossval.RECIPES["features_only"]
-    view = crossval.model_view(excerpt, recipe)
-    crossval.fit_boosting(view, np.arange(len(view)), 0, recipe).save(tmp_path / "b.trees.npz")
-    shutil.copyfile(NETWORK, tmp_path / "b.keras")
-    card = json.loads(NETWORK.with_suffix(".json").read_text())
-    card.update(name="b", default=True, temperature=1.2, blend={"trees": "b.trees.npz", **MIX})
-    (tmp_path / "b.json").write_text(json.dumps(card))
-    return tmp_path
+    return write_blend_model(tmp_path, MIX)
 
 
 def test_blend_shows_its_two_readers_and_what_the_measurements_say(monkeypatch, blend_dir):

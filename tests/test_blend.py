@@ -4,16 +4,16 @@ the trees file is missing or unusable."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ecg_core.data import dataset
-from ecg_core.model import calibration, crossval, predict
+from ecg_core.model import calibration, predict
 from ecg_core.model.predict import ModelError
 from ecg_core.signal.features import READING_KINDS, reading_kind, without_patient_rr, without_rr, without_v1
+from tests.conftest import write_blend_model
 
 DATA = Path(__file__).parent / "data"
 NETWORK = Path(__file__).resolve().parent.parent / "models" / "ecgnet_lite_features_all.keras"
@@ -28,14 +28,7 @@ def excerpt() -> dataset.Dataset:
 
 @pytest.fixture()
 def blend_dir(excerpt, tmp_path) -> Path:
-    recipe = crossval.RECIPES["features_only"]
-    view = crossval.model_view(excerpt, recipe)
-    crossval.fit_boosting(view, np.arange(len(view)), 0, recipe).save(tmp_path / "b.trees.npz")
-    shutil.copyfile(NETWORK, tmp_path / "b.keras")
-    card = json.loads(NETWORK.with_suffix(".json").read_text())
-    card.update(name="b", default=True, temperature=1.2, blend={"trees": "b.trees.npz", **MIX})
-    (tmp_path / "b.json").write_text(json.dumps(card))
-    return tmp_path
+    return write_blend_model(tmp_path, MIX, excerpt)
 
 
 def test_blend_is_the_calibrated_mix_of_its_parts(blend_dir, excerpt):
