@@ -136,18 +136,24 @@ def test_the_joining_gap_bridges_short_organised_stretches_but_never_a_flat_line
     assert joined == [(10.0, 40.0), (60.0, 70.0), (75.0, 85.0)]
 
 
-def test_threshold_bisection_finds_the_lowest_threshold_a_scan_finds():
-    from ecg_core.model import rhythm_train as rt
-
-    rng = np.random.default_rng(1)
+def _three_records(seed: int, vf_score: float, sd: float, quality_seg: np.ndarray, quality_reason: np.ndarray):
+    """Three 600 s records (a VF stretch each, 30 s of noise) and noisy per-second VF scores."""
+    rng = np.random.default_rng(seed)
     data, scores = [], []
     for r in range(3):
         ref = np.full(600, rm.ORG)
         ref[100 + 50 * r: 160 + 50 * r] = rm.VF
         ref[400:430] = rm.NOISE
-        data.append({"ref": ref, "notes": np.where(ref == rm.ORG, "(N", "").astype(str),
-                     "quality_seg": np.zeros((0, 2)), "quality_reason": np.zeros(0, str), "duration_s": 600.0})
-        scores.append(np.clip(np.where(ref == rm.VF, 0.9, 0.3) + rng.normal(0, 0.25, ref.size), 0, 1))
+        data.append({"ref": ref, "notes": np.where(ref == rm.ORG, "(N", "").astype(str), "duration_s": 600.0,
+                     "quality_seg": quality_seg, "quality_reason": quality_reason})
+        scores.append(np.clip(np.where(ref == rm.VF, vf_score, 0.3) + rng.normal(0, sd, ref.size), 0, 1))
+    return data, scores
+
+
+def test_threshold_bisection_finds_the_lowest_threshold_a_scan_finds():
+    from ecg_core.model import rhythm_train as rt
+
+    data, scores = _three_records(1, 0.9, 0.25, np.zeros((0, 2)), np.zeros(0, str))
     noise = [np.zeros(600, bool)] * 3
     cand = np.linspace(0.3, 0.99, 40)
     for pad in (0.0, 2.0):
@@ -476,15 +482,7 @@ def test_operating_points_and_partial_auc_of_a_known_curve():
 def test_operating_curves_reproduce_the_crossval_flags_and_read_out_the_points():
     from ecg_core.model import rhythm_train as rt
 
-    rng = np.random.default_rng(3)
-    data, scores = [], []
-    for r in range(3):
-        ref = np.full(600, rm.ORG)
-        ref[100 + 50 * r: 160 + 50 * r] = rm.VF
-        ref[400:430] = rm.NOISE
-        data.append({"ref": ref, "notes": np.where(ref == rm.ORG, "(N", "").astype(str), "duration_s": 600.0,
-                     "quality_seg": np.array([[500.0, 510.0]]), "quality_reason": np.array([quality.FLAT])})
-        scores.append(np.clip(np.where(ref == rm.VF, 0.85, 0.3) + rng.normal(0, 0.2, ref.size), 0, 1))
+    data, scores = _three_records(3, 0.85, 0.2, np.array([[500.0, 510.0]]), np.array([quality.FLAT]))
     fold_t = [0.7, 0.75, 0.8]
     flags = [sc >= t for sc, t in zip(scores, fold_t)]
     out = rt.operating_curves(data, {"m": (scores, [2.0] * 3, [5.0] * 3, fold_t, flags)}, log=lambda m: None)
