@@ -603,8 +603,13 @@ def train_final(ds: dataset.Dataset, recipe: Recipe, out_dir: Path, which: str =
     else:
         raise ValueError("which must be 'all' or 'ds1'")
     path = out_dir / f"{name}.keras"
-    save_model(model, path)
     card = _card(name, recipe, model, split, temperature, threshold, training, ds, kfold, ds1)
+    if path.with_suffix(".json").exists():  # a model trained again stays the default if it was
+        try:
+            card["default"] = bool(json.loads(path.with_suffix(".json").read_text()).get("default", False))
+        except (OSError, json.JSONDecodeError):
+            pass
+    save_model(model, path)
     if is_blend:
         boost.save(path.with_suffix(".trees.npz"))
         card["blend"] = {"trees": path.with_suffix(".trees.npz").name,
