@@ -44,6 +44,7 @@ def test_blend_is_the_calibrated_mix_of_its_parts(blend_dir, excerpt):
     mixed = w * parts["network"] + (1 - w) * parts["trees"]
     np.testing.assert_allclose(clf.predict_proba(images, features), calibration.with_temperature(mixed, 1.2),
                                atol=1e-4)
+    np.testing.assert_allclose(parts["blend"], clf.predict_proba(images, features), atol=1e-6)
     assert clf.predict_proba(images[:0], features[:0]).shape == (0, 6)
 
 

@@ -149,7 +149,7 @@ def _blend_reading(path: str, stamp: tuple[int, ...], image: np.ndarray, feature
     except ValueError:  # trees saved without a reference beat: no effects to show
         effects = None
     return {"network": parts["network"][0], "trees": parts["trees"][0], "effects": effects,
-            "blend": clf.predict_proba(image[None], features)[0],
+            "blend": parts["blend"][0],
             "weight_network": float(clf.network_share(features)[0])}
 
 

@@ -192,12 +192,14 @@ class Classifier:
 
     def parts_proba(self, images: np.ndarray, features: np.ndarray,
                     batch_size: int = PREDICT_BATCH) -> dict[str, np.ndarray]:
-        """A blend's two parts, each calibrated on its own: {"network": (n, 6), "trees": (n, 6)}."""
+        """A blend's two parts, each calibrated on its own, and the blend's own answer, from one forward pass:
+        {"network": (n, 6), "trees": (n, 6), "blend": (n, 6) as predict_proba gives it}."""
         if self.trees is None:
             raise ModelError(f"{self.name} is not a blend of a network and trees.")
         net, boost = self._raw(images, features, batch_size)
         return {"network": with_temperature(net, self.mix["temperature_network"]),
-                "trees": with_temperature(boost, self.mix["temperature_trees"])}
+                "trees": with_temperature(boost, self.mix["temperature_trees"]),
+                "blend": self._answer(net, boost, features)}
 
     def measurement_effects(self, features: np.ndarray, cls: int) -> dict[str, np.ndarray]:
         """A blend's trees: how much each group of beat measurements (FEATURE_GROUPS) moves the trees'
@@ -206,8 +208,11 @@ class Classifier:
 
         if self.trees is None:
             raise ModelError(f"{self.name} is not a blend of a network and trees.")
-        f = without_patient_rr(features) if self.holds_patient_rr else np.asarray(features, np.float32)
-        return self.trees.effects(f, cls, FEATURE_GROUPS, self.mix["temperature_trees"])
+        return self.trees.effects(self._model_features(features), cls, FEATURE_GROUPS, self.mix["temperature_trees"])
+
+    def _model_features(self, features: np.ndarray) -> np.ndarray:
+        """The beat features as the model reads them (the patient's absolute RR held when the card says so)."""
+        return without_patient_rr(features) if self.holds_patient_rr else np.asarray(features, np.float32)
 
     def _raw(self, images: np.ndarray, features: np.ndarray | None, batch_size: int):
         """The network's softmax outputs and, for a blend, the trees' probabilities (else None)."""
@@ -218,7 +223,7 @@ class Classifier:
         if features is None:
             raise ModelError(f"{self.name} also reads beat features measured from the signal (RR intervals, "
                              "QRS width); classify a recording or an ECG picture, not a lone beat picture.")
-        f = without_patient_rr(features) if self.holds_patient_rr else np.asarray(features, np.float32)
+        f = self._model_features(features)
         out = [self._forward(x[i: i + batch_size], f[i: i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
         net = np.concatenate(out) if out else np.zeros((0, len(CLASS_KEYS)), np.float32)
         return net, (self.trees.predict_proba(f) if self.trees is not None else None)
@@ -229,12 +234,16 @@ class Classifier:
         probabilities (n, 6) in CLASS_KEYS order, calibrated by the card's temperature (a blend: its network
         and trees each calibrated, mixed by the card's share, then the blend's temperature)."""
         net, boost = self._raw(images, features, batch_size)
+        return self._answer(net, boost, features)
+
+    def _answer(self, net: np.ndarray, boost: np.ndarray | None, features: np.ndarray | None) -> np.ndarray:
+        """The card's calibrated probabilities from the raw outputs (a blend's parts mixed first)."""
+        if not len(net):
+            return net
         if boost is not None:
-            if not len(net):
-                return net
             net = blend(net, boost, self.network_share(features), self.mix["temperature_network"],
                         self.mix["temperature_trees"])
-        return with_temperature(net, self.temperature) if self.temperature != 1.0 and len(net) else net
+        return with_temperature(net, self.temperature) if self.temperature != 1.0 else net
 
     def warm_up(self) -> None:
         """One prediction on a blank picture (with lone-beat features), so the graph is built before timing."""
