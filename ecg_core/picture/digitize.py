@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 from scipy import signal as sps
 
@@ -36,6 +37,9 @@ MIN_SKEW_GAIN = 3.0  # row-profile sharpening that proves a tilt (real tilts: 6-
 LINE_CAP = 0.55  # the retry's cap on line removal: grid lines are fainter than the trace
 MIN_STRIP_SHARE = 0.35  # of the longest strip's width, for a row of trace to count as a strip
 MAX_SIDE_OVERLAP = 0.3  # rows overlapping less than this (of the shorter) lie side by side: one trace
+# stacked strips span the same columns; two rows of one connected line that overlap less are one trace whose
+# baseline moves (a beat picture's ST segment below its PR segment)
+MIN_STACKED_OVERLAP = 0.9
 STRIP_SPIKES = 5  # without grid or stated span, a trace with this many beats is taken for a 10 s strip
 STRAY_END = 0.06  # of a path's width: how far from its ends a stray stretch (text beside the trace) is looked for
 SPIKE_WIDTH = 0.03  # of the trace's width: a counted spike is narrower near its tip (a QRS on a strip)
@@ -166,22 +170,26 @@ def find_pulse(path: tracelib.Path, px_per_mm: float | None) -> Pulse | None:
         while j + 1 < region.size and high[j + 1]:
             j += 1
         top = region[i: j + 1]
-        plateau = float(np.median(top))
-        flat = np.abs(top - plateau) <= max(2.0, 0.6 * t)  # the stroke columns at either end are not flat
+        # the plateau is the stretch's top level (its strokes, and a base standing above the trace, lie lower)
+        plateau = float(np.median(top[top <= top.min() + max(3.0, t)]))
+        flat = np.abs(top - plateau) <= max(2.0, t)  # within a line width (a photo's paper is not flat)
         start, width = _longest_run_at(flat)
-        mostly_flat = width >= 0.7 * top.size - 2
+        # a pulse rises and falls within a few columns (a thick, blurred or sheared line's width); an R wave
+        # drawn this wide takes longer
+        steep = max(4.0, 1.5 * t)
+        mostly_flat = width >= top.size - 2 * steep - 2  # all but its strokes
         # at the strip's start the pulse's own base can lie above the trace's baseline, inside the same high
         # stretch: then the plateau is judged by its strokes alone
-        base_above = i == 0 and not mostly_flat and start >= 2  # its rising stroke must be on the path
+        # (a stray column or two of the trace's start may precede it)
+        base_above = i <= 3 and not mostly_flat and start >= 2  # its rising stroke must be on the path
         if width >= min_width and (mostly_flat or base_above):
             if base_above:
                 i, j = start, start + width - 1
                 plateau = float(np.median(top[start: start + width]))
             before = y[max(0, i - 6): i]  # the level the pulse rises from: the lowest point just before it
             level = float(before.max()) if before.size else lo_level
-            # a pulse rises and falls within a few columns; an R wave drawn this wide takes longer
             rise = i - _last_near(y, i, level, 2 * t)
-            if rise > 4:
+            if rise > steep:
                 i = j + 1
                 continue
             after_idx = j + 1  # the falling edge ends where the trace is back at the level before the pulse
@@ -189,9 +197,10 @@ def find_pulse(path: tracelib.Path, px_per_mm: float | None) -> Pulse | None:
                 after_idx += 1
             if after_idx < n and base_above:  # the base is where the falling stroke lands
                 level = max(level, float(y[after_idx: after_idx + 4].max()))
-            if after_idx < n and after_idx - j <= 5 and level - plateau >= min_height:
+            if after_idx < n and after_idx - j <= steep + 1 and level - plateau >= min_height:
                 # printers leave a short gap between the pulse and the trace: the trace starts after it
-                ahead = np.flatnonzero(~np.isfinite(path.y[after_idx: after_idx + max(8, int(0.04 * n))]))
+                reach = max(8, int(0.04 * n), int(3 * px_per_mm) if px_per_mm else 0)
+                ahead = np.flatnonzero(~np.isfinite(path.y[after_idx: after_idx + reach]))
                 end = after_idx + int(ahead[-1]) + 1 if ahead.size else after_idx + 2
                 return Pulse(min(n - 1, end), level - plateau, float(width))
         i = j + 1
@@ -521,12 +530,15 @@ def _one_per_trace(mask: np.ndarray, clean: np.ndarray, strips: list, paths: lis
     longest = max((p.y.size for p in paths if p is not None), default=0)
     keep = [p is not None and p.y.size >= MIN_STRIP_SHARE * longest for p in paths]
     kept = [k for k, ok in enumerate(keep) if ok]
+    lines = _line_labels(mask) if len(kept) > 1 else None
     merged: list[list[int]] = []
     for k in kept:
         if merged:
             a, b = paths[merged[-1][-1]], paths[k]
             overlap = min(a.x_start + a.y.size, b.x_start + b.y.size) - max(a.x_start, b.x_start)
-            if overlap < MAX_SIDE_OVERLAP * min(a.y.size, b.y.size):
+            shorter = min(a.y.size, b.y.size)
+            if overlap < MAX_SIDE_OVERLAP * shorter or (
+                    overlap < MIN_STACKED_OVERLAP * shorter and _line_of(lines, a) == _line_of(lines, b) != 0):
                 merged[-1].append(k)
                 continue
         merged.append([k])
@@ -536,6 +548,22 @@ def _one_per_trace(mask: np.ndarray, clean: np.ndarray, strips: list, paths: lis
     bases = [strips[max(g, key=lambda k: paths[k].y.size)][1] for g in merged]
     strips = tracelib.around(bases, mask.shape[0])
     return strips, [tracelib.follow(mask, clean, (top, bottom), base) for top, base, bottom in strips]
+
+
+def _line_labels(mask: np.ndarray) -> np.ndarray:
+    """Connected lines of trace pixels (gaps of a pixel bridged), labelled from 1; 0 is background."""
+    bridged = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8))
+    return cv2.connectedComponents(bridged, connectivity=8)[1]
+
+
+def _line_of(labels: np.ndarray, path: tracelib.Path) -> int:
+    """The connected line most of a followed path runs on (0: none)."""
+    cols = path.columns
+    ok = np.isfinite(path.y)
+    rows = np.clip(np.round(path.y[ok]).astype(int), 0, labels.shape[0] - 1)
+    on = labels[rows, np.clip(cols[ok], 0, labels.shape[1] - 1)]
+    on = on[on > 0]
+    return int(np.bincount(on).argmax()) if on.size else 0
 
 
 def _extent(mask: np.ndarray, strip: tuple[int, int, int]) -> int:

@@ -39,6 +39,9 @@ from ecg_core.signal.peaks import detect_beats
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 PAD_S = 1.2
 LONE_BEAT_MAX_S = 2.5
+# a premature beat beside a tall neighbour can be a third of its height; a P or T wave is smaller still (the
+# ratio was chosen on beat pictures of DS1 records: 0.2-0.3 tie there, 0.4 misses more)
+LONE_BEAT_MIN_RATIO = 0.2
 SPAN_FACTORS = (0.8, 1.0, 1.25)  # the span check: within +-25 % of the stated or assumed span
 CSV_COLUMNS = ["file", "beat", "time_s", "predicted", "confidence", *CLASS_KEYS, "error", "uncertain"]
 
@@ -92,14 +95,15 @@ class PictureResult:
 
 def _lone_beat_centre(x: np.ndarray, pad: int, n: int) -> int:
     """The R peak of a single-beat picture: the detected beat nearest the picture's middle (a beat picture is
-    drawn around its beat; neighbours cut at its edges are not it), unless a much larger one stands beside it;
-    the strongest deflection when no beat is detected."""
+    drawn around its beat; neighbours cut at its edges are not it), unless one beside it is more than
+    LONE_BEAT_MIN_RATIO times larger (then the middle one is a P or T wave); the strongest deflection when no
+    beat is detected."""
     peaks = detect_beats(x)
     inside = peaks[(peaks >= pad) & (peaks < pad + n)]
     if inside.size:
         amp = np.abs(x[inside])
         near = int(np.argmin(np.abs(inside - (pad + n / 2))))
-        return int(inside[near] if amp[near] >= 0.4 * amp.max() else inside[int(np.argmax(amp))])
+        return int(inside[near] if amp[near] >= LONE_BEAT_MIN_RATIO * amp.max() else inside[int(np.argmax(amp))])
     seg = np.abs(x[pad: pad + n])
     return pad + int(np.argmax(seg))
 
