@@ -4,7 +4,9 @@ draws them, into tests/data/pictures/hard (picture + truth sidecar, as synth's o
 - 117 no_grid 0.8 s: its baseline steps down after the QRS and was split into two stacked strips;
 - 117 photo 0.8 s: a blurred, sheared calibration pulse was not recognised and was read as part of the trace;
 - 222 paper_pink 0.8 s: split into two strips like the first;
-- 202 paper_pink 1.6 s: a small premature beat in the middle, a tall normal beat on either side.
+- 202 paper_pink 1.6 s: a small premature beat in the middle, a tall normal beat on either side;
+- 221 photo 0.8 s: a thin frame of desk, parted from the picture's edge by straightening, was followed as trace;
+- 234 photo 0.8 s: a calibration pulse whose falling stroke a rotated, blurred photo draws out was not recognised.
 
     PYTHONPATH=. python scripts/make_hard_pictures.py [--mitdb ../shared/data/mitdb]
 """
@@ -17,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "pictures" / "hard"
-CASES = [("117", "no_grid", 0, 0), ("117", "photo", 0, 0), ("222", "paper_pink", 2, 0), ("202", "paper_pink", 0, 0)]
+CASES = [("117", "no_grid", 0, 0), ("117", "photo", 0, 0), ("222", "paper_pink", 2, 0), ("202", "paper_pink", 0, 0),
+         ("221", "photo", 1, 1), ("234", "photo", 0, 1)]
 SEED = 0
 
 

@@ -15,6 +15,8 @@ from ecg_core.model import predict
 from ecg_core.picture.digitize import DigitizeError, digitize
 from ecg_core.pipeline import record_mode
 from ecg_core.pipeline.picture import PAD_S, SPAN_FACTORS, classify_picture
+from ecg_core.signal import signals
+from ecg_core.signal.beats import pad_with_baseline, stretched_index
 
 ROOT = Path(__file__).resolve().parent.parent
 PICTURES = ROOT / "sample_images" / "pictures"
@@ -126,12 +128,14 @@ def test_the_span_check_reads_every_span_in_one_model_call(clf, monkeypatch):
     assert res.digitized.calibration.method == "assumed" and calls == [len(SPAN_FACTORS)]
     tr = res.trace.signal_mv
     factors = [1.0] + [f for f in SPAN_FACTORS if f != 1.0]
-    readings, probs, _ = picture._classify_beats([tr] + [picture._stretch(tr, f) for f in factors[1:]], clf)
+    readings, probs, _ = picture._classify_beats(tr, factors[1:], clf)
+    x1, pad1, c1, _, p1, _, _ = picture._classify_once(tr, clf, "beat", "beat", "II")
     for (x, pad, centres), p, f in zip(readings, probs, factors):
-        x1, pad1, c1, _, p1, _, _ = picture._classify_once(tr if f == 1.0 else picture._stretch(tr, f), clf, "beat",
-                                                           "beat", "II")
-        assert pad == pad1 and np.array_equal(centres, c1) and np.array_equal(x, x1)
-        np.testing.assert_allclose(p, p1[0], atol=1e-6)
+        # each stretched reading classifies the first reading's beat where the stretch moves it
+        assert pad == pad1 and centres[0] == pad + stretched_index(int(c1[0] - pad1), tr.size, f)
+        np.testing.assert_array_equal(x, signals.prepare_signal(pad_with_baseline(picture._stretch(tr, f), pad), 360))
+        np.testing.assert_allclose(p, record_mode.classify_windows(x, centres, clf, peaks=centres)[0], atol=1e-6)
+    np.testing.assert_allclose(probs[0], p1[0], atol=1e-6)
     np.testing.assert_allclose(res.probabilities(0), probs[0], atol=1e-4)  # the table rounds to 4 decimals
     np.testing.assert_array_equal(res.image(0), record_mode.beat_image(res.x, int(res.centres[0]),
                                                                        res.representation, res.peaks))

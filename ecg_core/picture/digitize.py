@@ -197,7 +197,7 @@ def find_pulse(path: tracelib.Path, px_per_mm: float | None) -> Pulse | None:
                 after_idx += 1
             if after_idx < n and base_above:  # the base is where the falling stroke lands
                 level = max(level, float(y[after_idx: after_idx + 4].max()))
-            if after_idx < n and after_idx - j <= steep + 1 and level - plateau >= min_height:
+            if after_idx < n and after_idx - j <= 2 * steep + 1 and level - plateau >= min_height:
                 # printers leave a short gap between the pulse and the trace: the trace starts after it
                 reach = max(8, int(0.04 * n), int(3 * px_per_mm) if px_per_mm else 0)
                 ahead = np.flatnonzero(~np.isfinite(path.y[after_idx: after_idx + reach]))
@@ -380,7 +380,7 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
     if angle:
         fill = tuple(float(c) for c in np.median(rgb.reshape(-1, 3), axis=0))
         turned = gridlib.rotate(rgb, angle, fill)
-        g2 = gridlib.ground(turned)
+        g2 = gridlib.ground(turned, desk=gridlib.warp_mask(g.desk, lambda m, f: gridlib.rotate(m, angle, f)))
         period2 = gridlib.grid_period(g2.line_ink)
         # a tilt is trusted when straightening makes the rows much sharper (grid lines, axes, a long baseline
         # lining up), or sharpens a grid that was already found
@@ -399,7 +399,7 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
         if shear is not None:
             fill = tuple(float(c) for c in np.median(rgb.reshape(-1, 3), axis=0))
             rgb = shear.straighten(rgb, fill)
-            g = gridlib.ground(rgb)
+            g = gridlib.ground(rgb, desk=gridlib.warp_mask(g.desk, shear.straighten))
             period = gridlib.grid_period(g.line_ink) or period
             lo, hi = float(shear.tilt(0)), float(shear.tilt(w - 1))
             notes.append(f"Vertical grid lines tilted by {np.degrees(np.arctan(lo)):+.1f} to "

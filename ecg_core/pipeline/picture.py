@@ -31,7 +31,7 @@ from ecg_core.picture.render import window_time_axis
 from ecg_core.pipeline import record_mode
 from ecg_core.settings import WINDOW_AFTER, WINDOW_AFTER_S, WINDOW_BEFORE, WINDOW_BEFORE_S, WORKING_FS
 from ecg_core.signal import signals
-from ecg_core.signal.beats import inside_bounds
+from ecg_core.signal.beats import inside_bounds, stretched_index
 from ecg_core.signal.beats import pad_with_baseline as _padded  # shared with the lone-beat training data
 from ecg_core.signal.beats import stretch_trace as _stretch
 from ecg_core.signal.peaks import detect_beats
@@ -108,21 +108,27 @@ def _lone_beat_centre(x: np.ndarray, pad: int, n: int) -> int:
     return pad + int(np.argmax(seg))
 
 
-def _lone_beat(trace_mv: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
-    """(x, pad, centres) of a single-beat trace: padded with its baseline, prepared, its one R peak."""
+def _lone_beat(trace_mv: np.ndarray, r_index: int | None = None) -> tuple[np.ndarray, int, np.ndarray]:
+    """(x, pad, centres) of a single-beat trace: padded with its baseline, prepared, its one R peak (found, or
+    at `r_index` of trace_mv when it is known)."""
     pad = int(round(PAD_S * WORKING_FS))
     x = signals.prepare_signal(_padded(trace_mv, pad), WORKING_FS)
-    return x, pad, np.array([_lone_beat_centre(x, pad, trace_mv.size)], dtype=np.int64)
+    centre = _lone_beat_centre(x, pad, trace_mv.size) if r_index is None else pad + int(r_index)
+    return x, pad, np.array([centre], dtype=np.int64)
 
 
-def _classify_beats(traces: list[np.ndarray], clf) -> tuple[list[tuple[np.ndarray, int, np.ndarray]], np.ndarray,
-                                                            tuple[np.ndarray, np.ndarray | None]]:
-    """Single-beat traces (one picture under several assumed spans) classified in one model call: each one's
-    (x, pad, centres), their probabilities (n, 6), and the first one's model inputs (images, features).
+def _classify_beats(trace_mv: np.ndarray, factors: list[float], clf) -> tuple[
+        list[tuple[np.ndarray, int, np.ndarray]], np.ndarray, tuple[np.ndarray, np.ndarray | None]]:
+    """A single-beat trace read as calibrated and at each span factor of the span check, classified in one model
+    call: each reading's (x, pad, centres), their probabilities (n, 6), and the first one's model inputs
+    (images, features). The stretched readings classify the beat found in the first, where the stretch moves
+    it (the check asks whether this beat's class depends on the span, not whether another one is found).
 
     The same inputs as `record_mode.classify_windows` makes for each; one call instead of one per reading
     (each model call costs a few ms of fixed overhead on a CPU)."""
-    readings = [_lone_beat(t) for t in traces]
+    first = _lone_beat(trace_mv)
+    r = int(first[2][0] - first[1])
+    readings = [first] + [_lone_beat(_stretch(trace_mv, f), stretched_index(r, trace_mv.size, f)) for f in factors]
     rep = clf.info.representation
     reads_features = getattr(clf, "reads_features", False)
     images = [record_mode.model_images(x, c, rep, c) for x, _, c in readings]
@@ -207,8 +213,7 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
         x = np.pad(x, ((0, 0), (int(round(offset * WORKING_FS)), 0)), mode="edge")
         peaks = peaks + int(round(offset * WORKING_FS))
     elif kind == "beat":  # every span's reading in one model call
-        readings, all_probs, inputs = _classify_beats(
-            [trace.signal_mv] + [_stretch(trace.signal_mv, f) for f in others], clf)
+        readings, all_probs, inputs = _classify_beats(trace.signal_mv, others, clf)
         (x, pad, centres), probs = readings[0], all_probs[:1]
         peaks, episodes, in_vf = centres, pd.DataFrame(columns=["start_s", "end_s", "duration_s"]), []
         for j, f in enumerate(others, start=1):
