@@ -41,6 +41,7 @@ MAX_SIDE_OVERLAP = 0.3  # rows overlapping less than this (of the shorter) lie s
 # baseline moves (a beat picture's ST segment below its PR segment)
 MIN_STACKED_OVERLAP = 0.9
 STRIP_SPIKES = 5  # without grid or stated span, a trace with this many beats is taken for a 10 s strip
+BEAT_SPIKES = 3  # and one with this many or fewer for a 1.6 s beat picture (between them, the picture's shape)
 STRAY_END = 0.06  # of a path's width: how far from its ends a stray stretch (text beside the trace) is looked for
 SPIKE_WIDTH = 0.03  # of the trace's width: a counted spike is narrower near its tip (a QRS on a strip)
 STRIP_ASPECT = 2.5  # without grid or stated span, a picture this much wider than tall is taken for a 10 s strip
@@ -157,7 +158,8 @@ def find_pulse(path: tracelib.Path, px_per_mm: float | None) -> Pulse | None:
     t = path.thickness
     lo_level = float(np.median(y))
     span = float(np.percentile(y, 99.5) - np.percentile(y, 0.5))
-    min_height = 4 * px_per_mm if px_per_mm else 0.25 * span  # a pulse at half gain is 5 mm tall
+    # a pulse at half gain is 5 mm tall; without grid, 1 mV can be a sixth of a tall ventricular beat's range
+    min_height = 4 * px_per_mm if px_per_mm else 0.15 * span
     min_width = 3 * px_per_mm if px_per_mm else max(4.0, 0.012 * n)  # a 0.2 s pulse on a 10 s strip: 2 %
     region = y[: max(int(0.25 * n), 10)]
     high = region < lo_level - max(min_height, 3 * t)
@@ -290,8 +292,10 @@ def _guess_span(width_px: int, height_px: int, trace_px: int, layout: str = "str
     # the beats drawn tell a strip from a beat picture better than the picture's shape does
     if spikes is not None and spikes >= STRIP_SPIKES:
         return 10.0, f"no grid and no stated span: {spikes} beats drawn, taken for a 10 s strip"
-    if spikes is not None and spikes <= 2:
-        return 1.6, "no grid and no stated span: taken for a 1.6 s beat picture (one beat drawn)"
+    # three beats in a 10 s strip would be 18 a minute; in a 1.6 s picture they are 110
+    if spikes is not None and spikes <= BEAT_SPIKES:
+        return 1.6, (f"no grid and no stated span: taken for a 1.6 s beat picture ({spikes} beat"
+                     f"{'s' if spikes != 1 else ''} drawn)")
     if width_px >= STRIP_ASPECT * height_px:
         return 10.0, "no grid and no stated span: taken for a 10 s strip from its shape"
     return 1.6, "no grid and no stated span: taken for a 1.6 s beat picture from its shape"
