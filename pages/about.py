@@ -47,7 +47,8 @@ patients; `sample_images/<representation>/manifest.csv` names the record and sam
 
 st.header("How a beat becomes an image")
 st.markdown(f"""
-1. **Read** one lead (MLII where present), resample to 360 Hz.
+1. **Read** one lead (MLII where present) and, where the recording has it, V1 for the measurements of step 6
+   (a picture of a strip gives one lead); resample to 360 Hz.
 2. **Filter**: zero-phase band-pass removes baseline wander and high-frequency noise.
 3. **Window**: cut {WINDOW_BEFORE_S:g} s before the annotated R peak (shows the preceding beat: prematurity,
    P wave) to {WINDOW_AFTER_S:g} s after it (QRS, ST segment, T wave). VF/flutter episodes are cut every 0.5 s.

@@ -107,9 +107,10 @@ if not record_mode.reads_one_lead(info.representation):
                "one lead. Choose a single-lead model in the sidebar.", icon=":material/info:")
     st.stop()
 st.markdown(
-    "Upload a single-lead recording, or try a sample: every beat is found, cut and classified exactly like the "
-    "training beats, and ventricular fibrillation is searched for with windows every 0.5 s. Files stay in memory "
-    "for this session only; nothing is written to disk.")
+    "Upload a recording, or try a sample: every beat is found, cut and classified exactly like the training "
+    "beats (MLII where present, and V1 for the bundle-branch-block measurements where the recording has it), and "
+    "ventricular fibrillation is searched for with windows every 0.5 s. Files stay in memory for this session "
+    "only; nothing is written to disk.")
 
 try:
     bundled = {s.key: s for s in samples.list_samples()}
@@ -130,7 +131,8 @@ uploaded = components.open_uploader(
     "WFDB record (.hea + .dat, optionally .atr reference annotations), or one CSV or EDF file",
     UPLOAD_TYPES, accept_multiple_files=True, key="signal_upload", on_change=use_upload,
     help="WFDB: select the header, the signal file and (optionally) the .atr file together. "
-    "CSV: one column of samples, or time (s) and value columns; an optional header row.")
+    "CSV: one column of samples, or time (s) and value columns; an optional header row, where a further "
+    "column headed V1 is read as the V1 lead.")
 with st.expander("CSV options (sampling rate and units)", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
     fs_in = c1.number_input("Sampling rate (Hz)", min_value=0.0, max_value=MAX_FS, value=0.0, step=1.0,
@@ -184,6 +186,7 @@ else:
 summary = record_mode.summary(result)
 st.caption(f"`{result.name}` · lead {result.lead} · {result.fs:g} Hz · {summary['duration_s']:.0f} s · "
            f"model `{result.model}` · classified in {result.seconds.get('total', 0):.1f} s")
+components.leads_caption(result)
 for note in result.notes:
     st.caption(f":material/info: {note}")
 

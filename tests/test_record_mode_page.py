@@ -34,6 +34,7 @@ def test_wfdb_upload_with_annotations(page):
     assert m["Detection sensitivity"].endswith("%") and float(m["Detection sensitivity"][:-1]) >= 99.0
     text = all_text(at)
     assert "Agreement with the reference annotations" in text and "Beat 1 of" in text
+    assert "Read MLII, with V1 for the bundle-branch-block measurements." in text  # 208's second lead is V1
     assert [b.label for b in at.get("download_button")] == ["Download this beat's picture (PNG)",
                                                             "Download beats (CSV)", "Download VF episodes (CSV)",
                                                             "Download the report (HTML)"]
@@ -67,6 +68,7 @@ def test_csv_upload_with_rate_and_refusal(page):
     assert not at.error
     assert int(metrics(at)["Beats"]) >= 15
     assert "Agreement with the reference annotations" not in all_text(at)
+    assert "One lead read (CSV, no V1): bundle-branch blocks are found less often." in all_text(at)
 
 
 def test_flat_csv_is_refused_with_its_message(page):
@@ -90,9 +92,10 @@ def test_sample_recording_is_classified_with_report(page):
     text = all_text(at)
     assert "Sample recording: Premature ventricular contractions" in text
     assert "Agreement with the reference annotations" in text  # the bundled .atr is the reference
-    # the PVCs are found; of this one-lead excerpt's N beats, those with a deep late S in lead II are read as
-    # RBBB by part of the default (about a quarter), which the agreement shows
-    assert float(m["Class agreement"][:-1]) > 75.0
+    # the PVCs are found, and the N beats with V1 read beside MLII (99.7 % agreement; with MLII alone, about a
+    # quarter of the N beats, those with a deep late S in lead II, were read as RBBB: 79.9 %)
+    assert "Read MLII, with V1 for the bundle-branch-block measurements." in text
+    assert float(m["Class agreement"][:-1]) > 95.0
     assert at.session_state["signal_result"][1].comparison.per_class.loc["V", "agreement"] >= 0.95
     assert "Download the report (HTML)" in [b.label for b in at.get("download_button")]
     assert at.session_state["signal_result"][1].name == "mitdb_233_1310s"

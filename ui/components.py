@@ -16,6 +16,7 @@ from ecg_core.model.explain import METHODS, colormap_legend, mass_near_trace, ov
 from ecg_core.model.predict import ModelError, ModelInfo
 from ecg_core.picture.imaging import encode_png, to_model_input
 from ecg_core.pipeline.picture import PictureResult
+from ecg_core.pipeline.record_mode import RecordResult, leads_line
 from ui import state
 from ui.pictures import PictureOutcome, beats_frame
 
@@ -375,6 +376,12 @@ def _picture_report_maker(outcome: PictureOutcome, i: int):
                                      gradcam_png=cam_png, source=outcome.source, stored_result=stored)
 
     return make
+
+
+def leads_caption(result: RecordResult) -> None:
+    """One line under a classified recording: which leads were read (MLII, and V1 where the recording has it)."""
+    icon = ":material/check_circle:" if result.v1_state == "read" else ":material/info:"
+    st.caption(f"{icon} {leads_line(result)}.")
 
 
 def open_uploader(label: str, types: list[str], **kw):

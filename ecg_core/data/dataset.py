@@ -22,7 +22,6 @@ from ecg_core.picture.render import render
 from ecg_core.settings import (
     LEADS_PER_REPRESENTATION,
     PREPROCESSING_VERSION,
-    SECOND_LEAD,
     SPLIT_SEED,
     TEMPLATE_REPRESENTATIONS,
     WORKING_FS,
@@ -39,7 +38,7 @@ from ecg_core.signal.beats import (
 )
 from ecg_core.signal.features import FEATURE_NAMES, FEATURES_VERSION, beat_features, without_rr, without_v1
 from ecg_core.signal.peaks import detect_beats
-from ecg_core.signal.signals import RecordError, read_record
+from ecg_core.signal.signals import RecordError, is_v1, read_record
 
 # de Chazal et al. 2004 inter-patient protocol; paced records 102 104 107 217 excluded.
 PACED_RECORDS = ("102", "104", "107", "217")
@@ -135,7 +134,7 @@ def record_features(record_path: str | Path, centres: np.ndarray) -> np.ndarray:
     """Beat features (signal.features) of windows centred at `centres` (working rate) of one record: from
     the lead the models read, the R peaks the app's detector finds, and V1 when the record has it."""
     rec = read_record(record_path, with_annotations=False, second_lead=True)
-    v1 = rec.signal2 if str(rec.lead2).strip().upper() == SECOND_LEAD.upper() else None
+    v1 = rec.signal2 if is_v1(rec.lead2) else None  # the recording path decides with the same is_v1
     return beat_features(rec.signal, centres, detect_beats(rec.signal), v1)
 
 

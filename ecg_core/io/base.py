@@ -23,6 +23,7 @@ MAX_ABS_MV = 20.0
 MIN_RANGE_MV = 0.02
 DEFAULT_ADC_GAIN = 200.0  # ADC units per millivolt (WFDB's default)
 UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nv": 1e-6}
+WITHOUT_V1 = "Without V1, bundle-branch blocks are found less often."
 
 
 class SignalInputError(ValueError):
@@ -40,7 +41,8 @@ class Reference:
 
 @dataclass
 class SignalInput:
-    """One lead in millivolts at its own rate, ready for ecg_core.signal.signals.prepare_signal."""
+    """One lead in millivolts at its own rate, ready for ecg_core.signal.signals.prepare_signal, and the
+    recording's V1 lead beside it when it has one (the beat features' bundle-branch-block measurements)."""
 
     name: str
     signal: np.ndarray  # float64, millivolts, no NaN
@@ -49,6 +51,12 @@ class SignalInput:
     reference: Reference | None = None
     notes: list[str] = field(default_factory=list)
     quality: signal_quality.Quality | None = None  # set by the readers (and by require_quality)
+    # float64 mV, same rate and length as `signal`, checked like it; only a lead labelled V1 (signals.is_v1)
+    v1: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.v1 is not None and self.v1.shape != self.signal.shape:  # a reader's bug, not the user's input
+            raise ValueError(f"{self.name}: V1 has {self.v1.size} samples, the first lead {self.signal.size}")
 
     @property
     def duration_s(self) -> float:
@@ -124,6 +132,21 @@ def validate(x: np.ndarray, fs: float, name: str, resolution_mv: float | None = 
     check_physical_range(x, fs, name, resolution_mv)
     notes = [f"{n_filled} missing samples were filled in by interpolation."] if n_filled else []
     return x, notes
+
+
+def validate_v1(x: np.ndarray, fs: float, label: str, n_samples: int,
+                resolution_mv: float | None = None) -> tuple[np.ndarray | None, list[str]]:
+    """A V1 lead checked as the first lead is (gaps filled, physical range): (signal, notes), or (None, [why])
+    when it cannot be used. V1 only adds measurements, so it never refuses the recording."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size != n_samples:
+        return None, [f"Lead {label} is not used: it holds {x.size} samples where the first lead holds {n_samples}. "
+                      f"{WITHOUT_V1}"]
+    try:
+        v1, notes = validate(x, fs, label, resolution_mv)
+    except SignalInputError as exc:
+        return None, [f"Lead {label} is not used: {str(exc).removeprefix(f'{label}: ')} {WITHOUT_V1}"]
+    return v1, [f"Lead {label}: {note}" for note in notes]
 
 
 def require_quality(sig: SignalInput) -> SignalInput:

@@ -1,7 +1,8 @@
 """CSV recordings from bytes: one column of samples (the rate must be given), or time (seconds or
 milliseconds) + value columns; comma, semicolon, tab or whitespace separated; an optional header row (and
-PhysioNet's units row); values in millivolts or ADC units. Parsed by pandas from memory, a chunk of rows at a
-time, so a long recording costs its numbers, not the parser's copy of the whole text."""
+PhysioNet's units row); values in millivolts or ADC units. With a header row, a further column headed V1 is
+read beside the lead (a 'V1' beside a time column only is the lead itself). Parsed by pandas from memory, a
+chunk of rows at a time, so a long recording costs its numbers, not the parser's copy of the whole text."""
 
 from __future__ import annotations
 
@@ -13,7 +14,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg_core.io.base import DEFAULT_ADC_GAIN, SignalInput, SignalInputError, check_rate, require_quality, validate
+from ecg_core.io.base import (
+    DEFAULT_ADC_GAIN,
+    WITHOUT_V1,
+    SignalInput,
+    SignalInputError,
+    check_rate,
+    require_quality,
+    validate,
+    validate_v1,
+)
+from ecg_core.signal.signals import is_v1
 
 _HEADER_MS = re.compile(r"(\bms\b|msec|millisec|\(ms\)|_ms\b)", re.IGNORECASE)
 
@@ -125,25 +136,29 @@ def read_csv_bytes(data: bytes, name: str = "signal.csv", fs: float | None = Non
     n_rows = cols[0].size if cols else 0
     if n_rows and cols and not any(g.any() for g in given):
         raise SignalInputError(f"{name}: no sample is a number (every value is empty or NaN).")
+    v1_col = _v1_column(table) if has_header else None  # read beside the lead; never a reason to refuse
     if has_header:  # a named column without a single number (an unnamed one is a trailing separator)
-        for col, g in zip(names, given):
-            if not str(col).startswith("Unnamed:") and not g.any():
+        for j, (col, g) in enumerate(zip(names, given)):
+            if not str(col).startswith("Unnamed:") and not g.any() and j != v1_col:
                 raise SignalInputError(f"{name}: no sample of column {str(col).strip()!r} is a number "
                                        "(every value is empty or NaN).")
-    keep = [j for j, g in enumerate(given) if g.any()]  # trailing separators make empty columns
+    numbered = [j for j, g in enumerate(given) if g.any()]  # the columns as a reader counts them
+    keep = [j for j in numbered if j != v1_col]  # trailing separators make empty columns
     names, cols, given = [names[j] for j in keep], [cols[j] for j in keep], [given[j] for j in keep]
     filled = np.flatnonzero(np.logical_or.reduce(given)) if given else np.zeros(0, dtype=np.int64)
     n_rows = int(filled[-1]) + 1 if filled.size else 0  # trailing blank lines (inner ones are gaps)
     cols = [c[:n_rows] for c in cols]
     if len(cols) not in (1, 2):
+        also = " besides V1" if v1_col is not None else ""
         raise SignalInputError(
-            f"{name}: expected 1 column (samples) or 2 columns (time, value), found {len(cols)}.")
+            f"{name}: expected 1 column (samples) or 2 columns (time, value){also}, found {len(cols)}.")
     if n_rows == 0:
         raise SignalInputError(f"The file {name} holds no data.")
     bad = [b for b in first_bad if b is not None and b[0] < n_rows and b[1] in keep]
     if bad:
         i, j, token = min(bad)
-        raise SignalInputError(f"{name}: row {i + 1 + skip}, column {keep.index(j) + 1}: {token!r} is not a number.")
+        column = numbered.index(j) + 1
+        raise SignalInputError(f"{name}: row {i + 1 + skip}, column {column}: {token!r} is not a number.")
     values = cols[-1]
     notes: list[str] = []
     if len(cols) == 2:
@@ -185,11 +200,48 @@ def read_csv_bytes(data: bytes, name: str = "signal.csv", fs: float | None = Non
     if units.lower() == "adc":
         if not np.isfinite(adc_gain) or adc_gain <= 0:
             raise SignalInputError(f"{name}: the ADC gain must be positive.")
-        with np.errstate(over="ignore"):
-            values = (values - adc_baseline) / adc_gain
+        values = _from_adc(values, adc_gain, adc_baseline)
         resolution = 1.0 / adc_gain
     x, more = validate(values, fs, name, resolution_mv=resolution)
     label = str(names[-1]).strip("'\" ") if has_header else "CSV"
-    return require_quality(SignalInput(Path(name).stem, x, float(fs), label, None, notes + more))
+    v1, v1_notes = (None, []) if v1_col is None else _v1_samples(
+        table, v1_col, n_rows, skip, float(fs), units.lower() == "adc", adc_gain, adc_baseline)
+    return require_quality(SignalInput(Path(name).stem, x, float(fs), label, None, notes + more + v1_notes, v1=v1))
+
+
+def _from_adc(values: np.ndarray, gain: float, baseline: float) -> np.ndarray:
+    with np.errstate(over="ignore"):  # a huge value becomes inf, which the range check refuses
+        return (values - baseline) / gain
+
+
+def _looks_like_time(label: str, t: np.ndarray) -> bool:
+    """A time or sample-number column: named so, or every value a number and increasing (an ECG never is)."""
+    if re.search(r"time|sample|^(t|s|ms)$", label.strip("'\" ").lower()):
+        return True
+    return t.size > 1 and bool(np.isfinite(t).all()) and bool(np.all(np.diff(t) > 0))
+
+
+def _v1_column(table: _Table) -> int | None:
+    """The column headed V1 (signals.is_v1) when the other columns still hold a lead: read beside it. Alone,
+    or beside a time column only, V1 is the lead itself (as before V1 was read)."""
+    j = next((k for k, n in enumerate(table.names) if is_v1(str(n).strip("'\" "))), None)
+    if j is None:
+        return None
+    rest = [k for k, g in enumerate(table.given) if g.any() and k != j]
+    if not rest or (len(rest) == 1 and _looks_like_time(str(table.names[rest[0]]), table.numbers[rest[0]])):
+        return None
+    return j
+
+
+def _v1_samples(table: _Table, j: int, n_rows: int, skip: int, fs: float, adc: bool, gain: float,
+                baseline: float) -> tuple[np.ndarray | None, list[str]]:
+    """The V1 column in millivolts, checked like the lead; (None, [why]) when it cannot be used."""
+    label = str(table.names[j]).strip("'\" ")
+    bad = table.first_bad[j]
+    if bad is not None and bad[0] < n_rows:
+        return None, [f"Lead {label} is not used: row {bad[0] + 1 + skip}: {bad[2]!r} is not a number. {WITHOUT_V1}"]
+    values = table.numbers[j][:n_rows]
+    values = _from_adc(values, gain, baseline) if adc else values
+    return validate_v1(values, fs, label, n_rows, 1.0 / gain if adc else None)
 
 

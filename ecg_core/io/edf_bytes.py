@@ -1,5 +1,6 @@
 """EDF / EDF+ recordings from bytes, read by edfio (from memory, no file): the lead named like MLII / II
-if present, else the first ECG-like signal, else the first signal.
+if present, else the first ECG-like signal, else the first signal; and a signal labelled V1 ('V1', 'ECG V1',
+signals.is_v1) beside it.
 
 edfio trusts the header's counts (samples per record 0 divides by zero, a record duration of 0 fails
 inside it), so the fixed 256-byte header and the samples-per-record fields are checked here first.
@@ -9,12 +10,22 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import edfio
 import numpy as np
 
-from ecg_core.io.base import UNIT_TO_MV, SignalInput, SignalInputError, require_quality, validate
+from ecg_core.io.base import (
+    UNIT_TO_MV,
+    WITHOUT_V1,
+    SignalInput,
+    SignalInputError,
+    require_quality,
+    validate,
+    validate_v1,
+)
+from ecg_core.signal.signals import v1_index
 
 ANNOTATION_LABEL = "EDF Annotations"
 
@@ -64,8 +75,62 @@ def _check_header(data: bytes, name: str) -> None:
         raise SignalInputError(f"{name}: the header describes {n_records} data records but the file is shorter.")
 
 
+@dataclass
+class _Signal:
+    """One EDF signal's samples and the header fields they are read with."""
+
+    label: str
+    physical: np.ndarray  # float64, as edfio scales it
+    digital: np.ndarray
+    fs: float
+    per_record: int
+    dim: str
+    digital_range: tuple[int, int]
+    physical_range: tuple[float, float]
+
+    @property
+    def invalid(self) -> np.ndarray:
+        """Samples outside the header's digital range (not signal: writers pad the last data record with them)."""
+        lo, hi = min(self.digital_range), max(self.digital_range)
+        return (self.digital < lo) | (self.digital > hi)
+
+    def scale_mv(self) -> tuple[float, str | None]:
+        """Millivolts per physical unit, and a note when the unit is not a voltage (then read as millivolts)."""
+        scale = UNIT_TO_MV.get(self.dim.lower())
+        return (1.0, f"Signal {self.label} is in {self.dim!r}; read as millivolts.") if scale is None else (scale, None)
+
+    def step_mv(self, scale: float) -> float | None:
+        """One digital step in millivolts (what the amplifier resolves)."""
+        (dmin, dmax), (pmin, pmax) = self.digital_range, self.physical_range
+        return abs(pmax - pmin) / abs(dmax - dmin) * scale if dmax != dmin else None
+
+
+def _signal(s) -> _Signal:
+    return _Signal(s.label, np.asarray(s.data, dtype=np.float64), np.asarray(s.digital), float(s.sampling_frequency),
+                   s.samples_per_data_record, s.physical_dimension, (s.digital_min, s.digital_max),
+                   (s.physical_min, s.physical_max))
+
+
+def _v1_lead(signals: list, labels: list[str], usable: list[int], first: int) -> _Signal | None:
+    """The V1 signal beside the first lead (signals.v1_index decides, as in training), or None."""
+    i = v1_index([labels[j] if j in usable else "" for j in range(len(labels))], first)
+    return None if i is None else _signal(signals[i])
+
+
+def _v1_samples(v1: _Signal, fs: float, n: int) -> tuple[np.ndarray | None, list[str]]:
+    """V1 in millivolts, cut to the first lead's n samples (its padding goes with the first lead's) and checked
+    like it; (None, [why]) when it cannot be used."""
+    if v1.fs != fs:
+        return None, [f"Lead {v1.label} is not used: it is sampled at {v1.fs:g} Hz, the first lead at {fs:g} Hz. "
+                      f"{WITHOUT_V1}"]
+    scale, note = v1.scale_mv()
+    p = np.where(v1.invalid, np.nan, v1.physical)[:n]
+    x, notes = validate_v1(p * scale, fs, v1.label, n, v1.step_mv(scale))
+    return x, ([note] if note else []) + notes
+
+
 def read_edf_bytes(data: bytes, name: str = "signal.edf") -> SignalInput:
-    """EDF / EDF+ bytes (16-bit samples) -> SignalInput of the preferred ECG lead."""
+    """EDF / EDF+ bytes (16-bit samples) -> SignalInput of the preferred ECG lead, with V1 when one is labelled so."""
     if not data:
         raise SignalInputError(f"The file {name} is empty (0 bytes).")
     _check_header(data, name)
@@ -80,13 +145,8 @@ def read_edf_bytes(data: bytes, name: str = "signal.edf") -> SignalInput:
             if not usable:
                 raise SignalInputError(f"{name}: the file holds no signals.")
             pick = _edf_lead(labels, usable)
-            chosen = signals[pick]
-            p = np.asarray(chosen.data, dtype=np.float64)
-            digital = np.asarray(chosen.digital)
-            per_record = chosen.samples_per_data_record
-            fs = float(chosen.sampling_frequency)
-            dim, dmin, dmax = chosen.physical_dimension, chosen.digital_min, chosen.digital_max
-            pmin, pmax = chosen.physical_min, chosen.physical_max
+            chosen = _signal(signals[pick])
+            v1 = _v1_lead(signals, labels, usable, pick)
     except SignalInputError:
         raise
     except Exception as exc:  # edfio raises several types on corrupt headers
@@ -97,17 +157,16 @@ def read_edf_bytes(data: bytes, name: str = "signal.edf") -> SignalInput:
     # Samples outside the header's digital range are not signal: writers pad the last data record with them
     # (wfdb's wfdb_to_edf with -32768). A run of them at the end, at most one data record long, is left out;
     # others are missing samples (filled in when short, refused when long).
-    invalid = (digital < min(dmin, dmax)) | (digital > max(dmin, dmax))
+    p, invalid = chosen.physical, chosen.invalid
     if invalid.any():
         run = int(np.argmax(~invalid[::-1])) if (~invalid).any() else invalid.size
-        if 0 < run <= per_record and run < invalid.size:
+        if 0 < run <= chosen.per_record and run < invalid.size:
             p, invalid = p[: p.size - run], invalid[: invalid.size - run]
             notes.append(f"{run} samples padding the last data record (outside the digital range) were left out.")
         p = np.where(invalid, np.nan, p)
-    scale = UNIT_TO_MV.get(dim.lower())
-    if scale is None:
-        notes.append(f"Signal {labels[pick]} is in {dim!r}; read as millivolts.")
-        scale = 1.0
-    step = abs(pmax - pmin) / abs(dmax - dmin) * scale if dmax != dmin else None
-    x, more = validate(p * scale, fs, name, resolution_mv=step)
-    return require_quality(SignalInput(Path(name).stem, x, fs, labels[pick], None, notes + more))
+    scale, unit_note = chosen.scale_mv()
+    notes += [unit_note] if unit_note else []
+    x, more = validate(p * scale, chosen.fs, name, resolution_mv=chosen.step_mv(scale))
+    v1_x, v1_notes = _v1_samples(v1, chosen.fs, x.size) if v1 is not None else (None, [])
+    return require_quality(SignalInput(Path(name).stem, x, chosen.fs, chosen.label, None, notes + more + v1_notes,
+                                       v1=v1_x))

@@ -5,13 +5,17 @@ input raises SignalInputError whose str() is one line naming the file and the pr
 passes the physical-range checks (within +-20 mV, not flat, a range an amplifier resolves) and gets a
 signal-quality verdict (ecg_core.signal.quality); one judged unreadable is refused.
 
+Each reader also reads the recording's V1 lead where a lead other than the first is labelled V1
+(signals.is_v1, as training decides): SignalInput.v1, checked like the first lead; a V1 that cannot be used
+is left out with a note, never a refusal.
+
 Supported inputs (one reader module each; this module keeps the public names and dispatches)
 - WFDB (ecg_core.io.wfdb_bytes): `.hea` header + the `.dat` file(s) it names (formats 212, 16, 61, 80,
   160; one sample per frame), optionally a `.atr` reference annotation file (MIT format, parsed with wfdb's
   own byte-level functions; one whose beats disagree wildly with the signal is not used, with a note).
 - CSV (ecg_core.io.csv_bytes): one column of samples (the sampling rate must be given), or time (seconds)
-  + value columns; comma, semicolon, tab or whitespace separated; an optional header row; values in
-  millivolts or ADC units.
+  + value columns; comma, semicolon, tab or whitespace separated; an optional header row (where a further
+  column headed V1 is the V1 lead); values in millivolts or ADC units.
 - EDF/EDF+ (ecg_core.io.edf_bytes, read by edfio): the lead named like MLII / II if present, else the
   first ECG-like signal.
 """

@@ -27,9 +27,10 @@ from ecg_core.io.base import (
     check_rate,
     require_quality,
     validate,
+    validate_v1,
 )
 from ecg_core.signal import quality as signal_quality
-from ecg_core.signal.signals import PREFERRED_LEAD, choose_lead
+from ecg_core.signal.signals import PREFERRED_LEAD, choose_lead, v1_index
 
 DEFAULT_FS = 250.0  # WFDB's rate when the header gives none
 WFDB_FORMATS = ("212", "16", "61", "80", "160")
@@ -247,6 +248,19 @@ def reference_note(reference: Reference, sig: SignalInput, ann_name: str) -> str
             f"in the signal agree for only {100 * f1:.0f} % (a file made for this recording agrees for over 90 %).")
 
 
+def _v1_lead(header: WfdbHeader, signals: np.ndarray, first: int) -> tuple[np.ndarray | None, list[str]]:
+    """The record's V1 lead in millivolts, checked like the first (signals.v1_index decides, as in training)."""
+    i = v1_index([s.name for s in header.signals], first)
+    if i is None:
+        return None, []
+    spec = header.signals[i]
+    scale = UNIT_TO_MV.get(spec.units.lower())
+    notes = [] if scale is not None else [f"Lead {spec.name} is in {spec.units!r}, not millivolts; read as millivolts."]
+    scale = 1.0 if scale is None else scale
+    v1, more = validate_v1(signals[:, i] * scale, header.fs, spec.name, signals.shape[0], scale / abs(spec.adc_gain))
+    return v1, notes + more
+
+
 def read_wfdb_bytes(files: Mapping[str, bytes], preferred_lead: str = PREFERRED_LEAD) -> SignalInput:
     """A WFDB record uploaded as {file name: bytes}: one .hea, the .dat file(s) it names, optional .atr."""
     by_name = {Path(k).name: v for k, v in files.items()}
@@ -276,8 +290,10 @@ def read_wfdb_bytes(files: Mapping[str, bytes], preferred_lead: str = PREFERRED_
         notes.append(f"Lead {lead.name} is in {lead.units!r}, not millivolts; read as millivolts.")
         scale = 1.0
     x, more = validate(signals[:, idx] * scale, header.fs, lead.file_name, resolution_mv=scale / abs(lead.adc_gain))
+    v1, v1_notes = _v1_lead(header, signals, idx)
     del signals  # every lead decoded: not kept while the quality check runs (a 24-hour lead is 250 MB)
-    sig = require_quality(SignalInput(header.record_name, x, header.fs, lead.name, None, notes + more))
+    sig = require_quality(SignalInput(header.record_name, x, header.fs, lead.name, None, notes + more + v1_notes,
+                                      v1=v1))
     stem = Path(hea).stem
     for ext in ANNOTATION_EXTENSIONS:
         ann_name = f"{stem}.{ext}"

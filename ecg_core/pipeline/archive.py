@@ -232,7 +232,8 @@ def plan_chunks(n_samples: int, fs: float, chunk_s: float = CHUNK_S, overlap_s: 
 
 
 def chunk_input(sig: SignalInput, c: Chunk) -> SignalInput:
-    """The chunk's part of the recording, carrying the whole recording's quality verdict shifted to it."""
+    """The chunk's part of the recording (its V1 lead with it), carrying the whole recording's quality verdict
+    shifted to it."""
     q = sig.quality
     if q is not None:
         t0, t1 = c.start / sig.fs, c.end / sig.fs
@@ -247,7 +248,8 @@ def chunk_input(sig: SignalInput, c: Chunk) -> SignalInput:
         q = dataclasses.replace(q, segments=segments, peaks=peaks, windows=windows, working_peaks=None,
                                 working_samples=0)  # the chunk's R peaks come with it (chunk_peaks)
     return dataclasses.replace(sig, name=f"{sig.name} [{c.start / sig.fs:.0f}-{c.end / sig.fs:.0f} s]",
-                               signal=sig.signal[c.start: c.end], reference=None, quality=q)
+                               signal=sig.signal[c.start: c.end], reference=None, quality=q,
+                               v1=None if sig.v1 is None else sig.v1[c.start: c.end])
 
 
 def _intervals(df: pd.DataFrame | None, offset_s: float, lo_s: float, hi_s: float) -> pd.DataFrame | None:
@@ -303,7 +305,8 @@ def score_chunk(sig: SignalInput, c: Chunk, peaks: np.ndarray, clf=None,
     beats["sample"] = own[keep]
     beats["time_s"] = np.round(own[keep] / sig.fs, 4)  # as classify_signal computes it
     peaks_own = r.peaks_own + c.start
-    changes = dict(x=np.zeros(0, np.float32), beats=beats.reset_index(drop=True),
+    changes = dict(x=np.zeros(0, np.float32), v1=None if r.v1 is None else np.zeros(0, np.float32),
+                   beats=beats.reset_index(drop=True),
                    centres=r.centres[keep] + working_offset(c.start, sig.fs),
                    peaks_own=peaks_own[(peaks_own >= c.core_start) & (peaks_own < c.core_end)],
                    episodes=_intervals(r.episodes, off_s, lo_s, hi_s))

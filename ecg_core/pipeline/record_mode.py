@@ -1,7 +1,8 @@
 """Signal mode: classify every beat of a whole recording, find ventricular fibrillation episodes, compare.
 
 Pipeline (the same preprocessing as training, end to end):
-  SignalInput (any rate, mV) -> signals.prepare_signal (360 Hz, band-pass)
+  SignalInput (any rate, mV) -> signals.prepare_signal (360 Hz, band-pass); its V1 lead, where the recording
+     has one, prepared the same way for the beat features (QRS width, height, terminal and late part in V1)
   -> R peaks: Pan-Tompkins (`pan_tompkins`, ~0.1 s per 30 min; wfdb's XQRS via signals.detect_r_peaks is
      an option, ~45x slower because of a per-sample Python loop, and less sensitive on MIT-BIH)
   -> beat windows (1.0 s before, 0.6 s after) -> render -> imaging.normalise_batch -> Classifier.predict_proba
@@ -78,8 +79,10 @@ def model_images(x: np.ndarray, centres: np.ndarray, representation: str,
 
 
 def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable[[int], None] | None = None,
-                     chunk: int = CHUNK, peaks: np.ndarray | None = None, rr_mean_s: float | None = None) -> np.ndarray:
-    """Probabilities (n, 6) of the windows centred at `centres`, chunk by chunk (`peaks`: see model_images).
+                     chunk: int = CHUNK, peaks: np.ndarray | None = None, rr_mean_s: float | None = None,
+                     v1: np.ndarray | None = None) -> np.ndarray:
+    """Probabilities (n, 6) of the windows centred at `centres`, chunk by chunk (`peaks`: see model_images;
+    `v1`: the prepared V1 lead for the beat features, see model_features).
 
     A worker thread makes the next chunk's images while the model predicts the current one (TensorFlow
     releases the GIL), which overlaps the two costs on a multi-core machine.
@@ -92,7 +95,7 @@ def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable
     reads_features = getattr(clf, "reads_features", False)
     if (rep in TEMPLATE_REPRESENTATIONS or reads_features) and peaks is None:
         peaks = detect_beats(x)
-    feats = model_features(x, centres, peaks, rr_mean_s) if reads_features else None
+    feats = model_features(x, centres, peaks, rr_mean_s, v1) if reads_features else None
     if len(starts) == 1:  # one chunk (a picture's few beats): nothing to overlap, no thread to start
         images = model_images(x, centres, rep, peaks)
         out[:] = clf.predict_proba(images, feats) if reads_features else clf.predict_proba(images)
@@ -113,12 +116,20 @@ def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable
     return out
 
 
-def model_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray,
-                   rr_mean_s: float | None = None) -> np.ndarray:
-    """Beat features (signal.features, one lead) of windows centred at `centres`, with the R `peaks` that
-    also make the templates: what a model reading features gets besides the picture. rr_mean_s: the whole
-    recording's mean RR when x is a chunk of it."""
-    return beat_features(x, centres, peaks, record_mean_s=rr_mean_s)
+def model_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, rr_mean_s: float | None = None,
+                   v1: np.ndarray | None = None) -> np.ndarray:
+    """Beat features (signal.features) of windows centred at `centres`, with the R `peaks` that also make the
+    templates: what a model reading features gets besides the picture. rr_mean_s: the whole recording's mean
+    RR when x is a chunk of it. v1: the recording's V1 lead prepared as x (prepare_v1), as training reads it."""
+    return beat_features(x, centres, peaks, v1, record_mean_s=rr_mean_s)
+
+
+def prepare_v1(sig: SignalInput, clf) -> np.ndarray | None:
+    """The recording's V1 lead prepared exactly as its first lead (signals.prepare_signal at WORKING_FS), for a
+    model that reads beat features; None without V1, or for a model that reads only the picture."""
+    if sig.v1 is None or not getattr(clf, "reads_features", False):
+        return None
+    return signals.prepare_signal(sig.v1, sig.fs)
 
 
 def beat_image(x: np.ndarray, centre: int, representation: str, peaks: np.ndarray | None = None) -> np.ndarray:
@@ -170,6 +181,16 @@ class Comparison:
     agreement: float | None  # over matched beats of the six classes
     reference_vf_s: float  # seconds of reference VF/VFL rhythm
     detected_vf_overlap_s: float  # seconds of it covered by detected episodes
+
+    @property
+    def macro_f1(self) -> float | None:
+        """Mean F1 over the classes the reference has (as model.evaluate.metrics averages it)."""
+        c = self.per_class
+        present = c["reference"] > 0
+        if not present.any():
+            return None
+        f1 = 2 * c["agree"] / (c["reference"] + c["predicted"])
+        return float(f1[present].mean())
 
 
 def compare(reference, fs: float, peaks_own: np.ndarray, beats: pd.DataFrame,
@@ -235,6 +256,8 @@ class RecordResult:
     seconds: dict[str, float] = field(default_factory=dict)
     noise: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=rhythm.NOISE_COLUMNS))  # unreadable
     rr_mean_s: float | None = None  # the recording's mean RR the beat features were measured against
+    v1: np.ndarray | None = None  # the prepared V1 lead the beat features read (prepare_v1), None when not read
+    v1_state: str = "absent"  # one of V1_STATES: whether the recording's V1 was read
 
     @property
     def duration_s(self) -> float:
@@ -246,10 +269,26 @@ class RecordResult:
 
     def features(self, idx) -> np.ndarray:
         """Beat features (n, N_FEATURES) of beats `idx` (rows of `beats`), as measured for classification."""
-        return model_features(self.x, self.centres[np.atleast_1d(idx)], self.centres, self.rr_mean_s)
+        return model_features(self.x, self.centres[np.atleast_1d(idx)], self.centres, self.rr_mean_s, self.v1)
 
     def probabilities(self, i: int) -> np.ndarray:
         return self.beats.loc[self.beats.index[i], list(CLASS_KEYS)].to_numpy(dtype=np.float32)
+
+
+V1_STATES = ("read", "absent", "unused")  # read for the features; no V1 lead; a V1 the model does not read
+
+
+def v1_state(sig: SignalInput, v1: np.ndarray | None) -> str:
+    return "read" if v1 is not None else "absent" if sig.v1 is None else "unused"
+
+
+def leads_line(result: RecordResult) -> str:
+    """One line saying which leads were read, for the Signal page and the CLI."""
+    if result.v1_state == "read":
+        return f"Read {result.lead}, with V1 for the bundle-branch-block measurements"
+    if result.v1_state == "unused":
+        return f"Read {result.lead}; the recording's V1 is not used ({result.model} reads the beat picture only)"
+    return f"One lead read ({result.lead}, no V1): bundle-branch blocks are found less often"
 
 
 def known_peaks(sig: SignalInput, n_working: int) -> np.ndarray | None:
@@ -291,6 +330,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     seconds: dict[str, float] = {}
     report(0.0, "Filtering and resampling to 360 Hz")
     x = signals.prepare_signal(sig.signal, sig.fs)
+    v1 = prepare_v1(sig, clf)
     n = x.size
     t1 = time.perf_counter()
     seconds["prepare"] = t1 - t0
@@ -306,7 +346,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     def beat_progress(done: int) -> None:
         report(0.15 + 0.7 * done / max(centres.size, 1), f"Classified {done} of {centres.size} beats")
 
-    probs = classify_windows(x, centres, clf, beat_progress, peaks=centres, rr_mean_s=rr_mean_s)
+    probs = classify_windows(x, centres, clf, beat_progress, peaks=centres, rr_mean_s=rr_mean_s, v1=v1)
     t3 = time.perf_counter()
     seconds["classify"] = t3 - t2
     report(0.85, "Finding ventricular fibrillation and noise")
@@ -351,7 +391,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
         notes.append(f"{int(in_noise.sum())} beat(s) inside noise segments are not classified.")
     result = RecordResult(sig.name, sig.lead, sig.fs, sig.signal.size, clf.name, clf.info.representation, x,
                           centres, beats, ep, peaks_own, None, notes, seconds, noise=found.noise,
-                          rr_mean_s=rr_mean_s)
+                          rr_mean_s=rr_mean_s, v1=v1, v1_state=v1_state(sig, v1))
     if sig.reference is not None:
         report(0.98, "Comparing with the reference annotations")
         result.comparison = compare(sig.reference, sig.fs, peaks_own, beats,
@@ -475,7 +515,8 @@ def cli(a: argparse.Namespace) -> int:
     if not reads_one_lead(clf.info.representation):
         err(f"error: {two_lead_message(clf.name, clf.info.representation)}")
         return 2
-    err(f"{sig.name}: {sig.duration_s:.1f} s at {sig.fs:g} Hz, lead {sig.lead}; model {clf.name}")
+    leads = f"lead {sig.lead}" + (" with V1" if sig.v1 is not None else "")
+    err(f"{sig.name}: {sig.duration_s:.1f} s at {sig.fs:g} Hz, {leads}; model {clf.name}")
     try:
         result = classify_signal(sig, clf, progress)
     except SignalInputError as exc:
@@ -496,6 +537,7 @@ def cli(a: argparse.Namespace) -> int:
         + (f" and {noise_out} ({s['noise_segments']} noise segments)" if noise_out else ""))
     err(f"rhythm: {s['vf_episodes']} VF episode(s), {s['vf_total_s']:.0f} s of VF; {s['noise_segments']} noise "
         f"segment(s), {s['noise_total_s']:.0f} s unreadable ({s['beats_in_noise']} beats there not classified)")
+    err(f"leads: {leads_line(result)}")
     for note in result.notes:
         err(f"note: {note}")
     if result.comparison is not None:
@@ -503,7 +545,14 @@ def cli(a: argparse.Namespace) -> int:
         err(f"reference: detection Se {_fmt(c.sensitivity)}, +P {_fmt(c.positive_predictivity)}; "
             f"class agreement {_fmt(c.agreement)}; VF {c.reference_vf_s:.1f} s, "
             f"{c.detected_vf_overlap_s:.1f} s of it inside detected episodes")
+        err(f"reference per class (recall, beats): {per_class_line(c)}; macro F1 {_fmt(c.macro_f1)}")
     return 0
+
+
+def per_class_line(c: Comparison) -> str:
+    """Recall and reference beats of each class the reference has, e.g. 'N 0.985 (1502), V 0.970 (66)'."""
+    rows = c.per_class[c.per_class["reference"] > 0]
+    return ", ".join(f"{k} {r.agreement:.3f} ({int(r.reference)})" for k, r in rows.iterrows())
 
 
 def _fmt(v: float | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -73,6 +74,19 @@ def choose_second_lead(sig_names: list[str], first: int, preferred: str = SECOND
         return names.index(preferred.upper())
     others = [i for i in range(len(names)) if i != first]
     return others[0] if others else None
+
+
+def is_v1(label: object) -> bool:
+    """Whether a signal's label names the V1 lead: case, spaces, '_' / '-' and an ECG/EKG/EEG prefix aside
+    ('V1', 'v1', 'ECG V1', 'EEG V1'; EDF writers often prefix every label with its signal type). Training
+    (dataset.record_features) and every reader decide with this, so a recording's V1 is the one training read."""
+    bare = re.sub(r"[\s_\-]", "", str(label)).upper()
+    return re.sub(r"^(ECG|EKG|EEG)", "", bare) == SECOND_LEAD.upper()
+
+
+def v1_index(sig_names: list[str], first: int) -> int | None:
+    """Index of the first signal other than `first` whose label is V1 (is_v1), else None."""
+    return next((i for i, n in enumerate(sig_names) if i != first and is_v1(n)), None)
 
 
 def resample(x: np.ndarray, fs_in: float, fs_out: int = WORKING_FS) -> np.ndarray:

@@ -1,0 +1,229 @@
+"""The V1 lead of a recording: read by every reader where a lead is labelled V1, prepared and measured exactly as
+training measures it (dataset.record_features), carried through an archive's chunks, and said on the page."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import edfio
+import numpy as np
+import pytest
+import wfdb
+from conftest import MITDB
+
+from ecg_core.data import dataset
+from ecg_core.io import signal_io as sio
+from ecg_core.pipeline import archive, record_mode
+from ecg_core.signal.features import FEATURE_NAMES, V1_FEATURES, beat_features
+from ecg_core.signal.signals import is_v1, read_record
+
+HAS_V1 = FEATURE_NAMES.index("has_v1")
+# what a beat's own QRS gives, whatever its neighbours: the first lead's QRS and late part, and all of V1
+OWN_BEAT = [FEATURE_NAMES.index(n) for n in ("qrs_ms", "qrs_amp_mv", "qrs_polarity", "qrs_late")] + list(V1_FEATURES)
+
+
+class Recorder:
+    """The default model, keeping the beat features the recording path hands it."""
+
+    def __init__(self, clf):
+        self._clf, self.features = clf, []
+
+    def __getattr__(self, name):
+        return getattr(self._clf, name)
+
+    def predict_proba(self, images, features=None):
+        self.features.append(features)
+        return self._clf.predict_proba(images, features)
+
+
+@pytest.fixture(scope="module")
+def clf():
+    from ecg_core.model import predict
+
+    return predict.load(None)
+
+
+def classify(path: Path, clf) -> tuple[record_mode.RecordResult, np.ndarray]:
+    """classify-record's path on a record: its result and the features the model was given."""
+    rec = Recorder(clf)
+    result = record_mode.classify_signal(sio.read_path(path), rec)
+    return result, np.concatenate(rec.features)
+
+
+def record_files(path: Path) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in sorted(path.parent.glob(f"{path.name}.*"))}
+
+
+def mlii_v1(record: str = "207") -> tuple[np.ndarray, np.ndarray]:
+    rec = wfdb.rdrecord(str(MITDB / record))
+    return rec.p_signal[:, rec.sig_name.index("MLII")], rec.p_signal[:, rec.sig_name.index("V1")]
+
+
+# ---------------------------------------------------------------- one source of truth with training
+
+@pytest.mark.parametrize("record", ["207", "232"])
+def test_recording_path_measures_v1_as_training_does(clf, record):
+    """The features classify-record gives the model are beat_features as dataset.record_features computes them
+    (training's read_record, its prepared MLII and V1), for the same beats and R peaks."""
+    result, given = classify(MITDB / record, clf)
+    assert result.v1_state == "read" and given.shape == (len(result.beats), len(FEATURE_NAMES))
+    rec = read_record(MITDB / record, with_annotations=False, second_lead=True)
+    assert is_v1(rec.lead2)
+    np.testing.assert_array_equal(result.x, rec.signal)
+    np.testing.assert_array_equal(result.v1, rec.signal2)
+    training = beat_features(rec.signal, result.centres, result.centres, rec.signal2)
+    np.testing.assert_array_equal(given, training)
+    assert (given[:, HAS_V1] == 1).all()
+    np.testing.assert_array_equal(result.features(np.arange(len(result.beats))), given)  # the page's panel
+    # record_features itself: its R peaks also count the beats too near the edges to classify, which only the
+    # neighbour-based measures (RR, the neighbours' QRS) can see; every beat's own QRS and V1 are identical
+    stored = dataset.record_features(MITDB / record, result.centres)
+    np.testing.assert_array_equal(given[:, OWN_BEAT], stored[:, OWN_BEAT])
+
+
+def test_a_second_lead_that_is_not_v1_gives_one_lead_features(clf):
+    sig = sio.read_path(MITDB / "114")  # V5 and MLII
+    assert sig.lead == "MLII" and sig.v1 is None
+    result, given = classify(MITDB / "114", clf)
+    assert result.v1 is None and result.v1_state == "absent"
+    assert (given[:, HAS_V1] == 0).all() and (given[:, V1_FEATURES] == 0).all()
+    stored = dataset.record_features(MITDB / "114", result.centres)  # training reads one lead here too
+    np.testing.assert_array_equal(given[:, OWN_BEAT], stored[:, OWN_BEAT])
+    assert record_mode.leads_line(result) == ("One lead read (MLII, no V1): bundle-branch blocks are found less "
+                                              "often")
+
+
+def test_a_model_reading_only_the_picture_leaves_v1_unused():
+    class PictureOnly:
+        reads_features = False
+
+    sig = sio.read_path(MITDB / "207")
+    assert sig.v1 is not None
+    assert record_mode.prepare_v1(sig, PictureOnly()) is None
+    assert record_mode.v1_state(sig, None) == "unused"
+
+
+def test_is_v1_reads_labels_as_writers_spell_them():
+    for label in ("V1", "v1", " V1 ", "ECG V1", "EKG_V1", "EEG V1", "ECG-V1", "V 1"):
+        assert is_v1(label), label
+    for label in ("V11", "V5", "MLII", "V1 lead", "II", "", "aVL"):
+        assert not is_v1(label), label
+
+
+# ---------------------------------------------------------------- readers
+
+def test_wfdb_reader_reads_v1_beside_mlii():
+    sig = sio.read_upload(record_files(MITDB / "207"))
+    mlii, v1 = mlii_v1("207")
+    assert sig.lead == "MLII"
+    np.testing.assert_array_equal(sig.signal, mlii)
+    np.testing.assert_array_equal(sig.v1, v1)
+
+
+def test_wfdb_flat_v1_is_left_out_with_a_note(tmp_path):
+    src = wfdb.rdrecord(str(MITDB / "232"), physical=False)
+    d = src.d_signal.copy()
+    d[:, 1] = d[0, 1]  # V1 a flat line: the recording is still read, on MLII
+    wfdb.wrsamp("flat", fs=src.fs, units=src.units, sig_name=src.sig_name, d_signal=d, fmt=src.fmt,
+                adc_gain=src.adc_gain, baseline=src.baseline, write_dir=str(tmp_path))
+    sig = sio.read_path(tmp_path / "flat")
+    assert sig.lead == "MLII" and sig.v1 is None
+    assert any(n.startswith("Lead V1 is not used: the signal is a flat line") for n in sig.notes), sig.notes
+
+
+def _edf(signals: list[tuple[str, np.ndarray]], fs: float = 360.0) -> bytes:
+    return edfio.Edf([edfio.EdfSignal(x, fs, label=label, physical_dimension="mV", physical_range=(-10.0, 10.0))
+                      for label, x in signals]).to_bytes()
+
+
+def test_edf_reader_reads_v1_labels():
+    mlii, v1 = mlii_v1("207")
+    n = 360 * 170  # whole data records of one second
+    for label in ("V1", "ECG V1", "EEG V1"):
+        sig = sio.read_upload({"r.edf": _edf([("ECG II", mlii[:n]), (label, v1[:n])])})
+        assert sig.lead == "ECG II" and sig.v1 is not None, label
+        np.testing.assert_allclose(sig.v1, v1[:n], atol=20 / 65535)  # one 16-bit step of the +-10 mV range
+    other = sio.read_upload({"r.edf": _edf([("ECG II", mlii[:n]), ("ECG V5", v1[:n])])})
+    assert other.v1 is None
+
+
+def test_edf_written_by_wfdb_keeps_v1_and_unusable_v1_is_a_note(tmp_path):
+    from wfdb.io.convert.edf import wfdb_to_edf
+
+    out = tmp_path / "207.edf"
+    wfdb_to_edf(str(MITDB / "207"), output_filename=str(out))
+    sig = sio.read_upload({"207.edf": out.read_bytes()})
+    mlii, v1 = mlii_v1("207")
+    assert sig.lead == "MLII" and sig.v1.size == sig.signal.size == mlii.size
+    np.testing.assert_allclose(sig.v1, v1, atol=1e-9)
+
+    n = 360 * 170
+    flat = sio.read_upload({"f.edf": _edf([("MLII", mlii[:n]), ("V1", np.zeros(n))])})
+    assert flat.v1 is None and any(m.startswith("Lead V1 is not used") for m in flat.notes)
+
+
+def _csv(header: str, *columns: np.ndarray) -> bytes:
+    rows = [",".join(f"{v:.5f}" if np.isfinite(v) else "" for v in row) for row in zip(*columns)]
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+def test_csv_reader_reads_a_v1_column():
+    mlii, v1 = mlii_v1("207")
+    t = np.arange(mlii.size) / 360
+    three = sio.read_csv_bytes(_csv("time,MLII,V1", t, mlii, v1), "three.csv")
+    assert three.lead == "MLII" and three.fs == 360
+    np.testing.assert_allclose(three.signal, mlii, atol=1e-5)
+    np.testing.assert_allclose(three.v1, v1, atol=1e-5)
+    first = sio.read_csv_bytes(_csv("V1,MLII", v1, mlii), "first.csv", fs=360)  # no time column: --fs
+    assert first.lead == "MLII"
+    np.testing.assert_allclose(first.v1, v1, atol=1e-5)
+    adc = sio.read_csv_bytes(_csv("MLII,V1", mlii * 200 + 1024, v1 * 200 + 1024), "adc.csv", fs=360, units="adc",
+                             adc_gain=200, adc_baseline=1024)
+    np.testing.assert_allclose(adc.v1, v1, atol=1e-6)
+    alone = sio.read_csv_bytes(_csv("time,V1", t, v1), "alone.csv")  # V1 beside time only: it is the lead
+    assert alone.lead == "V1" and alone.v1 is None
+    np.testing.assert_allclose(alone.signal, v1, atol=1e-5)
+
+
+def test_csv_unusable_v1_column_is_a_note_not_a_refusal():
+    mlii, v1 = mlii_v1("207")
+    t = np.arange(mlii.size) / 360
+    empty = sio.read_csv_bytes(_csv("time,MLII,V1", t, mlii, np.full(mlii.size, np.nan)), "empty.csv")
+    assert empty.v1 is None and any(n.startswith("Lead V1 is not used: no sample is a number") for n in empty.notes)
+    flat = sio.read_csv_bytes(_csv("time,MLII,V1", t, mlii, np.full(mlii.size, 0.5)), "flat.csv")
+    assert flat.v1 is None and any(n.startswith("Lead V1 is not used: the signal is a flat line") for n in flat.notes)
+    gap = v1.copy()
+    gap[1000:2000] = np.nan
+    long_gap = sio.read_csv_bytes(_csv("time,MLII,V1", t, mlii, gap), "gap.csv")
+    assert long_gap.v1 is None and long_gap.lead == "MLII"
+    body = _csv("time,MLII,V1", t, mlii, v1).decode().splitlines()
+    body[10] = body[10].rsplit(",", 1)[0] + ",off"
+    word = sio.read_csv_bytes(("\n".join(body) + "\n").encode(), "word.csv")
+    assert word.v1 is None and any(n.startswith("Lead V1 is not used: row 11: 'off' is not a number.")
+                                   for n in word.notes), word.notes
+    with pytest.raises(sio.SignalInputError, match=r"besides V1, found 3\.$"):
+        sio.read_csv_bytes(_csv("time,MLII,V5,V1", t, mlii, v1, v1), "four.csv")
+
+
+# ---------------------------------------------------------------- archive chunks and the page
+
+def test_archive_chunks_carry_v1():
+    sig = sio.read_path(MITDB / "207")
+    c = archive.Chunk(0, 2, 3600, 36000, 3600, 36000)
+    part = archive.chunk_input(sig, c)
+    np.testing.assert_array_equal(part.v1, sig.v1[3600:36000])
+    assert part.v1.size == part.signal.size
+    assert archive.chunk_input(dataclasses.replace(sig, v1=None), c).v1 is None
+    with pytest.raises(ValueError, match="V1 has"):
+        dataclasses.replace(sig, v1=sig.v1[:10])
+
+
+def test_cli_says_which_leads_were_read(tmp_path, capsys):
+    from ecg_core.__main__ import main
+
+    assert main(["classify-record", str(MITDB / "232"), "--out", str(tmp_path / "b.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "lead MLII with V1" in err
+    assert "leads: Read MLII, with V1 for the bundle-branch-block measurements" in err
+    assert "reference per class (recall, beats): " in err and "macro F1 " in err
