@@ -368,13 +368,16 @@ def _steps_energy(profile: np.ndarray) -> float:
     return float(np.multiply(d, d, out=d).sum())
 
 
-def _sharpest(score, limit: float, coarse_step: float, fine_step: float, smallest: float) -> tuple[float, float]:
+def _sharpest(score, limit: float, coarse_step: float, fine_step: float, smallest: float,
+              coarse_score=None) -> tuple[float, float]:
     """The parameter in [-limit, limit] that maximises score (a coarse then a fine search), and the gain over 0;
-    (0, 1) unless it is clearly better than no change."""
+    (0, 1) unless it is clearly better than no change. coarse_score: a cheaper score (the same measure on a
+    smaller picture) for the coarse search; the refinement and the gain use `score`."""
     coarse = np.arange(-limit, limit + 1e-9, coarse_step)
-    coarse_scores = [score(v) for v in coarse]
+    coarse_scores = [(coarse_score or score)(v) for v in coarse]
     k = int(np.argmax(coarse_scores))
-    best, top = float(coarse[k]), float(coarse_scores[k])
+    best = float(coarse[k])
+    top = float(coarse_scores[k]) if coarse_score is None else score(best)
     # golden-section refinement around the coarse peak, down to fine_step (a third of the evaluations of a grid)
     a, b = best - coarse_step, best + coarse_step
     g = (np.sqrt(5.0) - 1.0) / 2.0
@@ -393,7 +396,7 @@ def _sharpest(score, limit: float, coarse_step: float, fine_step: float, smalles
         if f > top:
             best, top = float(v), float(f)
     zero = np.flatnonzero(coarse == 0.0)  # the coarse grid may hold no change exactly: its score is known
-    base = float(coarse_scores[int(zero[0])]) if zero.size else score(0.0)
+    base = float(coarse_scores[int(zero[0])]) if zero.size and coarse_score is None else score(0.0)
     if abs(best) < smallest or top < 1.08 * base:
         return 0.0, 1.0
     return best, float(top / max(base, 1e-12))
@@ -406,15 +409,18 @@ def skew_angle(line_ink: np.ndarray, max_deg: float = 6.0, work_side: int = 480)
     The angle whose row profile is sharpest (grid lines, axes and the baseline line up with pixel rows);
     0 unless the best angle is clearly sharper than no rotation.
     """
-    small = _reduced(line_ink, work_side)
-    sh, sw = small.shape
+    def sharpness_of(small: np.ndarray):
+        sh, sw = small.shape
 
-    def sharpness(angle: float) -> float:
-        m = cv2.getRotationMatrix2D((sw / 2.0, sh / 2.0), angle, 1.0)
-        r = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderValue=0.0)
-        return _steps_energy(r.sum(axis=1))
+        def sharpness(angle: float) -> float:
+            m = cv2.getRotationMatrix2D((sw / 2.0, sh / 2.0), angle, 1.0)
+            r = cv2.warpAffine(small, m, (sw, sh), flags=cv2.INTER_LINEAR, borderValue=0.0)
+            return _steps_energy(r.sum(axis=1))
+        return sharpness
 
-    angle, gain = _sharpest(sharpness, max_deg, 0.5, 0.1, 0.15)
+    # the coarse search on a picture of half the side (a quarter of the pixels) finds the same peak
+    angle, gain = _sharpest(sharpness_of(_reduced(line_ink, work_side)), max_deg, 0.5, 0.1, 0.15,
+                            coarse_score=sharpness_of(_reduced(line_ink, work_side // 2)))
     return round(angle, 2), gain
 
 
