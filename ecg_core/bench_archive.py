@@ -27,15 +27,14 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-PACED = ("102", "104", "107", "217")
-
-
 def _records(mitdb: Path, which: str) -> list[str]:
+    from ecg_core.data.dataset import PACED_RECORDS  # imported here: the TensorFlow log level is set first
+
     names = sorted(p.stem for p in mitdb.glob("*.hea"))
     if which == "all":
         return names
     if which == "non-paced":
-        return [n for n in names if n not in PACED]
+        return [n for n in names if n not in PACED_RECORDS]
     wanted = [w.strip() for w in which.split(",") if w.strip()]
     missing = [w for w in wanted if w not in names]
     if missing:

@@ -89,7 +89,8 @@ st.markdown(f"""
   used to diagnose, triage or treat anyone.
 - **{len(CLASSES)} classes only:** {", ".join(f"{c.name} ({c.key})" for c in CLASSES)}. Anything else
   (paced beats, fusion or escape beats, atrial fibrillation, artefacts...) is forced into one of them.
-- **One lead is read from pictures.** A 12-lead page is read through its lead II rhythm strip (or lead II);
+- **One lead is read from pictures.** A 12-lead page is read through its lead II rhythm strip (or lead II),
+  its V1 panel giving the one to three beats beside it their V1 measurements (standard 3 x 4 layout assumed);
   bundle-branch blocks, read in V1, are found less often from one lead. A picture without a grid needs its
   time span (stated or guessed), and a single beat lacks its neighbours, which costs accuracy.
 - **Few patients for some classes.** The two databases hold four patients with left and six with right bundle

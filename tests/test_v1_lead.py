@@ -227,3 +227,56 @@ def test_cli_says_which_leads_were_read(tmp_path, capsys):
     assert "lead MLII with V1" in err
     assert "leads: Read MLII, with V1 for the bundle-branch-block measurements" in err
     assert "reference per class (recall, beats): " in err and "macro F1 " in err
+
+
+# ------------------------------------------------------------------ V1 over part of a recording (12-lead pages)
+
+def test_v1_known_over_a_stretch_gives_its_beats_their_v1_and_the_rest_one_lead():
+    """V1 NaN but over 4 s (a 12-lead page's V1 panel): the beats V1 reaches get V1 measurements close to those of
+    the whole V1, every other beat is read as one lead."""
+    from ecg_core.settings import WORKING_FS
+    from ecg_core.signal.peaks import detect_beats
+
+    sig = sio.read_path(MITDB / "207")
+    fs = sig.fs
+    part = np.full_like(sig.v1, np.nan)
+    a, b = int(20 * fs), int(24 * fs)
+    part[a:b] = sig.v1[a:b]
+    partial = dataclasses.replace(sig, v1=part)
+    from ecg_core.model import predict
+
+    clf = predict.load(None)
+    x = record_mode.signals.prepare_signal(sig.signal, fs)
+    v1_whole, v1_part = record_mode.prepare_v1(sig, clf), record_mode.prepare_v1(partial, clf)
+    assert np.isnan(v1_part).sum() > 0 and not np.isnan(v1_whole).any()
+    centres = detect_beats(x)
+    centres = centres[(centres > WORKING_FS) & (centres < 40 * WORKING_FS)]
+    covers = record_mode.v1_covers(v1_part, centres)
+    t = centres / WORKING_FS
+    assert covers.any() and np.all((t[covers] >= 20.5) & (t[covers] <= 23.5))
+    whole = record_mode.model_features(x, centres, centres, v1=v1_whole)
+    part_f = record_mode.model_features(x, centres, centres, v1=v1_part)
+    assert np.all(part_f[covers, HAS_V1] == 1) and np.all(part_f[~covers, HAS_V1] == 0)
+    assert np.all(part_f[~covers][:, V1_FEATURES] == 0)
+    width = FEATURE_NAMES.index("v1_qrs_ms")
+    assert np.abs(part_f[covers, width] - whole[covers, width]).max() <= 16  # the filter's edges: a stated tolerance
+    first_lead = [i for i in range(len(FEATURE_NAMES)) if i not in set(V1_FEATURES.tolist())]
+    np.testing.assert_allclose(part_f[:, first_lead], whole[:, first_lead])
+
+
+def test_a_twelve_lead_page_reads_its_v1_panel_for_the_beats_beside_it():
+    from ecg_core.model import predict
+    from ecg_core.pipeline.picture import classify_picture
+
+    clf = predict.load(None)
+    data = (Path(__file__).parent / "data" / "pictures" / "paper_red_twelve_lead_105.png").read_bytes()
+    res = classify_picture(data, clf, "page")
+    feats = res.features(np.arange(len(res.beats)))
+    covers = record_mode.v1_covers(res.v1, res.centres)
+    t = res.beats["time_s"].to_numpy() - res.trace.t0_s
+    assert 1 <= covers.sum() <= 3 and np.all((t[covers] > 5.0) & (t[covers] < 7.5))  # the third 2.5 s column
+    assert np.array_equal(feats[:, HAS_V1] == 1, covers)
+    assert any("V1 read from its panel" in n for n in res.notes)
+    alone = classify_picture(data, clf, "page", read_v1=False)
+    assert alone.v1 is None and np.all(alone.features(np.arange(len(alone.beats)))[:, HAS_V1] == 0)
+    assert len(alone.beats) == len(res.beats)

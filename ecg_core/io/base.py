@@ -51,7 +51,8 @@ class SignalInput:
     reference: Reference | None = None
     notes: list[str] = field(default_factory=list)
     quality: signal_quality.Quality | None = None  # set by the readers (and by require_quality)
-    # float64 mV, same rate and length as `signal`, checked like it; only a lead labelled V1 (signals.is_v1)
+    # float64 mV, same rate and length as `signal`, checked like it; only a lead labelled V1 (signals.is_v1).
+    # The readers give it whole; NaN marks where V1 was not recorded (a 12-lead page's 2.5 s V1 panel)
     v1: np.ndarray | None = None
 
     def __post_init__(self) -> None:

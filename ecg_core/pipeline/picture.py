@@ -43,6 +43,9 @@ LONE_BEAT_MAX_S = 2.5
 # ratio was chosen on beat pictures of DS1 records: 0.2-0.3 tie there, 0.4 misses more)
 LONE_BEAT_MIN_RATIO = 0.2
 SPAN_FACTORS = (0.8, 1.0, 1.25)  # the span check: within +-25 % of the stated or assumed span
+# a standard 12-lead page: four simultaneous 2.5 s columns over the rhythm strip's time, the top row I, aVR, V1,
+# V4; each column's first and last 0.1 s left out (lead-change marks)
+TWELVE_COLUMNS, V1_COLUMN, V1_EDGE_S = 4, 2, 0.1
 CSV_COLUMNS = ["file", "beat", "time_s", "predicted", "confidence", *CLASS_KEYS, "error", "uncertain"]
 
 
@@ -66,6 +69,7 @@ class PictureResult:
     # a lone beat's model inputs as classified (images (1, 128, 128), features or None): made once, not again
     # for its explanation
     inputs: tuple[np.ndarray, np.ndarray | None] | None = field(default=None, repr=False)
+    v1: np.ndarray | None = field(default=None, repr=False)  # prepared V1 on x's axis (NaN where none), or None
 
     @property
     def trace(self) -> Trace:
@@ -82,7 +86,7 @@ class PictureResult:
         idx = np.atleast_1d(idx)
         if self.inputs is not None and self.inputs[1] is not None:
             return self.inputs[1][idx].copy()
-        return record_mode.model_features(self.x, self.centres[idx], self.peaks)
+        return record_mode.model_features(self.x, self.centres[idx], self.peaks, v1=self.v1)
 
     def probabilities(self, i: int) -> np.ndarray:
         return self.beats.loc[self.beats.index[i], list(CLASS_KEYS)].to_numpy(dtype=np.float32)
@@ -139,15 +143,17 @@ def _classify_beats(trace_mv: np.ndarray, factors: list[float], clf) -> tuple[
     return readings, probs, (images[0], feats[0] if feats is not None else None)
 
 
-def _classify_once(trace_mv: np.ndarray, clf, kind: str, name: str, lead: str):
-    """(x, centres, peaks, probs, episodes in s from the trace start, notes) for one reading of the trace."""
+def _classify_once(trace_mv: np.ndarray, clf, kind: str, name: str, lead: str, v1_mv: np.ndarray | None = None):
+    """(x, centres, peaks, probs, episodes in s from the trace start, notes, prepared V1 or None) for one
+    reading of the trace; v1_mv: V1 on the trace's samples (NaN where the picture shows none)."""
     if kind == "beat":
         x, pad, centres = _lone_beat(trace_mv)
         probs = record_mode.classify_windows(x, centres, clf, peaks=centres)
-        return x, pad, centres, centres, probs, pd.DataFrame(columns=["start_s", "end_s", "duration_s"]), []
+        return x, pad, centres, centres, probs, pd.DataFrame(columns=["start_s", "end_s", "duration_s"]), [], None
     pad = int(round(PAD_S * WORKING_FS))
     padded = _padded(trace_mv, pad)
-    sig = SignalInput(name, padded, float(WORKING_FS), lead)
+    v1 = None if v1_mv is None else np.pad(v1_mv, (pad, padded.size - pad - v1_mv.size), constant_values=np.nan)
+    sig = SignalInput(name, padded, float(WORKING_FS), lead, v1=v1)
     res = record_mode.classify_signal(sig, clf)
     inside = (res.centres >= pad) & (res.centres < pad + trace_mv.size)
     probs = res.beats[list(CLASS_KEYS)].to_numpy(dtype=np.float32)[inside]
@@ -158,7 +164,26 @@ def _classify_once(trace_mv: np.ndarray, clf, kind: str, name: str, lead: str):
         ep["duration_s"] = (ep["end_s"] - ep["start_s"]).round(2)
         ep = ep[ep["duration_s"] > 0]
     vf = res.beats["in_vf_episode"].to_numpy()[inside]
-    return res.x, pad, res.centres[inside], res.peaks_own, probs, ep, [bool(v) for v in vf]
+    return res.x, pad, res.centres[inside], res.peaks_own, probs, ep, [bool(v) for v in vf], res.v1
+
+
+def twelve_lead_v1(dig: Digitized) -> np.ndarray | None:
+    """A standard 12-lead page's V1 panel (top row, third of four columns) on the rhythm strip's samples, NaN
+    elsewhere; None for other layouts, or where the top row does not run beside the rhythm strip."""
+    if dig.layout != "twelve_lead" or dig.primary == 0:
+        return None
+    top, rhythm = dig.traces[0], dig.traces[dig.primary]
+    column = rhythm.duration_s / TWELVE_COLUMNS
+    a = rhythm.t0_s + V1_COLUMN * column + V1_EDGE_S
+    b = rhythm.t0_s + (V1_COLUMN + 1) * column - V1_EDGE_S
+    if top.t0_s > a or top.t0_s + top.duration_s < b or abs(column - 2.5) > 0.25:
+        return None
+    ia, n = int(round((a - rhythm.t0_s) * WORKING_FS)), int(round((b - a) * WORKING_FS))
+    src = int(round((a - top.t0_s) * WORKING_FS))
+    seg = top.signal_mv[src: src + n]
+    v1 = np.full(rhythm.signal_mv.size, np.nan)
+    v1[ia: ia + seg.size] = seg[: max(0, v1.size - ia)]
+    return v1
 
 
 def _two_leads(dig: Digitized) -> tuple[np.ndarray, np.ndarray, float]:
@@ -184,11 +209,13 @@ def _classify_two(first: np.ndarray, second: np.ndarray, clf):
 
 
 def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | None = None,
-                     expect: str = "auto", decoded: tuple[np.ndarray, list[str]] | None = None) -> PictureResult:
+                     expect: str = "auto", decoded: tuple[np.ndarray, list[str]] | None = None,
+                     read_v1: bool = True) -> PictureResult:
     """Picture bytes -> PictureResult; DigitizeError (one line) when the picture cannot be read.
 
     span_s: seconds across the trace when the picture has no grid; expect: "auto", "beat" or "strip";
     decoded: the picture already decoded (`decode_rgb_with_notes(data)`), to decode it once.
+    read_v1: a 12-lead page's V1 panel gives the beats beside it their V1 measurements (False: lead II alone).
     A two-lead model reads the top two of stacked strips as its two leads (MLII above V1).
     """
     two = not record_mode.reads_one_lead(clf.info.representation)
@@ -198,6 +225,7 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
     if kind == "beat" and trace.duration_s < 0.25:
         raise DigitizeError(f"The trace spans only {trace.duration_s:.2f} s as calibrated: too short for a beat.")
     span_check = dig.calibration.method != "grid" and not two
+    v1_mv = v1 = None  # V1 beside the trace (a 12-lead page's V1 panel), as read and as prepared
     others = [f for f in SPAN_FACTORS if f != 1.0] if span_check else []
     inputs = None
     other_readings: dict[float, tuple[int, np.ndarray, np.ndarray]] = {}  # factor -> (pad, centres, probs)
@@ -219,15 +247,20 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
         for j, f in enumerate(others, start=1):
             other_readings[f] = (readings[j][1], readings[j][2], all_probs[j: j + 1])
     else:
+        v1_mv = twelve_lead_v1(dig) if read_v1 and getattr(clf, "reads_features", False) else None
         try:
-            x, pad, centres, peaks, probs, episodes, in_vf = _classify_once(trace.signal_mv, clf, kind, name,
-                                                                            trace.label)
+            x, pad, centres, peaks, probs, episodes, in_vf, v1 = _classify_once(trace.signal_mv, clf, kind, name,
+                                                                                trace.label, v1_mv)
         except SignalInputError as exc:  # the recordings' quality verdict: the trace read is not an ECG
             raise DigitizeError("The trace read from the picture is not readable as an ECG: "
                                 + str(exc).split("not readable as an ECG: ", 1)[-1]) from None
     notes = list(dig.notes)
     if centres.size == 0:
         raise DigitizeError("No heartbeat was found in the digitized trace.")
+    if v1 is not None:
+        covered = int(record_mode.v1_covers(v1, centres).sum())
+        notes.append(f"12-lead page: V1 read from its panel (top row, third column) "
+                     f"for the V1 measurements of the {covered} beat(s) there; the others are read from lead II alone.")
     times = trace.t0_s + (centres - pad) / WORKING_FS
     k = probs.argmax(axis=1)
     span_classes = [[CLASS_KEYS[j]] for j in k]
@@ -237,8 +270,9 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
                 pad_f, c_f, p_f = other_readings[f]
             else:
                 try:
-                    _, pad_f, c_f, _, p_f, _, _ = _classify_once(_stretch(trace.signal_mv, f), clf, kind, name,
-                                                                 trace.label)
+                    v1_f = None if v1_mv is None else _stretch(v1_mv, f)
+                    _, pad_f, c_f, _, p_f, _, _, _ = _classify_once(_stretch(trace.signal_mv, f), clf, kind, name,
+                                                                    trace.label, v1_f)
                 except SignalInputError:  # read at this span the trace fails the quality check: no reading
                     continue
             if c_f.size == 0:
@@ -282,7 +316,7 @@ def classify_picture(data: bytes, clf, name: str = "picture", span_s: float | No
         episodes = episodes.copy()
         episodes[["start_s", "end_s"]] += trace.t0_s
     return PictureResult(name, dig, kind, clf.name, clf.info.representation, x, pad, centres,
-                         np.asarray(peaks), beats, episodes, notes, inputs)
+                         np.asarray(peaks), beats, episodes, notes, inputs, v1)
 
 
 def csv_rows(result: PictureResult | None, file: str, error: str | None = None) -> list[dict]:

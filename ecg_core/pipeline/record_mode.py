@@ -47,7 +47,7 @@ from ecg_core.settings import (
 )
 from ecg_core.signal import rhythm, signals
 from ecg_core.signal.beats import cut_windows, inside_bounds, rhythm_episodes, with_templates
-from ecg_core.signal.features import beat_features
+from ecg_core.signal.features import beat_features, without_v1
 from ecg_core.signal.peaks import detect_beats, pan_tompkins  # noqa: F401  (re-exported)
 
 Progress = Callable[[float, str], None]
@@ -116,20 +116,49 @@ def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable
     return out
 
 
+V1_REACH_S = 0.5  # a beat's V1 measurements read this far either side of its R peak (QRS search, noise floor)
+
+
 def model_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, rr_mean_s: float | None = None,
                    v1: np.ndarray | None = None) -> np.ndarray:
     """Beat features (signal.features) of windows centred at `centres`, with the R `peaks` that also make the
     templates: what a model reading features gets besides the picture. rr_mean_s: the whole recording's mean
-    RR when x is a chunk of it. v1: the recording's V1 lead prepared as x (prepare_v1), as training reads it."""
-    return beat_features(x, centres, peaks, v1, record_mean_s=rr_mean_s)
+    RR when x is a chunk of it. v1: the recording's V1 lead prepared as x (prepare_v1), as training reads it;
+    NaN where V1 was not recorded, and a beat whose V1 reach holds NaN is read as one lead."""
+    if v1 is None or not np.isnan(v1).any():
+        return beat_features(x, centres, peaks, v1, record_mean_s=rr_mean_s)
+    f = beat_features(x, centres, peaks, np.nan_to_num(v1), record_mean_s=rr_mean_s)
+    outside = ~v1_covers(v1, centres)
+    f[outside] = without_v1(f[outside])
+    return f
+
+
+def v1_covers(v1: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Per centre, whether V1 is known (not NaN) within V1_REACH_S of it."""
+    reach = int(round(V1_REACH_S * WORKING_FS))
+    gaps = np.concatenate([[0], np.cumsum(np.isnan(v1))])
+    lo = np.clip(np.asarray(centres, np.int64) - reach, 0, v1.size)
+    hi = np.clip(np.asarray(centres, np.int64) + reach + 1, 0, v1.size)
+    return (hi - lo == 2 * reach + 1) & (gaps[hi] - gaps[lo] == 0)
 
 
 def prepare_v1(sig: SignalInput, clf) -> np.ndarray | None:
     """The recording's V1 lead prepared exactly as its first lead (signals.prepare_signal at WORKING_FS), for a
-    model that reads beat features; None without V1, or for a model that reads only the picture."""
+    model that reads beat features; None without V1, or for a model that reads only the picture. Where V1 is
+    NaN (known over part of the recording: a 12-lead page's V1 panel) it is held at the nearest known value for
+    the filter and NaN again after it."""
     if sig.v1 is None or not getattr(clf, "reads_features", False):
         return None
-    return signals.prepare_signal(sig.v1, sig.fs)
+    known = ~np.isnan(sig.v1)
+    if known.all():
+        return signals.prepare_signal(sig.v1, sig.fs)
+    if not known.any():
+        return None
+    i = np.arange(sig.v1.size)
+    out = signals.prepare_signal(np.interp(i, i[known], sig.v1[known]), sig.fs)
+    own = np.minimum((np.arange(out.size) * (sig.fs / WORKING_FS)).astype(np.int64), sig.v1.size - 1)
+    out[~known[own]] = np.nan
+    return out
 
 
 def beat_image(x: np.ndarray, centre: int, representation: str, peaks: np.ndarray | None = None) -> np.ndarray:
