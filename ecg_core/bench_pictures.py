@@ -522,7 +522,7 @@ class Runner:
 
         x = resample(np.asarray(drawn.signal, dtype=np.float64), drawn.fs, WORKING_FS).astype(np.float64)
         try:
-            _, pad, centres, _, probs, _, _ = _classify_once(x, self.clf, "strip" if target is None else "beat",
+            _, pad, centres, _, probs, *_ = _classify_once(x, self.clf, "strip" if target is None else "beat",
                                                              "truth", drawn.lead)
         except SignalInputError:
             return {}

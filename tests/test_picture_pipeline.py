@@ -129,7 +129,7 @@ def test_the_span_check_reads_every_span_in_one_model_call(clf, monkeypatch):
     tr = res.trace.signal_mv
     factors = [1.0] + [f for f in SPAN_FACTORS if f != 1.0]
     readings, probs, _ = picture._classify_beats(tr, factors[1:], clf)
-    x1, pad1, c1, _, p1, _, _ = picture._classify_once(tr, clf, "beat", "beat", "II")
+    x1, pad1, c1, _, p1, *_ = picture._classify_once(tr, clf, "beat", "beat", "II")
     for (x, pad, centres), p, f in zip(readings, probs, factors):
         # each stretched reading classifies the first reading's beat where the stretch moves it
         assert pad == pad1 and centres[0] == pad + stretched_index(int(c1[0] - pad1), tr.size, f)

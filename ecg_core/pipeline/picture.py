@@ -144,8 +144,8 @@ def _classify_beats(trace_mv: np.ndarray, factors: list[float], clf) -> tuple[
 
 
 def _classify_once(trace_mv: np.ndarray, clf, kind: str, name: str, lead: str, v1_mv: np.ndarray | None = None):
-    """(x, centres, peaks, probs, episodes in s from the trace start, notes, prepared V1 or None) for one
-    reading of the trace; v1_mv: V1 on the trace's samples (NaN where the picture shows none)."""
+    """(x, pad, centres, peaks, probs, episodes in s from the trace start, in-VF flags, prepared V1 or None) for
+    one reading of the trace; v1_mv: V1 on the trace's samples (NaN where the picture shows none)."""
     if kind == "beat":
         x, pad, centres = _lone_beat(trace_mv)
         probs = record_mode.classify_windows(x, centres, clf, peaks=centres)
