@@ -46,6 +46,35 @@ def test_strip_beats_are_the_signal_paths_beats(clf):
     assert np.all(np.abs(res.beats["x_px"] - tr.picture_x(res.beats["time_s"])) < 1.0)
 
 
+class KeepsInputs:
+    """The default model, keeping the pictures and features it is given."""
+
+    def __init__(self, model):
+        self._model, self.images, self.features = model, [], []
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def predict_proba(self, images, features=None):
+        self.images.append(images)
+        self.features.append(features)
+        return self._model.predict_proba(images, features)
+
+
+def test_a_strip_beats_explanation_reads_the_inputs_it_was_classified_from(clf):
+    """A strip's beat picture and features made again for its explanation are those the model classified,
+    the first and last beats included (their templates and RR come from the same peaks)."""
+    keeps = KeepsInputs(clf)
+    res = classify_picture((PICTURES / "normal_paper_red_strip.png").read_bytes(), keeps, "strip")
+    images, feats = np.concatenate(keeps.images), np.concatenate(keeps.features)
+    inside = np.isin(res.peaks, res.centres)  # every classified beat of the padded trace; the picture's own inside
+    assert inside.sum() == len(res.beats) and res.peaks.size == images.shape[0]
+    n = len(res.beats)
+    np.testing.assert_array_equal(res.features(np.arange(n)), feats[inside])
+    for i in (0, n - 1):
+        np.testing.assert_array_equal(res.image(i), images[inside][i])
+
+
 def test_beat_times_match_the_annotations():
     """Beats found in a drawn strip are the annotated beats, at their drawn times (150 ms)."""
     z = np.load(DATA / "paper_red_strip_0_210.npz")

@@ -164,7 +164,9 @@ def _classify_once(trace_mv: np.ndarray, clf, kind: str, name: str, lead: str, v
         ep["duration_s"] = (ep["end_s"] - ep["start_s"]).round(2)
         ep = ep[ep["duration_s"] > 0]
     vf = res.beats["in_vf_episode"].to_numpy()[inside]
-    return res.x, pad, res.centres[inside], res.peaks_own, probs, ep, [bool(v) for v in vf], res.v1
+    # the peaks the model's templates and RR were made with (every classified beat), so that an explanation's
+    # picture and features are the classified ones
+    return res.x, pad, res.centres[inside], res.centres, probs, ep, [bool(v) for v in vf], res.v1
 
 
 def twelve_lead_v1(dig: Digitized) -> np.ndarray | None:
