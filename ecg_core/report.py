@@ -388,7 +388,8 @@ def record_report(result, card: Mapping, *, selected: int | None = None, beat_pn
                 Picture(f"The recording from {start:.0f} s (filtered, 360 Hz), each beat labelled with its "
                         "predicted class" + ("; the box marks the selected beat" if sel_t is not None else ""),
                         strip_svg(result.x, WORKING_FS, marks, shaded, start, selected_s=sel_t), "image/svg+xml")]
-    lead = result.lead + (" + V1 (for the QRS measurements)" if getattr(result, "v1_state", "") == "read" else "")
+    lead = result.lead + (" + V1 (for the QRS measurements)" if getattr(result, "v1_state", "") == "read" else
+                          f" + {result.lead2_label} (for the QRS width)" if getattr(result, "lead2_label", "") else "")
     facts = [("Recording", result.name), ("Lead", lead), ("Sampling rate", f"{result.fs:g} Hz"),
              ("Duration", f"{s['duration_s']:.1f} s"), ("Beats classified", str(s["beats"])),
              ("Heart rate (median)", f"{s['heart_rate_bpm']:.0f} /min" if s["heart_rate_bpm"] else "n/a"),

@@ -48,7 +48,7 @@ patients; `sample_images/<representation>/manifest.csv` names the record and sam
 st.header("How a beat becomes an image")
 st.markdown(f"""
 1. **Read** one lead (MLII where present) and, where the recording has it, V1 for the measurements of step 6
-   (a picture of a strip gives one lead); resample to 360 Hz.
+   (else another ECG lead, for its QRS width; a picture of a strip gives one lead); resample to 360 Hz.
 2. **Filter**: zero-phase band-pass removes baseline wander and high-frequency noise.
 3. **Window**: cut {WINDOW_BEFORE_S:g} s before the annotated R peak (shows the preceding beat: prematurity,
    P wave) to {WINDOW_AFTER_S:g} s after it (QRS, ST segment, T wave). VF/flutter episodes are cut every 0.5 s.
@@ -64,7 +64,8 @@ st.markdown(f"""
    average, within the seed-to-seed spread (see Model comparison and the README).
 6. **Measure** the beat on the signal: RR before and after and their ratios to the local and recording means,
    QRS width (onset and offset above each lead's noise floor), height, polarity and late QRS, the same in V1 where
-   the recording has it, and the neighbours' QRS width and shape. Each beat's panel shows them.
+   the recording has it (a second lead other than V1 gives its QRS width alone), and the neighbours' QRS width and
+   shape. Each beat's panel shows them.
 7. **Two readers** (the default, a blend): a small network reads the picture with the measurements, shallow
    gradient-boosted trees read the measurements alone; each is calibrated, and their probabilities are mixed with
    a share of the network chosen on validation patients for beats with V1, one-lead beats and lone beats. A

@@ -108,7 +108,8 @@ if not record_mode.reads_one_lead(info.representation):
     st.stop()
 st.markdown(
     "Upload a recording, or try a sample: every beat is found, cut and classified exactly like the training "
-    "beats (MLII where present, and V1 for the bundle-branch-block measurements where the recording has it), and "
+    "beats (MLII where present, and V1 for the bundle-branch-block measurements where the recording has it, else "
+    "another ECG lead's QRS width), and "
     "ventricular fibrillation is searched for with windows every 0.5 s. Files stay in memory for this session "
     "only; nothing is written to disk.")
 
@@ -132,7 +133,8 @@ uploaded = components.open_uploader(
     UPLOAD_TYPES, accept_multiple_files=True, key="signal_upload", on_change=use_upload,
     help="WFDB: select the header, the signal file and (optionally) the .atr file together. "
     "CSV: one column of samples, or time (s) and value columns; an optional header row, where a further "
-    "column headed V1 is read as the V1 lead.")
+    "column headed V1 is read as the V1 lead (else a second column headed as an ECG lead, such as V5, for its QRS "
+    "width).")
 with st.expander("CSV options (sampling rate and units)", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
     fs_in = c1.number_input("Sampling rate (Hz)", min_value=0.0, max_value=MAX_FS, value=0.0, step=1.0,

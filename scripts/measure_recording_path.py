@@ -1,7 +1,7 @@
 """What the recording path (the Signal page, `classify-record`) gives on whole records, read with and without
-their V1 lead: every beat of each record found by the app's own detector, classified and matched to the
-annotations (`record_mode.compare`), the confusions pooled over the records; per record, the share of
-matched beats whose class agrees.
+their second lead (V1, else another lead's QRS width): every beat of each record found by the app's own detector,
+classified and matched to the annotations (`record_mode.compare`), the confusions pooled over the records; per
+record, the share of matched beats whose class agrees.
 
 With the DS1-trained sibling (`--model models/ecgnet_lite_blend_ds1.keras`) on the DS2 records (the default)
 this is a patients-never-seen figure for the app's own reading of a two-lead recording, the literature's DS1 ->
@@ -49,20 +49,22 @@ def main() -> None:
     a = ap.parse_args()
     clf = predict.load(predict.info_from_path(a.model) if a.model else None)
     keys = tuple(CLASS_KEYS)
-    pooled = {"with V1": np.zeros((len(keys), len(keys)), np.int64),
+    pooled = {"two leads": np.zeros((len(keys), len(keys)), np.int64),
               "one lead": np.zeros((len(keys), len(keys)), np.int64)}
     print(f"model {clf.name}; records {' '.join(a.records)}")
-    print(f"{'record':8s} {'leads':10s} {'beats':>6s} {'agreement with V1':>18s} {'one lead':>9s}")
+    print(f"{'record':8s} {'leads':10s} {'beats':>6s} {'agreement, two leads':>20s} {'one lead':>9s}")
     for name in a.records:
         sig = read_path(Path(a.mitdb) / name)
         row = []
-        for kind, s in (("with V1", sig), ("one lead", dataclasses.replace(sig, v1=None))):
+        one_lead = dataclasses.replace(sig, v1=None, lead2=None, lead2_label="")
+        for kind, s in (("two leads", sig), ("one lead", one_lead)):
             res = classify_signal(s, clf, vf_scan="auto")
             c = res.comparison.confusion.loc[list(keys), list(keys)].to_numpy()
             pooled[kind] += c
             row.append(np.trace(c) / max(int(c.sum()), 1))
-        leads = sig.lead + (" + V1" if sig.v1 is not None else "")
-        print(f"{name:8s} {leads:10s} {int(c.sum()):6d} {row[0]:18.3f} {row[1]:9.3f}")
+        second = "V1" if sig.v1 is not None else sig.lead2_label if sig.lead2 is not None else ""
+        leads = sig.lead + (f" + {second}" if second else "")
+        print(f"{name:8s} {leads:10s} {int(c.sum()):6d} {row[0]:20.3f} {row[1]:9.3f}")
     print()
     print(f"pooled over {len(a.records)} records (recall per class; macro F1 over {', '.join(F1_KEYS)}):")
     print(f"{'reading':10s} {'macro F1':>8s} " + " ".join(f"{k:>6s}" for k in keys))

@@ -14,7 +14,14 @@ from app_support import MODELS, PICTURES, all_text, new_app, picture_result, run
 
 from ecg_core.classes import CLASS_KEYS, CLASS_NAMES
 from ecg_core.figures import charts, measurements
-from ecg_core.signal.features import FEATURE_GROUPS, FEATURE_NAMES, N_FEATURES, without_rr, without_v1
+from ecg_core.signal.features import (
+    FEATURE_GROUPS,
+    FEATURE_NAMES,
+    N_FEATURES,
+    as_other_second_lead,
+    without_rr,
+    without_v1,
+)
 from tests.conftest import write_blend_model
 
 MIX = {"weight_network": {"two_lead": 0.9, "one_lead": 0.3, "lone": 0.3}, "temperature_network": 1.5,
@@ -33,7 +40,8 @@ def beat(**values: float) -> np.ndarray:
 KNOWN = beat(rr_pre_s=0.5124, rr_post_s=1.0431, rr_pre_local=0.7342, rr_post_local=1.46, rr_pre_record=0.7,
              rr_local_record=1.0, rr_known=1.0, qrs_ms=131.6, qrs_amp_mv=1.2345, qrs_polarity=-0.62,
              v1_qrs_ms=141.2, v1_amp_mv=0.8, v1_polarity=0.1, v1_terminal=0.27, has_v1=1.0, qrs_template_ms=96.4,
-             qrs_vs_template_ms=35.2, template_corr=0.612, qrs_late=-0.214, v1_late=0.3)
+             qrs_vs_template_ms=35.2, template_corr=0.612, qrs_late=-0.214, v1_late=0.3, lead2_qrs_ms=141.2,
+             has_lead2=1.0)
 
 
 def values(table: pd.DataFrame) -> dict[str, str]:
@@ -86,6 +94,10 @@ def test_one_lead_and_lone_beat_say_so_instead_of_neutral_values():
     assert lone["Neighbours' QRS"] == "no neighbours (single beat)"
     assert not {"RR before", "RR after", "Prematurity", "Neighbours' QRS width"} & set(lone)
     assert lone["QRS width (first lead)"] == "132 ms" and lone["V1"] == "no V1 lead"
+
+    other = values(measurements.measurements_table(as_other_second_lead(KNOWN[None])))  # V5, not V1
+    assert other["QRS width, second lead"] == "141 ms" and other["V1"] == "no V1 lead"
+    assert "QRS width in V1" not in other and "QRS width, second lead" not in one_lead
 
     edge = KNOWN.copy()  # first beat of a recording: one neighbour, its RR real
     edge[FEATURE_NAMES.index("rr_known")] = 0.0
@@ -196,17 +208,19 @@ def test_blend_shows_its_two_readers_and_what_the_measurements_say(monkeypatch, 
     monkeypatch.setenv("ECG_MODELS_DIR", str(blend_dir))
     at = upload(run_ok(new_app()), STRIP)
     readers = next(d.value for d in at.dataframe if "reader" in d.value.columns)
-    assert list(readers["probability"]) == pytest.approx(
-        [parts["network"][0, top], parts["trees"][0, top], expected.probabilities(0)[top]], abs=1e-5)
+    assert list(readers["probability"][:2]) == pytest.approx([parts["network"][0, top], parts["trees"][0, top]],
+                                                             abs=1e-5)
+    # the blend's own probability, against the beat table's, which keeps 4 decimals
+    assert readers["probability"].iloc[2] == pytest.approx(expected.probabilities(0)[top], abs=5.1e-5)
     assert list(readers["share"][:2]) == ["30%", "70%"]
     text = all_text(at)
     assert "30% of the network's and 70% of the trees'" in text
     chart = next(c for c in at.get("plotly_chart") if '"effect"' in c.proto.spec)
     bar = json.loads(chart.proto.spec)["data"][0]
     finite = {k: float(v[0]) for k, v in effects.items() if np.isfinite(v[0])}
-    assert len(bar["x"]) == len(finite) == len(FEATURE_GROUPS) - 1  # V1 left out: one-lead picture
+    assert len(bar["x"]) == len(finite) == len(FEATURE_GROUPS) - 2  # V1 and the second lead left out: one lead
     assert dict(zip(bar["customdata"], bar["x"])) == pytest.approx({k: 100 * v for k, v in finite.items()}, abs=1e-4)
-    assert "Not shown, not measured on this beat: QRS in V1." in text
+    assert "Not shown, not measured on this beat: QRS in V1; QRS width, second lead." in text
     assert f"**What the measurements say for {CLASS_NAMES[CLASS_KEYS[top]]}**" in text
     pd.testing.assert_frame_equal(measurement_table(at).reset_index(drop=True),
                                   measurements.measurements_table(features))

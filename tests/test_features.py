@@ -95,6 +95,38 @@ def test_v1_features_only_with_v1(rec208):
     np.testing.assert_array_equal(F.without_v1(two), one)
 
 
+def test_second_lead_width_whichever_lead(rec208):
+    """The second lead's QRS width: V1's own width where the second lead is V1, measured where it is another lead,
+    zero (has_lead2 0) for one lead; a one-lead reading drops it, a reading as another lead keeps only it."""
+    c = rec208.annotations.sample[5:40]
+    width, has = F.FEATURE_NAMES.index("lead2_qrs_ms"), F.FEATURE_NAMES.index("has_lead2")
+    one = F.beat_features(rec208.signal, c, c)
+    with_v1 = F.beat_features(rec208.signal, c, c, v1=rec208.signal2)
+    other = F.beat_features(rec208.signal, c, c, lead2=rec208.signal2)  # the same samples named, say, V5
+    assert (one[:, [width, has]] == 0).all()
+    np.testing.assert_array_equal(with_v1[:, width], with_v1[:, F.FEATURE_NAMES.index("v1_qrs_ms")])
+    np.testing.assert_array_equal(other[:, width], with_v1[:, width])
+    assert (other[:, has] == 1).all() and (other[:, F.V1_FEATURES] == 0).all()
+    np.testing.assert_array_equal(other, F.as_other_second_lead(with_v1))
+    np.testing.assert_array_equal(F.without_v1(other), one)
+    assert F.reading_kind(other).tolist() == F.reading_kind(with_v1).tolist()
+    assert 0 not in F.reading_kind(one).tolist()
+    # a lead of its own: 208's V1 measured as the second lead differs from its MLII width
+    assert not np.array_equal(F.beat_features(rec208.signal, c, c, lead2=rec208.signal)[:, width], other[:, width])
+
+
+def test_training_drops_second_lead_parts_in_the_stated_shares(rec208):
+    from ecg_core.model import train
+
+    c = rec208.annotations.sample[5:45]
+    f = np.tile(F.beat_features(rec208.signal, c, c, v1=rec208.signal2), (500, 1))
+    dropped = train.drop_features(f, np.random.default_rng(0))
+    has_v1, has_lead2 = (dropped[:, F.FEATURE_NAMES.index(n)] > 0.5 for n in ("has_v1", "has_lead2"))
+    assert abs((~has_lead2).mean() - train.DROP_V1) < 0.01  # one lead
+    assert abs((has_lead2 & ~has_v1).mean() - train.DROP_V1_ONLY) < 0.01  # a second lead other than V1
+    assert not (has_v1 & ~has_lead2).any()
+
+
 def test_lone_beat_and_empty_input():
     f = F.beat_features(np.zeros(3000, np.float32), np.array([1500]), np.array([1500]))
     assert f[0, 6] == 0 and f[0, 0] == F.NEUTRAL_RR_S and f[0, 2] == 1.0

@@ -1,5 +1,6 @@
-"""The V1 lead of a recording: read by every reader where a lead is labelled V1, prepared and measured exactly as
-training measures it (dataset.record_features), carried through an archive's chunks, and said on the page."""
+"""The second lead of a recording: V1 read by every reader where a lead is labelled V1, else another ECG lead whose
+QRS width alone is read; prepared and measured exactly as training measures them (dataset.record_features),
+carried through an archive's chunks, and said on the page."""
 
 from __future__ import annotations
 
@@ -10,17 +11,19 @@ import edfio
 import numpy as np
 import pytest
 import wfdb
-from conftest import MITDB
+from conftest import MITDB, VFDB
 
 from ecg_core.data import dataset
 from ecg_core.io import signal_io as sio
 from ecg_core.pipeline import archive, record_mode
-from ecg_core.signal.features import FEATURE_NAMES, V1_FEATURES, beat_features
-from ecg_core.signal.signals import is_v1, read_record
+from ecg_core.signal.features import FEATURE_NAMES, LEAD2_FEATURES, ONE_LEAD_MISSING, V1_FEATURES, beat_features
+from ecg_core.signal.signals import is_ecg_lead, is_v1, other_lead_index, read_record
 
-HAS_V1 = FEATURE_NAMES.index("has_v1")
-# what a beat's own QRS gives, whatever its neighbours: the first lead's QRS and late part, and all of V1
-OWN_BEAT = [FEATURE_NAMES.index(n) for n in ("qrs_ms", "qrs_amp_mv", "qrs_polarity", "qrs_late")] + list(V1_FEATURES)
+HAS_V1, HAS_LEAD2 = FEATURE_NAMES.index("has_v1"), FEATURE_NAMES.index("has_lead2")
+# what a beat's own QRS gives, whatever its neighbours: the first lead's QRS and late part, all of V1, the second
+# lead's width
+OWN_BEAT = ([FEATURE_NAMES.index(n) for n in ("qrs_ms", "qrs_amp_mv", "qrs_polarity", "qrs_late")] + list(V1_FEATURES)
+            + list(LEAD2_FEATURES))
 
 
 class Recorder:
@@ -74,7 +77,9 @@ def test_recording_path_measures_v1_as_training_does(clf, record):
     np.testing.assert_array_equal(result.v1, rec.signal2)
     training = beat_features(rec.signal, result.centres, result.centres, rec.signal2)
     np.testing.assert_array_equal(given, training)
-    assert (given[:, HAS_V1] == 1).all()
+    assert (given[:, HAS_V1] == 1).all() and (given[:, HAS_LEAD2] == 1).all()
+    width = [FEATURE_NAMES.index(n) for n in ("lead2_qrs_ms", "v1_qrs_ms")]
+    np.testing.assert_array_equal(given[:, width[0]], given[:, width[1]])
     np.testing.assert_array_equal(result.features(np.arange(len(result.beats))), given)  # the page's panel
     # record_features itself: its R peaks also count the beats too near the edges to classify, which only the
     # neighbour-based measures (RR, the neighbours' QRS) can see; every beat's own QRS and V1 are identical
@@ -82,16 +87,34 @@ def test_recording_path_measures_v1_as_training_does(clf, record):
     np.testing.assert_array_equal(given[:, OWN_BEAT], stored[:, OWN_BEAT])
 
 
-def test_a_second_lead_that_is_not_v1_gives_one_lead_features(clf):
+def test_a_second_lead_that_is_not_v1_gives_its_qrs_width_as_training_reads_it(clf):
     sig = sio.read_path(MITDB / "114")  # V5 and MLII
-    assert sig.lead == "MLII" and sig.v1 is None
+    assert sig.lead == "MLII" and sig.v1 is None and sig.lead2_label == "V5" and sig.lead2.size == sig.signal.size
     result, given = classify(MITDB / "114", clf)
-    assert result.v1 is None and result.v1_state == "absent"
-    assert (given[:, HAS_V1] == 0).all() and (given[:, V1_FEATURES] == 0).all()
-    stored = dataset.record_features(MITDB / "114", result.centres)  # training reads one lead here too
+    assert result.v1 is None and result.v1_state == "absent" and result.lead2_label == "V5"
+    assert (given[:, HAS_V1] == 0).all() and (given[:, V1_FEATURES] == 0).all() and (given[:, HAS_LEAD2] == 1).all()
+    rec = read_record(MITDB / "114", with_annotations=False, second_lead=True)
+    np.testing.assert_array_equal(result.lead2, rec.signal2)
+    stored = dataset.record_features(MITDB / "114", result.centres)  # training reads V5's width the same way
     np.testing.assert_array_equal(given[:, OWN_BEAT], stored[:, OWN_BEAT])
-    assert record_mode.leads_line(result) == ("One lead read (MLII, no V1): bundle-branch blocks are found less "
-                                              "often")
+    np.testing.assert_array_equal(result.features(np.arange(len(result.beats))), given)  # the page's panel
+    widths = given[:, FEATURE_NAMES.index("lead2_qrs_ms")]
+    assert 40 < np.median(widths) < 120  # 114's beats are mostly normal
+    assert record_mode.leads_line(result) == ("Read MLII, with V5's QRS width (no V1: bundle-branch blocks are "
+                                              "told apart less well)")
+    one = record_mode.classify_signal(dataclasses.replace(sig, lead2=None, lead2_label=""), clf)
+    assert one.lead2 is None and record_mode.leads_line(one) == ("One lead read (MLII, no V1): bundle-branch "
+                                                                 "blocks are found less often")
+
+
+def test_an_unnamed_second_ecg_lead_is_read_as_training_reads_it(clf):
+    """vfdb's leads are labelled ECG and ECG2: training measures the second one's width, so the app does too."""
+    sig = sio.read_path(VFDB / "430")
+    assert sig.v1 is None and sig.lead2_label == "ECG2"
+    result, given = classify(VFDB / "430", clf)
+    stored = dataset.record_features(VFDB / "430", result.centres)
+    assert (stored[:, HAS_LEAD2] == 1).all()
+    np.testing.assert_array_equal(given[:, OWN_BEAT], stored[:, OWN_BEAT])
 
 
 def test_a_model_reading_only_the_picture_leaves_v1_unused():
@@ -109,6 +132,14 @@ def test_is_v1_reads_labels_as_writers_spell_them():
         assert is_v1(label), label
     for label in ("V11", "V5", "MLII", "V1 lead", "II", "", "aVL"):
         assert not is_v1(label), label
+    for label in ("V5", "ECG V2", "MLII", "II", "aVL", "EKG-III", "V1"):
+        assert is_ecg_lead(label), label
+    for label in ("ECG", "ECG2", "EKG 1"):  # an ECG lead whose name is not given (vfdb's ECG, ECG2)
+        assert is_ecg_lead(label), label
+    for label in ("Resp", "SpO2", "EDF Annotations", "V7", "ABP", "", "ECG V7"):
+        assert not is_ecg_lead(label), label
+    assert other_lead_index(["MLII", "V5"], 0) == 1 and other_lead_index(["MLII", "V1"], 0) is None
+    assert other_lead_index(["MLII", "Resp", "V4"], 0) == 2 and other_lead_index(["MLII", "Resp"], 0) is None
 
 
 # ---------------------------------------------------------------- readers
@@ -145,7 +176,10 @@ def test_edf_reader_reads_v1_labels():
         assert sig.lead == "ECG II" and sig.v1 is not None, label
         np.testing.assert_allclose(sig.v1, v1[:n], atol=20 / 65535)  # one 16-bit step of the +-10 mV range
     other = sio.read_upload({"r.edf": _edf([("ECG II", mlii[:n]), ("ECG V5", v1[:n])])})
-    assert other.v1 is None
+    assert other.v1 is None and other.lead2_label == "ECG V5"
+    np.testing.assert_allclose(other.lead2, v1[:n], atol=20 / 65535)
+    resp = sio.read_upload({"r.edf": _edf([("ECG II", mlii[:n]), ("Resp", v1[:n])])})  # not an ECG lead
+    assert resp.v1 is None and resp.lead2 is None
 
 
 def test_edf_written_by_wfdb_keeps_v1_and_unusable_v1_is_a_note(tmp_path):
@@ -206,6 +240,22 @@ def test_csv_unusable_v1_column_is_a_note_not_a_refusal():
         sio.read_csv_bytes(_csv("time,MLII,V5,V1", t, mlii, v1, v1), "four.csv")
 
 
+def test_csv_reader_reads_another_lead_column_for_its_width():
+    mlii, v1 = mlii_v1("207")
+    t = np.arange(mlii.size) / 360
+    for header, cols in (("time,MLII,V5", (t, mlii, v1)), ("time,V5,MLII", (t, v1, mlii))):
+        sig = sio.read_csv_bytes(_csv(header, *cols), "two.csv")
+        assert sig.lead == "MLII" and sig.v1 is None and sig.lead2_label == "V5", header
+        np.testing.assert_allclose(sig.signal, mlii, atol=1e-5)
+        np.testing.assert_allclose(sig.lead2, v1, atol=1e-5)
+    plain = sio.read_csv_bytes(_csv("time,value", t, mlii), "plain.csv")  # one lead, as before
+    assert plain.lead2 is None and plain.v1 is None
+    flat = sio.read_csv_bytes(_csv("time,II,V4", t, mlii, np.full(mlii.size, 0.5)), "flat.csv")
+    assert flat.lead2 is None and flat.lead == "II"
+    assert any(n.startswith("Lead V4 is not used: the signal is a flat line")
+               and n.endswith("Its QRS width is not read.") for n in flat.notes), flat.notes
+
+
 # ---------------------------------------------------------------- archive chunks and the page
 
 def test_archive_chunks_carry_v1():
@@ -215,6 +265,8 @@ def test_archive_chunks_carry_v1():
     np.testing.assert_array_equal(part.v1, sig.v1[3600:36000])
     assert part.v1.size == part.signal.size
     assert archive.chunk_input(dataclasses.replace(sig, v1=None), c).v1 is None
+    other = archive.chunk_input(sio.read_path(MITDB / "114"), c)
+    assert other.lead2.size == other.signal.size and other.lead2_label == "V5"
     with pytest.raises(ValueError, match="V1 has"):
         dataclasses.replace(sig, v1=sig.v1[:10])
 
@@ -260,7 +312,7 @@ def test_v1_known_over_a_stretch_gives_its_beats_their_v1_and_the_rest_one_lead(
     assert np.all(part_f[~covers][:, V1_FEATURES] == 0)
     width = FEATURE_NAMES.index("v1_qrs_ms")
     assert np.abs(part_f[covers, width] - whole[covers, width]).max() <= 16  # the filter's edges: a stated tolerance
-    first_lead = [i for i in range(len(FEATURE_NAMES)) if i not in set(V1_FEATURES.tolist())]
+    first_lead = [i for i in range(len(FEATURE_NAMES)) if i not in set(ONE_LEAD_MISSING.tolist())]
     np.testing.assert_allclose(part_f[:, first_lead], whole[:, first_lead])
 
 

@@ -379,7 +379,8 @@ def _picture_report_maker(outcome: PictureOutcome, i: int):
 
 
 def leads_caption(result: RecordResult) -> None:
-    """One line under a classified recording: which leads were read (MLII, and V1 where the recording has it)."""
+    """One line under a classified recording: which leads were read (MLII, and V1 or another lead where the
+    recording has it)."""
     icon = ":material/check_circle:" if result.v1_state == "read" else ":material/info:"
     st.caption(f"{icon} {leads_line(result)}.")
 

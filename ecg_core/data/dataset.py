@@ -38,7 +38,7 @@ from ecg_core.signal.beats import (
 )
 from ecg_core.signal.features import FEATURE_NAMES, FEATURES_VERSION, beat_features, without_rr, without_v1
 from ecg_core.signal.peaks import detect_beats
-from ecg_core.signal.signals import RecordError, is_v1, read_record
+from ecg_core.signal.signals import RecordError, is_ecg_lead, is_v1, read_record
 
 # de Chazal et al. 2004 inter-patient protocol; paced records 102 104 107 217 excluded.
 PACED_RECORDS = ("102", "104", "107", "217")
@@ -132,10 +132,12 @@ def _record_number(rid: str) -> int:
 
 def record_features(record_path: str | Path, centres: np.ndarray) -> np.ndarray:
     """Beat features (signal.features) of windows centred at `centres` (working rate) of one record: from
-    the lead the models read, the R peaks the app's detector finds, and V1 when the record has it."""
+    the lead the models read, the R peaks the app's detector finds, V1 when the record has it, and the
+    second lead's QRS width whichever lead it is."""
     rec = read_record(record_path, with_annotations=False, second_lead=True)
     v1 = rec.signal2 if is_v1(rec.lead2) else None  # the recording path decides with the same is_v1
-    return beat_features(rec.signal, centres, detect_beats(rec.signal), v1)
+    lead2 = rec.signal2 if v1 is None and is_ecg_lead(rec.lead2) else v1  # and is_ecg_lead (other_lead_index)
+    return beat_features(rec.signal, centres, detect_beats(rec.signal), v1, lead2=lead2)
 
 
 def record_chunk(directory: str | Path, rid: str, db_index: int, representation: str, context: str = "full",

@@ -152,6 +152,12 @@ def measurements_table(features) -> pd.DataFrame:
             ("Terminal QRS in V1", terminal_word(term) + (f" ({_signed(term, 2)})" if np.isfinite(term) else ""),
              "Mean of the last 40 ms of the QRS in V1 over its height: RBBB ends upward (R'), LBBB downward (S)."),
         ]
+    elif _get(f, "has_lead2") > 0.5:
+        rows += [
+            ("QRS width, second lead", _num(_get(f, "lead2_qrs_ms"), ".0f", " ms"),
+             "The recording's second lead is not V1: its QRS width is read (120 ms or more is wide), its shape not."),
+            ("V1", NO_V1, "The V1 measurements that tell the bundle-branch blocks apart are missing."),
+        ]
     else:
         rows.append(("V1", NO_V1, "A one-lead recording or picture: the V1 measurements that tell the bundle-branch "
                      "blocks apart are missing."))

@@ -24,6 +24,7 @@ MIN_RANGE_MV = 0.02
 DEFAULT_ADC_GAIN = 200.0  # ADC units per millivolt (WFDB's default)
 UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nv": 1e-6}
 WITHOUT_V1 = "Without V1, bundle-branch blocks are found less often."
+WITHOUT_LEAD2 = "Its QRS width is not read."
 
 
 class SignalInputError(ValueError):
@@ -54,10 +55,15 @@ class SignalInput:
     # float64 mV, same rate and length as `signal`, checked like it; only a lead labelled V1 (signals.is_v1).
     # The readers give it whole; NaN marks where V1 was not recorded (a 12-lead page's 2.5 s V1 panel)
     v1: np.ndarray | None = None
+    # A second lead other than V1 (V2, V4, V5, a limb lead; signals.other_lead_index), given only where there is
+    # no V1, whole, checked like the first lead: only its QRS width is read, as training reads mitdb's V2-V5.
+    lead2: np.ndarray | None = None
+    lead2_label: str = ""
 
     def __post_init__(self) -> None:
-        if self.v1 is not None and self.v1.shape != self.signal.shape:  # a reader's bug, not the user's input
-            raise ValueError(f"{self.name}: V1 has {self.v1.size} samples, the first lead {self.signal.size}")
+        for label, lead in (("V1", self.v1), (self.lead2_label or "The second lead", self.lead2)):
+            if lead is not None and lead.shape != self.signal.shape:  # a reader's bug, not the user's input
+                raise ValueError(f"{self.name}: {label} has {lead.size} samples, the first lead {self.signal.size}")
 
     @property
     def duration_s(self) -> float:
@@ -136,18 +142,27 @@ def validate(x: np.ndarray, fs: float, name: str, resolution_mv: float | None = 
 
 
 def validate_v1(x: np.ndarray, fs: float, label: str, n_samples: int,
-                resolution_mv: float | None = None) -> tuple[np.ndarray | None, list[str]]:
-    """A V1 lead checked as the first lead is (gaps filled, physical range): (signal, notes), or (None, [why])
-    when it cannot be used. V1 only adds measurements, so it never refuses the recording."""
+                resolution_mv: float | None = None, without: str = WITHOUT_V1) -> tuple[np.ndarray | None, list[str]]:
+    """A V1 (or other second) lead checked as the first lead is (gaps filled, physical range): (signal, notes),
+    or (None, [why, then `without`]) when it cannot be used. It only adds measurements, so it never refuses the
+    recording."""
     x = np.asarray(x, dtype=np.float64)
     if x.size != n_samples:
         return None, [f"Lead {label} is not used: it holds {x.size} samples where the first lead holds {n_samples}. "
-                      f"{WITHOUT_V1}"]
+                      f"{without}"]
     try:
         v1, notes = validate(x, fs, label, resolution_mv)
     except SignalInputError as exc:
-        return None, [f"Lead {label} is not used: {str(exc).removeprefix(f'{label}: ')} {WITHOUT_V1}"]
+        return None, [f"Lead {label} is not used: {str(exc).removeprefix(f'{label}: ')} {without}"]
     return v1, [f"Lead {label}: {note}" for note in notes]
+
+
+def second_lead_fields(x: np.ndarray | None, label: str, as_v1: bool) -> dict:
+    """The SignalInput fields of a checked second lead (validate_v1's signal): v1, or lead2 with its label; {}
+    when it cannot be used."""
+    if x is None:
+        return {}
+    return {"v1": x} if as_v1 else {"lead2": x, "lead2_label": label}
 
 
 def require_quality(sig: SignalInput) -> SignalInput:

@@ -1,7 +1,8 @@
 """CSV recordings from bytes: one column of samples (the rate must be given), or time (seconds or
 milliseconds) + value columns; comma, semicolon, tab or whitespace separated; an optional header row (and
 PhysioNet's units row); values in millivolts or ADC units. With a header row, a further column headed V1 is
-read beside the lead (a 'V1' beside a time column only is the lead itself). Parsed by pandas from memory, a
+read beside the lead (a 'V1' beside a time column only is the lead itself), else a second column headed as an
+ECG lead (V5 beside MLII: only its QRS width is read). Parsed by pandas from memory, a
 chunk of rows at a time, so a long recording costs its numbers, not the parser's copy of the whole text."""
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import pandas as pd
 
 from ecg_core.io.base import (
     DEFAULT_ADC_GAIN,
+    WITHOUT_LEAD2,
     WITHOUT_V1,
     SignalInput,
     SignalInputError,
     check_rate,
     require_quality,
+    second_lead_fields,
     validate,
     validate_v1,
 )
-from ecg_core.signal.signals import is_v1
+from ecg_core.signal.signals import PREFERRED_LEAD, is_ecg_lead, is_v1
 
 _HEADER_MS = re.compile(r"(\bms\b|msec|millisec|\(ms\)|_ms\b)", re.IGNORECASE)
 
@@ -136,20 +139,20 @@ def read_csv_bytes(data: bytes, name: str = "signal.csv", fs: float | None = Non
     n_rows = cols[0].size if cols else 0
     if n_rows and cols and not any(g.any() for g in given):
         raise SignalInputError(f"{name}: no sample is a number (every value is empty or NaN).")
-    v1_col = _v1_column(table) if has_header else None  # read beside the lead; never a reason to refuse
+    second_col, col_is_v1 = _second_column(table) if has_header else (None, True)  # beside the lead; never refuses
     if has_header:  # a named column without a single number (an unnamed one is a trailing separator)
         for j, (col, g) in enumerate(zip(names, given)):
-            if not str(col).startswith("Unnamed:") and not g.any() and j != v1_col:
+            if not str(col).startswith("Unnamed:") and not g.any() and j != second_col:
                 raise SignalInputError(f"{name}: no sample of column {str(col).strip()!r} is a number "
                                        "(every value is empty or NaN).")
     numbered = [j for j, g in enumerate(given) if g.any()]  # the columns as a reader counts them
-    keep = [j for j in numbered if j != v1_col]  # trailing separators make empty columns
+    keep = [j for j in numbered if j != second_col]  # trailing separators make empty columns
     names, cols, given = [names[j] for j in keep], [cols[j] for j in keep], [given[j] for j in keep]
     filled = np.flatnonzero(np.logical_or.reduce(given)) if given else np.zeros(0, dtype=np.int64)
     n_rows = int(filled[-1]) + 1 if filled.size else 0  # trailing blank lines (inner ones are gaps)
     cols = [c[:n_rows] for c in cols]
     if len(cols) not in (1, 2):
-        also = " besides V1" if v1_col is not None else ""
+        also = f" besides {_header(table, second_col)}" if second_col is not None else ""
         raise SignalInputError(
             f"{name}: expected 1 column (samples) or 2 columns (time, value){also}, found {len(cols)}.")
     if n_rows == 0:
@@ -204,9 +207,10 @@ def read_csv_bytes(data: bytes, name: str = "signal.csv", fs: float | None = Non
         resolution = 1.0 / adc_gain
     x, more = validate(values, fs, name, resolution_mv=resolution)
     label = str(names[-1]).strip("'\" ") if has_header else "CSV"
-    v1, v1_notes = (None, []) if v1_col is None else _v1_samples(
-        table, v1_col, n_rows, skip, float(fs), units.lower() == "adc", adc_gain, adc_baseline)
-    return require_quality(SignalInput(Path(name).stem, x, float(fs), label, None, notes + more + v1_notes, v1=v1))
+    second, second_notes = ({}, []) if second_col is None else _second_samples(
+        table, second_col, n_rows, skip, float(fs), units.lower() == "adc", adc_gain, adc_baseline, col_is_v1)
+    return require_quality(SignalInput(Path(name).stem, x, float(fs), label, None, notes + more + second_notes,
+                                       **second))
 
 
 def _from_adc(values: np.ndarray, gain: float, baseline: float) -> np.ndarray:
@@ -221,10 +225,14 @@ def _looks_like_time(label: str, t: np.ndarray) -> bool:
     return t.size > 1 and bool(np.isfinite(t).all()) and bool(np.all(np.diff(t) > 0))
 
 
+def _header(table: _Table, j: int) -> str:
+    return str(table.names[j]).strip("'\" ")
+
+
 def _v1_column(table: _Table) -> int | None:
     """The column headed V1 (signals.is_v1) when the other columns still hold a lead: read beside it. Alone,
     or beside a time column only, V1 is the lead itself (as before V1 was read)."""
-    j = next((k for k, n in enumerate(table.names) if is_v1(str(n).strip("'\" "))), None)
+    j = next((k for k in range(len(table.names)) if is_v1(_header(table, k))), None)
     if j is None:
         return None
     rest = [k for k, g in enumerate(table.given) if g.any() and k != j]
@@ -233,15 +241,33 @@ def _v1_column(table: _Table) -> int | None:
     return j
 
 
-def _v1_samples(table: _Table, j: int, n_rows: int, skip: int, fs: float, adc: bool, gain: float,
-                baseline: float) -> tuple[np.ndarray | None, list[str]]:
-    """The V1 column in millivolts, checked like the lead; (None, [why]) when it cannot be used."""
-    label = str(table.names[j]).strip("'\" ")
+def _second_column(table: _Table) -> tuple[int | None, bool]:
+    """The column read beside the lead and whether it is V1: the V1 column (_v1_column), else, where two columns
+    are headed as ECG leads (signals.is_ecg_lead), the one that is not MLII / II (or the second of them)."""
+    j = _v1_column(table)
+    if j is not None:
+        return j, True
+    leads = [k for k in range(len(table.names))
+             if table.given[k].any() and is_ecg_lead(_header(table, k)) and not is_v1(_header(table, k))]
+    if len(leads) < 2:
+        return None, True
+    bare = [re.sub(r"[\s_\-]|^(ECG|EKG)", "", _header(table, k).upper()) for k in leads]
+    first = next((k for want in (PREFERRED_LEAD, "II") for k, b in zip(leads, bare) if b == want), leads[0])
+    return next(k for k in leads if k != first), False
+
+
+def _second_samples(table: _Table, j: int, n_rows: int, skip: int, fs: float, adc: bool, gain: float,
+                    baseline: float, as_v1: bool = True) -> tuple[dict, list[str]]:
+    """The V1 (or other second lead's) column in millivolts, checked like the lead: SignalInput fields ({} when
+    it cannot be used) and notes."""
+    label = _header(table, j)
+    without = WITHOUT_V1 if as_v1 else WITHOUT_LEAD2
     bad = table.first_bad[j]
     if bad is not None and bad[0] < n_rows:
-        return None, [f"Lead {label} is not used: row {bad[0] + 1 + skip}: {bad[2]!r} is not a number. {WITHOUT_V1}"]
+        return {}, [f"Lead {label} is not used: row {bad[0] + 1 + skip}: {bad[2]!r} is not a number. {without}"]
     values = table.numbers[j][:n_rows]
     values = _from_adc(values, gain, baseline) if adc else values
-    return validate_v1(values, fs, label, n_rows, 1.0 / gain if adc else None)
+    x, notes = validate_v1(values, fs, label, n_rows, 1.0 / gain if adc else None, without)
+    return second_lead_fields(x, label, as_v1), notes
 
 

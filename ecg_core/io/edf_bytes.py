@@ -1,6 +1,6 @@
 """EDF / EDF+ recordings from bytes, read by edfio (from memory, no file): the lead named like MLII / II
 if present, else the first ECG-like signal, else the first signal; and a signal labelled V1 ('V1', 'ECG V1',
-signals.is_v1) beside it.
+signals.is_v1) beside it, else another signal labelled as an ECG lead (signals.other_lead_index).
 
 edfio trusts the header's counts (samples per record 0 divides by zero, a record duration of 0 fails
 inside it), so the fixed 256-byte header and the samples-per-record fields are checked here first.
@@ -18,14 +18,16 @@ import numpy as np
 
 from ecg_core.io.base import (
     UNIT_TO_MV,
+    WITHOUT_LEAD2,
     WITHOUT_V1,
     SignalInput,
     SignalInputError,
     require_quality,
+    second_lead_fields,
     validate,
     validate_v1,
 )
-from ecg_core.signal.signals import v1_index
+from ecg_core.signal.signals import other_lead_index, v1_index
 
 ANNOTATION_LABEL = "EDF Annotations"
 
@@ -111,22 +113,28 @@ def _signal(s) -> _Signal:
                    (s.physical_min, s.physical_max))
 
 
-def _v1_lead(signals: list, labels: list[str], usable: list[int], first: int) -> _Signal | None:
-    """The V1 signal beside the first lead (signals.v1_index decides, as in training), or None."""
-    i = v1_index([labels[j] if j in usable else "" for j in range(len(labels))], first)
-    return None if i is None else _signal(signals[i])
+def _second_lead(signals: list, labels: list[str], usable: list[int], first: int) -> tuple[_Signal | None, bool]:
+    """The V1 signal beside the first lead, else another ECG lead (signals.v1_index, signals.other_lead_index
+    decide, as in training), or None; and whether it is V1."""
+    names = [labels[j] if j in usable else "" for j in range(len(labels))]
+    i = v1_index(names, first)
+    if i is not None:
+        return _signal(signals[i]), True
+    i = other_lead_index(names, first)
+    return (None if i is None else _signal(signals[i])), False
 
 
-def _v1_samples(v1: _Signal, fs: float, n: int) -> tuple[np.ndarray | None, list[str]]:
-    """V1 in millivolts, cut to the first lead's n samples (its padding goes with the first lead's) and checked
-    like it; (None, [why]) when it cannot be used."""
-    if v1.fs != fs:
-        return None, [f"Lead {v1.label} is not used: it is sampled at {v1.fs:g} Hz, the first lead at {fs:g} Hz. "
-                      f"{WITHOUT_V1}"]
-    scale, note = v1.scale_mv()
-    p = np.where(v1.invalid, np.nan, v1.physical)[:n]
-    x, notes = validate_v1(p * scale, fs, v1.label, n, v1.step_mv(scale))
-    return x, ([note] if note else []) + notes
+def _second_samples(lead: _Signal, fs: float, n: int, as_v1: bool = True) -> tuple[dict, list[str]]:
+    """V1 (or the other second lead) in millivolts, cut to the first lead's n samples (its padding goes with the
+    first lead's) and checked like it: SignalInput fields ({} when it cannot be used) and notes."""
+    without = WITHOUT_V1 if as_v1 else WITHOUT_LEAD2
+    if lead.fs != fs:
+        return {}, [f"Lead {lead.label} is not used: it is sampled at {lead.fs:g} Hz, the first lead at {fs:g} Hz. "
+                    f"{without}"]
+    scale, note = lead.scale_mv()
+    p = np.where(lead.invalid, np.nan, lead.physical)[:n]
+    x, notes = validate_v1(p * scale, fs, lead.label, n, lead.step_mv(scale), without)
+    return second_lead_fields(x, lead.label, as_v1), ([note] if note else []) + notes
 
 
 def read_edf_bytes(data: bytes, name: str = "signal.edf") -> SignalInput:
@@ -146,7 +154,7 @@ def read_edf_bytes(data: bytes, name: str = "signal.edf") -> SignalInput:
                 raise SignalInputError(f"{name}: the file holds no signals.")
             pick = _edf_lead(labels, usable)
             chosen = _signal(signals[pick])
-            v1 = _v1_lead(signals, labels, usable, pick)
+            second_lead, second_is_v1 = _second_lead(signals, labels, usable, pick)
     except SignalInputError:
         raise
     except Exception as exc:  # edfio raises several types on corrupt headers
@@ -167,6 +175,7 @@ def read_edf_bytes(data: bytes, name: str = "signal.edf") -> SignalInput:
     scale, unit_note = chosen.scale_mv()
     notes += [unit_note] if unit_note else []
     x, more = validate(p * scale, chosen.fs, name, resolution_mv=chosen.step_mv(scale))
-    v1_x, v1_notes = _v1_samples(v1, chosen.fs, x.size) if v1 is not None else (None, [])
-    return require_quality(SignalInput(Path(name).stem, x, chosen.fs, chosen.label, None, notes + more + v1_notes,
-                                       v1=v1_x))
+    second, second_notes = ({}, []) if second_lead is None else _second_samples(second_lead, chosen.fs, x.size,
+                                                                             second_is_v1)
+    return require_quality(SignalInput(Path(name).stem, x, chosen.fs, chosen.label, None, notes + more + second_notes,
+                                       **second))

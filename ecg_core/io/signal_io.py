@@ -6,8 +6,9 @@ passes the physical-range checks (within +-20 mV, not flat, a range an amplifier
 signal-quality verdict (ecg_core.signal.quality); one judged unreadable is refused.
 
 Each reader also reads the recording's V1 lead where a lead other than the first is labelled V1
-(signals.is_v1, as training decides): SignalInput.v1, checked like the first lead; a V1 that cannot be used
-is left out with a note, never a refusal.
+(signals.is_v1, as training decides): SignalInput.v1, checked like the first lead. Without V1, another lead
+labelled as an ECG lead (signals.other_lead_index: V2, V4, V5, a limb lead) is SignalInput.lead2, whose QRS
+width alone is read. A second lead that cannot be used is left out with a note, never a refusal.
 
 Supported inputs (one reader module each; this module keeps the public names and dispatches)
 - WFDB (ecg_core.io.wfdb_bytes): `.hea` header + the `.dat` file(s) it names (formats 212, 16, 61, 80,

@@ -21,16 +21,19 @@ from wfdb.io.header import parse_header_content, rx_record, rx_signal
 from ecg_core.io.base import (
     DEFAULT_ADC_GAIN,
     UNIT_TO_MV,
+    WITHOUT_LEAD2,
+    WITHOUT_V1,
     Reference,
     SignalInput,
     SignalInputError,
     check_rate,
     require_quality,
+    second_lead_fields,
     validate,
     validate_v1,
 )
 from ecg_core.signal import quality as signal_quality
-from ecg_core.signal.signals import PREFERRED_LEAD, choose_lead, v1_index
+from ecg_core.signal.signals import PREFERRED_LEAD, choose_lead, other_lead_index, v1_index
 
 DEFAULT_FS = 250.0  # WFDB's rate when the header gives none
 WFDB_FORMATS = ("212", "16", "61", "80", "160")
@@ -248,17 +251,22 @@ def reference_note(reference: Reference, sig: SignalInput, ann_name: str) -> str
             f"in the signal agree for only {100 * f1:.0f} % (a file made for this recording agrees for over 90 %).")
 
 
-def _v1_lead(header: WfdbHeader, signals: np.ndarray, first: int) -> tuple[np.ndarray | None, list[str]]:
-    """The record's V1 lead in millivolts, checked like the first (signals.v1_index decides, as in training)."""
-    i = v1_index([s.name for s in header.signals], first)
+def _second_lead(header: WfdbHeader, signals: np.ndarray, first: int) -> tuple[dict, list[str]]:
+    """The record's V1 lead in millivolts, else another ECG lead (signals.v1_index, signals.other_lead_index
+    decide, as in training), checked like the first: SignalInput fields ({} without one) and notes."""
+    names = [s.name for s in header.signals]
+    i, as_v1 = v1_index(names, first), True
     if i is None:
-        return None, []
+        i, as_v1 = other_lead_index(names, first), False
+    if i is None:
+        return {}, []
     spec = header.signals[i]
     scale = UNIT_TO_MV.get(spec.units.lower())
     notes = [] if scale is not None else [f"Lead {spec.name} is in {spec.units!r}, not millivolts; read as millivolts."]
     scale = 1.0 if scale is None else scale
-    v1, more = validate_v1(signals[:, i] * scale, header.fs, spec.name, signals.shape[0], scale / abs(spec.adc_gain))
-    return v1, notes + more
+    x, more = validate_v1(signals[:, i] * scale, header.fs, spec.name, signals.shape[0], scale / abs(spec.adc_gain),
+                          WITHOUT_V1 if as_v1 else WITHOUT_LEAD2)
+    return second_lead_fields(x, spec.name, as_v1), notes + more
 
 
 def read_wfdb_bytes(files: Mapping[str, bytes], preferred_lead: str = PREFERRED_LEAD) -> SignalInput:
@@ -290,10 +298,10 @@ def read_wfdb_bytes(files: Mapping[str, bytes], preferred_lead: str = PREFERRED_
         notes.append(f"Lead {lead.name} is in {lead.units!r}, not millivolts; read as millivolts.")
         scale = 1.0
     x, more = validate(signals[:, idx] * scale, header.fs, lead.file_name, resolution_mv=scale / abs(lead.adc_gain))
-    v1, v1_notes = _v1_lead(header, signals, idx)
+    second, second_notes = _second_lead(header, signals, idx)
     del signals  # every lead decoded: not kept while the quality check runs (a 24-hour lead is 250 MB)
-    sig = require_quality(SignalInput(header.record_name, x, header.fs, lead.name, None, notes + more + v1_notes,
-                                      v1=v1))
+    sig = require_quality(SignalInput(header.record_name, x, header.fs, lead.name, None, notes + more + second_notes,
+                                      **second))
     stem = Path(hea).stem
     for ext in ANNOTATION_EXTENSIONS:
         ann_name = f"{stem}.{ext}"

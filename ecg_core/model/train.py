@@ -115,19 +115,23 @@ class Batches(keras.utils.PyDataset):
         return tf.data.Dataset.range(2**62).map(load, num_parallel_calls=max(1, self.workers)).prefetch(2)
 
 
-# Share of training batches' windows whose V1 features (one-lead fallback) or RR features (a lone beat)
-# are removed, so that one model serves recordings with and without V1 and single-beat pictures.
-DROP_V1, DROP_RR = 0.35, 0.1
+# Share of training batches' windows whose second-lead features (one-lead fallback), V1 part alone (a second
+# lead other than V1) or RR features (a lone beat) are removed, so that one model serves recordings with and
+# without V1 and single-beat pictures.
+DROP_V1, DROP_V1_ONLY, DROP_RR = 0.35, 0.15, 0.1
 
 
 def drop_features(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Beat features with V1 and RR parts removed at random (DROP_V1, DROP_RR), as the app may lack them."""
-    from ecg_core.signal.features import without_rr, without_v1
+    """Beat features with second-lead, V1 and RR parts removed at random (DROP_V1, DROP_V1_ONLY, DROP_RR), as
+    the app may lack them."""
+    from ecg_core.signal.features import as_other_second_lead, without_rr, without_v1
 
     f = np.array(f, dtype=np.float32, copy=True)
-    v1 = rng.random(len(f)) < DROP_V1
+    draw = rng.random(len(f))
+    one_lead, other = draw < DROP_V1, (draw >= DROP_V1) & (draw < DROP_V1 + DROP_V1_ONLY)
     rr = rng.random(len(f)) < DROP_RR
-    f[v1] = without_v1(f[v1])
+    f[one_lead] = without_v1(f[one_lead])
+    f[other] = as_other_second_lead(f[other])
     f[rr] = without_rr(f[rr])
     return f
 

@@ -75,21 +75,27 @@ class Trees:
                 temperature: float = 1.0) -> dict[str, np.ndarray]:
         """How much each group of measurements moves the probability of class `cls` (a CLASS_KEYS index):
         p(x) - p(x with the group set to `reference`), per row; positive: the measurement speaks for `cls`.
-        Rows without V1 (has_v1 0) get NaN for groups that read V1."""
+        Rows without V1 (has_v1 0) get NaN for groups that read V1, rows without a second lead (has_lead2 0) for
+        groups that read it."""
         from ecg_core.model.calibration import with_temperature
-        from ecg_core.signal.features import FEATURE_NAMES, V1_FEATURES
+        from ecg_core.signal.features import FEATURE_NAMES, LEAD2_FEATURES, V1_FEATURES
 
         if np.isnan(self.reference).any():
             raise ValueError("these trees carry no reference beat")
         x = np.asarray(features, np.float64)
         base = with_temperature(self.predict_proba(x), temperature)[:, cls]
         has_v1 = x[:, FEATURE_NAMES.index("has_v1")] > 0.5
+        has_lead2 = x[:, FEATURE_NAMES.index("has_lead2")] > 0.5
         out = {}
         for name, idx in groups.items():
             moved = x.copy()
             moved[:, list(idx)] = self.reference[list(idx)]
             delta = base - with_temperature(self.predict_proba(moved), temperature)[:, cls]
-            out[name] = np.where(has_v1, delta, np.nan) if set(idx) & set(V1_FEATURES.tolist()) else delta
+            if set(idx) & set(V1_FEATURES.tolist()):
+                delta = np.where(has_v1, delta, np.nan)
+            if set(idx) & set(LEAD2_FEATURES.tolist()):
+                delta = np.where(has_lead2, delta, np.nan)
+            out[name] = delta
         return out
 
     def save(self, path: Path) -> None:

@@ -232,8 +232,8 @@ def plan_chunks(n_samples: int, fs: float, chunk_s: float = CHUNK_S, overlap_s: 
 
 
 def chunk_input(sig: SignalInput, c: Chunk) -> SignalInput:
-    """The chunk's part of the recording (its V1 lead with it), carrying the whole recording's quality verdict
-    shifted to it."""
+    """The chunk's part of the recording (its V1 or other second lead with it), carrying the whole recording's
+    quality verdict shifted to it."""
     q = sig.quality
     if q is not None:
         t0, t1 = c.start / sig.fs, c.end / sig.fs
@@ -249,7 +249,8 @@ def chunk_input(sig: SignalInput, c: Chunk) -> SignalInput:
                                 working_samples=0)  # the chunk's R peaks come with it (chunk_peaks)
     return dataclasses.replace(sig, name=f"{sig.name} [{c.start / sig.fs:.0f}-{c.end / sig.fs:.0f} s]",
                                signal=sig.signal[c.start: c.end], reference=None, quality=q,
-                               v1=None if sig.v1 is None else sig.v1[c.start: c.end])
+                               v1=None if sig.v1 is None else sig.v1[c.start: c.end],
+                               lead2=None if sig.lead2 is None else sig.lead2[c.start: c.end])
 
 
 def _intervals(df: pd.DataFrame | None, offset_s: float, lo_s: float, hi_s: float) -> pd.DataFrame | None:
@@ -306,6 +307,7 @@ def score_chunk(sig: SignalInput, c: Chunk, peaks: np.ndarray, clf=None,
     beats["time_s"] = np.round(own[keep] / sig.fs, 4)  # as classify_signal computes it
     peaks_own = r.peaks_own + c.start
     changes = dict(x=np.zeros(0, np.float32), v1=None if r.v1 is None else np.zeros(0, np.float32),
+                   lead2=None if r.lead2 is None else np.zeros(0, np.float32),
                    beats=beats.reset_index(drop=True),
                    centres=r.centres[keep] + working_offset(c.start, sig.fs),
                    peaks_own=peaks_own[(peaks_own >= c.core_start) & (peaks_own < c.core_end)],

@@ -80,9 +80,9 @@ def model_images(x: np.ndarray, centres: np.ndarray, representation: str,
 
 def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable[[int], None] | None = None,
                      chunk: int = CHUNK, peaks: np.ndarray | None = None, rr_mean_s: float | None = None,
-                     v1: np.ndarray | None = None) -> np.ndarray:
+                     v1: np.ndarray | None = None, lead2: np.ndarray | None = None) -> np.ndarray:
     """Probabilities (n, 6) of the windows centred at `centres`, chunk by chunk (`peaks`: see model_images;
-    `v1`: the prepared V1 lead for the beat features, see model_features).
+    `v1`, `lead2`: the prepared V1 or other second lead for the beat features, see model_features).
 
     A worker thread makes the next chunk's images while the model predicts the current one (TensorFlow
     releases the GIL), which overlaps the two costs on a multi-core machine.
@@ -95,7 +95,7 @@ def classify_windows(x: np.ndarray, centres: np.ndarray, clf, progress: Callable
     reads_features = getattr(clf, "reads_features", False)
     if (rep in TEMPLATE_REPRESENTATIONS or reads_features) and peaks is None:
         peaks = detect_beats(x)
-    feats = model_features(x, centres, peaks, rr_mean_s, v1) if reads_features else None
+    feats = model_features(x, centres, peaks, rr_mean_s, v1, lead2) if reads_features else None
     if len(starts) == 1:  # one chunk (a picture's few beats): nothing to overlap, no thread to start
         images = model_images(x, centres, rep, peaks)
         out[:] = clf.predict_proba(images, feats) if reads_features else clf.predict_proba(images)
@@ -120,11 +120,14 @@ V1_REACH_S = 0.5  # a beat's V1 measurements read this far either side of its R 
 
 
 def model_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, rr_mean_s: float | None = None,
-                   v1: np.ndarray | None = None) -> np.ndarray:
+                   v1: np.ndarray | None = None, lead2: np.ndarray | None = None) -> np.ndarray:
     """Beat features (signal.features) of windows centred at `centres`, with the R `peaks` that also make the
     templates: what a model reading features gets besides the picture. rr_mean_s: the whole recording's mean
     RR when x is a chunk of it. v1: the recording's V1 lead prepared as x (prepare_v1), as training reads it;
-    NaN where V1 was not recorded, and a beat whose V1 reach holds NaN is read as one lead."""
+    NaN where V1 was not recorded, and a beat whose V1 reach holds NaN is read as one lead. lead2: a second
+    lead other than V1, prepared as x (prepare_lead2), whole; only its QRS width is read."""
+    if lead2 is not None:
+        return beat_features(x, centres, peaks, v1, record_mean_s=rr_mean_s, lead2=lead2)
     if v1 is None or not np.isnan(v1).any():
         return beat_features(x, centres, peaks, v1, record_mean_s=rr_mean_s)
     f = beat_features(x, centres, peaks, np.nan_to_num(v1), record_mean_s=rr_mean_s)
@@ -159,6 +162,14 @@ def prepare_v1(sig: SignalInput, clf) -> np.ndarray | None:
     own = np.minimum((np.arange(out.size) * (sig.fs / WORKING_FS)).astype(np.int64), sig.v1.size - 1)
     out[~known[own]] = np.nan
     return out
+
+
+def prepare_lead2(sig: SignalInput, clf) -> np.ndarray | None:
+    """The recording's second lead other than V1 prepared exactly as its first lead, for a model that reads beat
+    features; None without one, or for a model that reads only the picture."""
+    if sig.lead2 is None or not getattr(clf, "reads_features", False):
+        return None
+    return signals.prepare_signal(sig.lead2, sig.fs)
 
 
 def beat_image(x: np.ndarray, centre: int, representation: str, peaks: np.ndarray | None = None) -> np.ndarray:
@@ -287,6 +298,8 @@ class RecordResult:
     rr_mean_s: float | None = None  # the recording's mean RR the beat features were measured against
     v1: np.ndarray | None = None  # the prepared V1 lead the beat features read (prepare_v1), None when not read
     v1_state: str = "absent"  # one of V1_STATES: whether the recording's V1 was read
+    lead2: np.ndarray | None = None  # the prepared second lead other than V1 (prepare_lead2), None when not read
+    lead2_label: str = ""  # its label, when read
 
     @property
     def duration_s(self) -> float:
@@ -298,7 +311,8 @@ class RecordResult:
 
     def features(self, idx) -> np.ndarray:
         """Beat features (n, N_FEATURES) of beats `idx` (rows of `beats`), as measured for classification."""
-        return model_features(self.x, self.centres[np.atleast_1d(idx)], self.centres, self.rr_mean_s, self.v1)
+        return model_features(self.x, self.centres[np.atleast_1d(idx)], self.centres, self.rr_mean_s, self.v1,
+                              self.lead2)
 
     def probabilities(self, i: int) -> np.ndarray:
         return self.beats.loc[self.beats.index[i], list(CLASS_KEYS)].to_numpy(dtype=np.float32)
@@ -317,6 +331,9 @@ def leads_line(result: RecordResult) -> str:
         return f"Read {result.lead}, with V1 for the bundle-branch-block measurements"
     if result.v1_state == "unused":
         return f"Read {result.lead}; the recording's V1 is not used ({result.model} reads the beat picture only)"
+    if result.lead2_label:
+        return (f"Read {result.lead}, with {result.lead2_label}'s QRS width (no V1: bundle-branch blocks are told "
+                "apart less well)")
     return f"One lead read ({result.lead}, no V1): bundle-branch blocks are found less often"
 
 
@@ -359,7 +376,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     seconds: dict[str, float] = {}
     report(0.0, "Filtering and resampling to 360 Hz")
     x = signals.prepare_signal(sig.signal, sig.fs)
-    v1 = prepare_v1(sig, clf)
+    v1, lead2 = prepare_v1(sig, clf), prepare_lead2(sig, clf)
     n = x.size
     t1 = time.perf_counter()
     seconds["prepare"] = t1 - t0
@@ -375,7 +392,7 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
     def beat_progress(done: int) -> None:
         report(0.15 + 0.7 * done / max(centres.size, 1), f"Classified {done} of {centres.size} beats")
 
-    probs = classify_windows(x, centres, clf, beat_progress, peaks=centres, rr_mean_s=rr_mean_s, v1=v1)
+    probs = classify_windows(x, centres, clf, beat_progress, peaks=centres, rr_mean_s=rr_mean_s, v1=v1, lead2=lead2)
     t3 = time.perf_counter()
     seconds["classify"] = t3 - t2
     report(0.85, "Finding ventricular fibrillation and noise")
@@ -420,7 +437,8 @@ def classify_signal(sig: SignalInput, clf, progress: Progress | None = None, vf_
         notes.append(f"{int(in_noise.sum())} beat(s) inside noise segments are not classified.")
     result = RecordResult(sig.name, sig.lead, sig.fs, sig.signal.size, clf.name, clf.info.representation, x,
                           centres, beats, ep, peaks_own, None, notes, seconds, noise=found.noise,
-                          rr_mean_s=rr_mean_s, v1=v1, v1_state=v1_state(sig, v1))
+                          rr_mean_s=rr_mean_s, v1=v1, v1_state=v1_state(sig, v1), lead2=lead2,
+                          lead2_label=sig.lead2_label if lead2 is not None else "")
     if sig.reference is not None:
         report(0.98, "Comparing with the reference annotations")
         result.comparison = compare(sig.reference, sig.fs, peaks_own, beats,
@@ -544,7 +562,8 @@ def cli(a: argparse.Namespace) -> int:
     if not reads_one_lead(clf.info.representation):
         err(f"error: {two_lead_message(clf.name, clf.info.representation)}")
         return 2
-    leads = f"lead {sig.lead}" + (" with V1" if sig.v1 is not None else "")
+    leads = f"lead {sig.lead}" + (" with V1" if sig.v1 is not None else
+                                  f" with {sig.lead2_label} (its QRS width)" if sig.lead2 is not None else "")
     err(f"{sig.name}: {sig.duration_s:.1f} s at {sig.fs:g} Hz, {leads}; model {clf.name}")
     try:
         result = classify_signal(sig, clf, progress)

@@ -18,7 +18,7 @@ from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
 from ecg_core.settings import WORKING_FS
 
-FEATURES_VERSION = "2"  # bump when a measure changes: models trained on other features refuse to load
+FEATURES_VERSION = "3"  # bump when a measure changes: models trained on other features refuse to load
 FEATURE_NAMES: tuple[str, ...] = (
     "rr_pre_s",  # R peak of the previous beat to this one
     "rr_post_s",  # this beat to the next R peak
@@ -40,10 +40,14 @@ FEATURE_NAMES: tuple[str, ...] = (
     "template_corr",  # correlation of this QRS (+-100 ms) with the median of its neighbours': morphology kept?
     "qrs_late",  # mean of +40..+100 ms after the R peak over the QRS's height, about the PR level: RBBB's S < 0
     "v1_late",  # the same in V1: RBBB's late R' > 0
+    "lead2_qrs_ms",  # QRS duration in the second lead, whichever it is (V1, V2, V4, V5): width is read in any lead
+    "has_lead2",  # 1 when a second lead was measured
 )
 N_FEATURES = len(FEATURE_NAMES)
 RR_FEATURES = slice(0, 7)
 V1_FEATURES = np.array([10, 11, 12, 13, 14, 19])
+LEAD2_FEATURES = np.array([20, 21])
+ONE_LEAD_MISSING = np.concatenate([V1_FEATURES, LEAD2_FEATURES])  # what a one-lead reading lacks
 TEMPLATE_FEATURES = slice(15, 18)
 # What a reader calls one measurement: the groups the app's "what the measurements say" panel varies together.
 FEATURE_GROUPS: dict[str, tuple[int, ...]] = {
@@ -55,6 +59,7 @@ FEATURE_GROUPS: dict[str, tuple[int, ...]] = {
     "late QRS, first lead": (18,),
     "shape match with the neighbours": (17,),
     "QRS in V1 (width, height, polarity, terminal and late part)": (10, 11, 12, 13, 19),
+    "QRS width, second lead": (20,),
 }
 # Absolute RR intervals tell patients apart (each has their own heart rate) more than beat classes, which
 # their ratios carry: models trained with `without_patient_rr` see them held constant.
@@ -277,9 +282,11 @@ def template_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, wid
 
 
 def beat_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, v1: np.ndarray | None = None,
-                  fs: int = WORKING_FS, record_mean_s: float | None = None) -> np.ndarray:
+                  fs: int = WORKING_FS, record_mean_s: float | None = None,
+                  lead2: np.ndarray | None = None) -> np.ndarray:
     """(n, N_FEATURES) float32 in FEATURE_NAMES order for windows centred at `centres` of the prepared lead
-    `x`, with the detected R `peaks`; `v1`, the prepared V1 lead of the same recording, when there is one."""
+    `x`, with the detected R `peaks`; `v1`, the prepared V1 lead of the same recording, when there is one;
+    `lead2`, its second lead prepared the same way whatever its name (V1 itself when not given)."""
     centres = np.asarray(centres, dtype=np.int64)
     out = np.zeros((centres.size, N_FEATURES), np.float32)
     if centres.size == 0:
@@ -299,6 +306,14 @@ def beat_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, v1: np.
         out[:, 10], out[:, 11], out[:, 12], out[:, 13] = dur2, np.minimum(amp2, 10.0), pol2, term2
         out[:, 14] = 1.0
         out[:, 19] = late_qrs(v1, centres, fs)
+    lead2 = v1 if lead2 is None else lead2
+    if lead2 is not None:
+        if lead2 is v1:
+            out[:, 20] = out[:, 10]
+        else:
+            on3, off3 = qrs_bounds(lead2, centres, fs)
+            out[:, 20] = (off3 - on3) * 1000.0 / fs
+        out[:, 21] = 1.0
     return out
 
 
@@ -306,10 +321,10 @@ READING_KINDS = ("two_lead", "one_lead", "lone")  # a blend's network share is c
 
 
 def reading_kind(features: np.ndarray) -> np.ndarray:
-    """Per beat, the index in READING_KINDS of what it was measured from: V1 present (two leads); one lead with
-    neighbours; no neighbour on a side (a lone beat, or a strip's first or last beat)."""
+    """Per beat, the index in READING_KINDS of what it was measured from: a second lead present (two leads);
+    one lead with neighbours; no neighbour on a side (a lone beat, or a strip's first or last beat)."""
     f = np.asarray(features)
-    has_v1 = f[:, FEATURE_NAMES.index("has_v1")] > 0.5
+    has_v1 = (f[:, FEATURE_NAMES.index("has_v1")] > 0.5) | (f[:, FEATURE_NAMES.index("has_lead2")] > 0.5)
     known = f[:, FEATURE_NAMES.index("rr_known")] > 0.5
     return np.where(has_v1, 0, np.where(known, 1, 2))
 
@@ -322,7 +337,15 @@ def without_patient_rr(features: np.ndarray) -> np.ndarray:
 
 
 def without_v1(features: np.ndarray) -> np.ndarray:
-    """The features as a one-lead recording gives them (V1 part zero, has_v1 0)."""
+    """The features as a one-lead recording gives them (V1 and second-lead parts zero, has_v1 and has_lead2 0)."""
+    f = np.array(features, dtype=np.float32, copy=True)
+    f[:, ONE_LEAD_MISSING] = 0.0
+    return f
+
+
+def as_other_second_lead(features: np.ndarray) -> np.ndarray:
+    """The features as a recording whose second lead is not V1 gives them (V2, V4 or V5: V1 part zero, the second
+    lead's QRS width kept): training shows them so that a width read outside V1 is not taken for a normal beat's."""
     f = np.array(features, dtype=np.float32, copy=True)
     f[:, V1_FEATURES] = 0.0
     return f

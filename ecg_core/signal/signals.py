@@ -76,17 +76,38 @@ def choose_second_lead(sig_names: list[str], first: int, preferred: str = SECOND
     return others[0] if others else None
 
 
+def _bare_label(label: object) -> str:
+    bare = re.sub(r"[\s_\-]", "", str(label)).upper()
+    return re.sub(r"^(ECG|EKG|EEG)", "", bare)
+
+
+_ECG_LEADS = {"I", "II", "III", "AVR", "AVL", "AVF", "MLI", "MLII", "MLIII", *(f"V{k}" for k in range(1, 7)),
+              *(f"MV{k}" for k in range(1, 7))}
+
+
 def is_v1(label: object) -> bool:
     """Whether a signal's label names the V1 lead: case, spaces, '_' / '-' and an ECG/EKG/EEG prefix aside
     ('V1', 'v1', 'ECG V1', 'EEG V1'; EDF writers often prefix every label with its signal type). Training
     (dataset.record_features) and every reader decide with this, so a recording's V1 is the one training read."""
+    return _bare_label(label) == SECOND_LEAD.upper()
+
+
+def is_ecg_lead(label: object) -> bool:
+    """Whether a label names an ECG lead (limb, modified limb or precordial), decided as is_v1 decides V1, or is an
+    ECG lead whose name is not given ('ECG', 'ECG2': vfdb's two leads)."""
     bare = re.sub(r"[\s_\-]", "", str(label)).upper()
-    return re.sub(r"^(ECG|EKG|EEG)", "", bare) == SECOND_LEAD.upper()
+    return _bare_label(label) in _ECG_LEADS or re.fullmatch(r"(ECG|EKG)\d?", bare) is not None
 
 
 def v1_index(sig_names: list[str], first: int) -> int | None:
     """Index of the first signal other than `first` whose label is V1 (is_v1), else None."""
     return next((i for i, n in enumerate(sig_names) if i != first and is_v1(n)), None)
+
+
+def other_lead_index(sig_names: list[str], first: int) -> int | None:
+    """Index of the first signal other than `first` labelled as an ECG lead other than V1 (is_ecg_lead): the
+    second lead whose QRS width is read where a recording has no V1 (mitdb's V2, V4, V5), else None."""
+    return next((i for i, n in enumerate(sig_names) if i != first and is_ecg_lead(n) and not is_v1(n)), None)
 
 
 def resample(x: np.ndarray, fs_in: float, fs_out: int = WORKING_FS) -> np.ndarray:
