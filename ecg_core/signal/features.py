@@ -324,9 +324,9 @@ def reading_kind(features: np.ndarray) -> np.ndarray:
     """Per beat, the index in READING_KINDS of what it was measured from: a second lead present (two leads);
     one lead with neighbours; no neighbour on a side (a lone beat, or a strip's first or last beat)."""
     f = np.asarray(features)
-    has_v1 = (f[:, FEATURE_NAMES.index("has_v1")] > 0.5) | (f[:, FEATURE_NAMES.index("has_lead2")] > 0.5)
+    two_leads = (f[:, FEATURE_NAMES.index("has_v1")] > 0.5) | (f[:, FEATURE_NAMES.index("has_lead2")] > 0.5)
     known = f[:, FEATURE_NAMES.index("rr_known")] > 0.5
-    return np.where(has_v1, 0, np.where(known, 1, 2))
+    return np.where(two_leads, 0, np.where(known, 1, 2))
 
 
 def without_patient_rr(features: np.ndarray) -> np.ndarray:
