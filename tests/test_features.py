@@ -208,3 +208,19 @@ def test_patient_rr_held_constant():
     assert (g[:, held] == F.NEUTRAL_RR_S).all()
     rest = [i for i in range(F.N_FEATURES) if i not in held]
     np.testing.assert_array_equal(g[:, rest], f[:, rest])
+
+
+def test_a_few_beats_measure_as_in_the_whole_recording(rec208):
+    """Features of a few beats (measured on the stretch of signal they read) equal their rows of the whole
+    recording's features, at the recording's edges too."""
+    peaks = detect_beats(rec208.signal)
+    whole = F.beat_features(rec208.signal, peaks, peaks, v1=rec208.signal2)
+    for pick in ([0], [1, 2], [len(peaks) // 2], [len(peaks) - 3, len(peaks) - 1]):
+        some = F.beat_features(rec208.signal, peaks[pick], peaks, v1=rec208.signal2)
+        np.testing.assert_array_equal(some, whole[pick])
+    # a centre between beats (a window inside fibrillation) against the same centre among many
+    between = (peaks[10:12].sum() // 2)[None]
+    among = np.sort(np.concatenate([between, peaks[::7]]))
+    row = int(np.searchsorted(among, between[0]))
+    np.testing.assert_array_equal(F.beat_features(rec208.signal, between, peaks),
+                                  F.beat_features(rec208.signal, among, peaks)[[row]])

@@ -170,7 +170,15 @@ def qrs_bounds(x: np.ndarray, centres: np.ndarray, fs: int = WORKING_FS) -> tupl
     x = np.asarray(x, dtype=np.float32)
     centres = np.asarray(centres, dtype=np.int64)
     before, after = int(round(_BEFORE_S * fs)), int(round(_AFTER_S * fs))
-    env = uniform_filter1d(np.abs(np.gradient(x)) * fs, max(1, int(round(_ENVELOPE_S * fs))))
+    size = max(1, int(round(_ENVELOPE_S * fs)))
+    if centres.size:  # the envelope only where the windows read it (exact: a margin beyond the filter's reach)
+        reach, margin = max(before, int(round(_FLOOR_S * fs)) + 1, after), size + 2
+        a = max(int(centres.min()) - reach - margin, 0)
+        b = min(int(centres.max()) + reach + margin, x.size)
+        if a > 0 or b < x.size:
+            on, off = qrs_bounds(x[a:b], centres - a, fs)
+            return on + a, off + a
+    env = uniform_filter1d(np.abs(np.gradient(x)) * fs, size)
     w = _windows(env, centres, before, after)  # R peak at column `before`
     core = int(round(_CORE_S * fs))
     top = w[:, before - core: before + core + 1].max(axis=1, keepdims=True)
@@ -250,20 +258,23 @@ def template_features(x: np.ndarray, centres: np.ndarray, peaks: np.ndarray, wid
     if peaks.size == 0:
         out[:, 0], out[:, 2] = widths, 1.0
         return out
+    k = LOCAL_BEATS
+    nearest = np.clip(np.searchsorted(peaks, centres), 0, peaks.size - 1)
+    left = np.clip(nearest - 1, 0, peaks.size - 1)
+    nearest = np.where(np.abs(peaks[left] - centres) < np.abs(peaks[nearest] - centres), left, nearest)
+    # only the peaks whose widths and QRS the nearest peaks' neighbourhoods read (a few beats of a long recording)
+    first, last = max(int(nearest.min()) - k, 0), min(int(nearest.max()) + k + 1, peaks.size)
+    peaks, nearest = peaks[first:last], nearest - first
     if peak_widths is None:
         on, off = qrs_bounds(x, peaks, fs)
         pw = ((off - on) * 1000.0 / fs).astype(np.float32)
     else:
-        pw = np.asarray(peak_widths, np.float32)
+        pw = np.asarray(peak_widths, np.float32)[first:last]
     pwin = _windows(x, peaks, half, half + 1)
-    k = LOCAL_BEATS
     idx = np.arange(peaks.size)[:, None] + np.arange(-k, k + 1)[None, :]
     valid = (idx >= 0) & (idx < peaks.size)
     idx = np.clip(idx, 0, peaks.size - 1)
     width_t = _nanmedian(np.where(valid, pw[idx], np.nan), axis=1)
-    nearest = np.clip(np.searchsorted(peaks, centres), 0, peaks.size - 1)
-    left = np.clip(nearest - 1, 0, peaks.size - 1)
-    nearest = np.where(np.abs(peaks[left] - centres) < np.abs(peaks[nearest] - centres), left, nearest)
     out[:, 0] = width_t[nearest]
     out[:, 1] = widths - out[:, 0]
     # the neighbours' median QRS, only for the peaks the centres need (bounded memory on long recordings)
