@@ -30,6 +30,7 @@ import wfdb
 from PIL import Image, ImageDraw, ImageFont
 
 from ecg_core.data.dataset import DS2
+from ecg_core.data.drawn import BEAT_SYMBOLS
 
 STYLES: tuple[str, ...] = ("paper_red", "paper_pink", "paper_green", "paper_grey", "no_grid", "monitor",
                            "plot_axes", "seed_thin", "jpeg", "rotated", "photo")
@@ -39,7 +40,6 @@ PAPER_STYLES: tuple[str, ...] = ("paper_red", "paper_pink", "paper_green", "pape
 TWELVE_COLUMNS: tuple[tuple[str, str, str], ...] = (("I", "II", "III"), ("aVR", "aVL", "aVF"),
                                                     ("V1", "V2", "V3"), ("V4", "V5", "V6"))
 TWELVE_COLUMN_S = 2.5
-BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")  # MIT-BIH beat labels; the rest mark rhythm, noise...
 MM_PER_S, MM_PER_MV = 25.0, 10.0
 THIN_SIZE = (192, 128)  # (width, height) of every seed_thin picture
 _SS = 4  # supersampling factor of trace masks
