@@ -119,8 +119,24 @@ def load(path: Path) -> Trees:
 def from_sklearn(model, reference: np.ndarray | None = None) -> Trees:
     """The arrays of a fitted (numerical features only) HistGradientBoostingClassifier; `reference` is the
     typical beat `Trees.effects` compares with."""
-    predictors = [tree for iteration in model._predictors for tree in iteration]
     per_iteration = len(model._predictors[0])
+    baseline = np.asarray(model._baseline_prediction, np.float64).reshape(-1)
+    tree_class = np.tile(np.arange(per_iteration), len(model._predictors))
+    if per_iteration == 1:  # two classes: one tree per iteration scores the second class against the first,
+        baseline, tree_class = np.array([0.0, baseline[0]]), tree_class + 1  # softmax of (0, score) = sigmoid
+    return _from_predictors(model, baseline, tree_class, np.asarray(model.classes_, np.int64), reference)
+
+
+def from_sklearn_regressor(model) -> Trees:
+    """The arrays of a fitted (numerical features only) HistGradientBoostingRegressor: one output,
+    `raw_scores(x)[:, 0]` its prediction."""
+    baseline = np.asarray(model._baseline_prediction, np.float64).reshape(-1)
+    return _from_predictors(model, baseline, np.zeros(len(model._predictors), np.int64), np.zeros(1, np.int64))
+
+
+def _from_predictors(model, baseline: np.ndarray, tree_class: np.ndarray, classes: np.ndarray,
+                     reference: np.ndarray | None = None) -> Trees:
+    predictors = [tree for iteration in model._predictors for tree in iteration]
     width = max(len(t.nodes) for t in predictors)
 
     def field(name: str, dtype, fill) -> np.ndarray:
@@ -131,16 +147,10 @@ def from_sklearn(model, reference: np.ndarray | None = None) -> Trees:
 
     if any(t.nodes["is_categorical"].any() for t in predictors):
         raise ValueError("categorical splits are not supported")
-    baseline = np.asarray(model._baseline_prediction, np.float64).reshape(-1)
-    tree_class = np.tile(np.arange(per_iteration), len(model._predictors))
-    if per_iteration == 1:  # two classes: one tree per iteration scores the second class against the first,
-        baseline, tree_class = np.array([0.0, baseline[0]]), tree_class + 1  # softmax of (0, score) = sigmoid
     return Trees(feature=field("feature_idx", np.int64, 0), threshold=field("num_threshold", np.float64, 0.0),
                  missing_left=field("missing_go_to_left", bool, True), left=field("left", np.int64, 0),
                  right=field("right", np.int64, 0), is_leaf=field("is_leaf", bool, True),
-                 value=field("value", np.float64, 0.0),
-                 tree_class=tree_class,
-                 baseline=baseline, classes=np.asarray(model.classes_, np.int64),
+                 value=field("value", np.float64, 0.0), tree_class=tree_class, baseline=baseline, classes=classes,
                  n_features=int(model.n_features_in_),
                  reference=np.full(model.n_features_in_, np.nan) if reference is None
                  else np.asarray(reference, np.float64))
