@@ -97,4 +97,6 @@ evaluate ecgnet_lite_overlay_recordwise_offsets data/overlay recordwise
 python -m ecg_core offsets --model models/ecgnet_large_overlay_beatwise_noaug_seed1.keras --dataset data/overlay \
   --out "$OUT"
 evaluate ecgnet_large_overlay_beatwise_noaug_seed1_offsets data/overlay beatwise
+echo "=== $(date +%T) train-span (the lone-beat span estimator, DS1 beats)"
+python -m ecg_core train-span --out "$OUT/lone_beat_span.npz" 2>&1 | quiet
 echo "=== $(date +%T) done"

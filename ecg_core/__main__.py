@@ -106,6 +106,12 @@ def cmd_bench_pictures(a: argparse.Namespace) -> int:
     return bench_pictures.main(a)
 
 
+def cmd_train_span(a: argparse.Namespace) -> int:
+    from ecg_core.model import span_train
+
+    return span_train.cli(a)
+
+
 def cmd_classify_record(a: argparse.Namespace) -> int:
     from ecg_core.pipeline import record_mode
 
@@ -232,6 +238,11 @@ def parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train-rhythm", help="the shipped rhythm detector (models/rhythm/), trained on every record")
     rhythm_arguments(tr, train=True)
     tr.set_defaults(func=cmd_train_rhythm)
+    ts = sub.add_parser("train-span", help="the lone-beat span estimator (models/lone_beat_span.npz), trained on DS1")
+    ts.add_argument("--mitdb", default="../shared/data/mitdb")
+    ts.add_argument("--out", default="models/lone_beat_span.npz")
+    ts.add_argument("--seed", type=int, default=0)
+    ts.set_defaults(func=cmd_train_span)
 
     en = sub.add_parser("ensemble", help="average trained models of one representation into one model")
     en.add_argument("models", nargs="+", help="member .keras files (each with its card beside it)")

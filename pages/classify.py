@@ -39,7 +39,9 @@ with st.expander("How to read the pictures", expanded=False, icon=":material/tun
                          key="classify_scale",
                          help="Seconds across the trace. A picture with a grid is read at 25 mm/s unless you "
                          "state a span here. Without grid or span, a wide picture is taken for a 10 s strip and a "
-                         "narrow one for a 1.6 s beat picture; each beat is then also classified at 0.8x and "
+                         "narrow one for a beat picture whose span is estimated from the beat's shape (0.5-2.4 s; "
+                         "read at the 0.8 s or 1.6 s preset when within 25 % of it); "
+                         "each beat is then also classified at 0.8x and "
                          "1.25x the span, and marked uncertain where its class changes.")
     span = None
     if scale == SCALE_CUSTOM:

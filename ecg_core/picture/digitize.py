@@ -6,8 +6,8 @@ and specks dropped) -> strips -> one followed path per strip -> calibration -> s
 
 Calibration: from the ECG grid when there is one (1 mm small boxes; 25 mm/s and 10 mm/mV), else from
 the time span the user states for the trace's width (presets in SPAN_PRESETS); a picture without grid and
-without a stated span gets a guess from its shape, and says so. Amplitude without a grid is relative
-(the models scale every beat to its own range).
+without a stated span gets a guess from its shape (a lone beat: picture.span estimates it), and says so.
+Amplitude without a grid is relative (the models scale every beat to its own range).
 
 Nothing is written to disk; every failure is a DigitizeError whose str() is one line for the user.
 """
@@ -22,15 +22,17 @@ from scipy import signal as sps
 
 from ecg_core.io.signal_io import SignalInput
 from ecg_core.picture import grid as gridlib
+from ecg_core.picture import span as spanlib
 from ecg_core.picture import trace as tracelib
 from ecg_core.picture.imaging import ImageInputError, decode_rgb_with_notes
 from ecg_core.settings import WORKING_FS
 
 PAPER_SPEED_MM_S = 25.0
 PAPER_GAIN_MM_MV = 10.0
+SINGLE_BEAT_S, PROJECT_BEAT_S = spanlib.BEAT_PRESETS_S
 SPAN_PRESETS: dict[str, float] = {  # label -> seconds across the trace
-    "a single beat (about 0.8 s)": 0.8,
-    "a beat picture of this project (1.6 s)": 1.6,
+    f"a single beat (about {SINGLE_BEAT_S:g} s)": SINGLE_BEAT_S,
+    f"a beat picture of this project ({PROJECT_BEAT_S:g} s)": PROJECT_BEAT_S,
     "a 10 s rhythm strip": 10.0,
 }
 MIN_SKEW_GAIN = 3.0  # row-profile sharpening that proves a tilt (real tilts: 6-16; a lone trace: 1-2)
@@ -41,7 +43,7 @@ MAX_SIDE_OVERLAP = 0.3  # rows overlapping less than this (of the shorter) lie s
 # baseline moves (a beat picture's ST segment below its PR segment)
 MIN_STACKED_OVERLAP = 0.9
 STRIP_SPIKES = 5  # without grid or stated span, a trace with this many beats is taken for a 10 s strip
-BEAT_SPIKES = 3  # and one with this many or fewer for a 1.6 s beat picture (between them, the picture's shape)
+BEAT_SPIKES = 3  # and one with this many or fewer for a beat picture (between them, the picture's shape)
 STRAY_END = 0.06  # of a path's width: how far from its ends a stray stretch (text beside the trace) is looked for
 SPIKE_WIDTH = 0.03  # of the trace's width: a counted spike is narrower near its tip (a QRS on a strip)
 STRIP_ASPECT = 2.5  # without grid or stated span, a picture this much wider than tall is taken for a 10 s strip
@@ -286,7 +288,7 @@ def count_spikes(y: np.ndarray) -> int:
 
 
 def _guess_span(width_px: int, height_px: int, trace_px: int, layout: str = "strip",
-                spikes: int | None = None) -> tuple[float, str]:
+                spikes: int | None = None, shape: np.ndarray | None = None) -> tuple[float, str]:
     if layout == "twelve_lead":
         return 10.0, "no grid found and no stated span: the 12-lead page's rhythm strip taken for the standard 10 s"
     # the beats drawn tell a strip from a beat picture better than the picture's shape does
@@ -294,16 +296,24 @@ def _guess_span(width_px: int, height_px: int, trace_px: int, layout: str = "str
         return 10.0, f"no grid and no stated span: {spikes} beats drawn, taken for a 10 s strip"
     # three beats in a 10 s strip would be 18 a minute; in a 1.6 s picture they are 110
     if spikes is not None and spikes <= BEAT_SPIKES:
-        return 1.6, (f"no grid and no stated span: taken for a 1.6 s beat picture ({spikes} beat"
-                     f"{'s' if spikes != 1 else ''} drawn)")
-    if width_px >= STRIP_ASPECT * height_px:
+        why = f"a beat picture ({spikes} beat{'s' if spikes != 1 else ''} drawn)"
+    elif width_px >= STRIP_ASPECT * height_px:
         return 10.0, "no grid and no stated span: taken for a 10 s strip from its shape"
-    return 1.6, "no grid and no stated span: taken for a 1.6 s beat picture from its shape"
+    else:
+        why = "a beat picture from its shape"
+    read = spanlib.lone_beat_span(-shape) if shape is not None else None
+    if read is None:
+        return PROJECT_BEAT_S, f"no grid and no stated span: taken for {why} of {PROJECT_BEAT_S:g} s"
+    span, estimate = read
+    return span, (f"no grid and no stated span: taken for {why}; its span estimated from the beat's shape at "
+                  f"{estimate:.2f} s" + (f", read as {span:g} s" if span != estimate else ""))
 
 
 def calibrate(period: gridlib.GridPeriod | None, trace_px: float, width: int, height: int,
-              span_s: float | None, layout: str = "strip", spikes: int | None = None) -> Calibration:
-    """Pixels per second and per millivolt from the grid, a stated span, or a guess."""
+              span_s: float | None, layout: str = "strip", spikes: int | None = None,
+              shape: np.ndarray | None = None) -> Calibration:
+    """Pixels per second and per millivolt from the grid, a stated span, or a guess (shape: the followed
+    path's rows, from which a lone beat's span is estimated)."""
     if span_s is not None:
         if not np.isfinite(span_s) or not 0.2 <= span_s <= 60.0:
             raise DigitizeError(f"The stated span must be between 0.2 and 60 seconds, not {span_s:g}.")
@@ -318,7 +328,7 @@ def calibrate(period: gridlib.GridPeriod | None, trace_px: float, width: int, he
         return Calibration("grid", PAPER_SPEED_MM_S * px_mm, PAPER_GAIN_MM_MV * px_mm, period.confidence,
                            f"ECG grid, small box {px_mm:.2f} px = 1 mm, read at {PAPER_SPEED_MM_S:g} mm/s and "
                            f"{PAPER_GAIN_MM_MV:g} mm/mV")
-    span, why = _guess_span(width, height, trace_px, layout, spikes)
+    span, why = _guess_span(width, height, trace_px, layout, spikes, shape)
     return Calibration("assumed", trace_px / span, None, 0.3, f"{why} (state the span if it is not)")
 
 
@@ -473,7 +483,7 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
                             "the picture is too faint, broken or busy to digitize.")
     # a drawn line's ends stick out half its width beyond its first and last samples
     trace_px = max(main.y.size - min(main.ink_width, main.thickness), 1.0)
-    cal = calibrate(period, trace_px, w, h, span_s, layout, count_spikes(main.y))
+    cal = calibrate(period, trace_px, w, h, span_s, layout, count_spikes(main.y), tracelib.fill_gaps(main.y))
     if cal.method == "grid" and not g.light_on_dark:
         cal = _with_perspective(cal, g.line_ink, period, notes)
     if g.light_on_dark and cal.px_per_mv and pulse is None:

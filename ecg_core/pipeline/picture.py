@@ -42,6 +42,7 @@ LONE_BEAT_MAX_S = 2.5
 # a premature beat beside a tall neighbour can be a third of its height; a P or T wave is smaller still (the
 # ratio was chosen on beat pictures of DS1 records: 0.2-0.3 tie there, 0.4 misses more)
 LONE_BEAT_MIN_RATIO = 0.2
+LONE_BEAT_EDGE_S = 0.1  # a lone beat's R peak is not this close to the trace's ends (its QRS would be cut)
 SPAN_FACTORS = (0.8, 1.0, 1.25)  # the span check: within +-25 % of the stated or assumed span
 # a standard 12-lead page: four simultaneous 2.5 s columns over the rhythm strip's time, the top row I, aVR, V1,
 # V4; each column's first and last 0.1 s left out (lead-change marks)
@@ -101,15 +102,18 @@ def _lone_beat_centre(x: np.ndarray, pad: int, n: int) -> int:
     """The R peak of a single-beat picture: the detected beat nearest the picture's middle (a beat picture is
     drawn around its beat; neighbours cut at its edges are not it), unless one beside it is more than
     LONE_BEAT_MIN_RATIO times larger (then the middle one is a P or T wave); the strongest deflection when no
-    beat is detected."""
+    beat is detected. Detections within LONE_BEAT_EDGE_S of the trace's ends (a calibration pulse's edge, a cut
+    neighbour) are not the beat; with nothing else found, the strongest deflection away from the ends is."""
+    edge = min(int(round(LONE_BEAT_EDGE_S * WORKING_FS)), n // 4)
+    lo, hi = pad + edge, pad + n - edge
     peaks = detect_beats(x)
-    inside = peaks[(peaks >= pad) & (peaks < pad + n)]
+    inside = peaks[(peaks >= lo) & (peaks < hi)]
     if inside.size:
         amp = np.abs(x[inside])
         near = int(np.argmin(np.abs(inside - (pad + n / 2))))
         return int(inside[near] if amp[near] >= LONE_BEAT_MIN_RATIO * amp.max() else inside[int(np.argmax(amp))])
-    seg = np.abs(x[pad: pad + n])
-    return pad + int(np.argmax(seg))
+    seg = np.abs(x[lo: hi])
+    return lo + int(np.argmax(seg))
 
 
 def _lone_beat(trace_mv: np.ndarray, r_index: int | None = None) -> tuple[np.ndarray, int, np.ndarray]:
