@@ -12,7 +12,6 @@ bundle-branch block's wide QRS pulls it long), the presets do not.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -99,9 +98,3 @@ def lone_beat_span(y: np.ndarray) -> tuple[float, float] | None:
         return None
     preset = min(BEAT_PRESETS_S, key=lambda p: abs(np.log(estimate / p)))
     return (preset if abs(np.log(estimate / preset)) <= np.log(SNAP_WITHIN) else estimate), estimate
-
-
-def card() -> dict:
-    """The estimator's stored card (how it was trained and how well it does), {} without one."""
-    path = MODEL_PATH.with_suffix(".json")
-    return json.loads(path.read_text()) if path.is_file() else {}
