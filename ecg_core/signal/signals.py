@@ -131,6 +131,15 @@ def butter_sos(order: int, cutoff: float | tuple[float, float], btype: str, fs: 
     return sps.butter(order, cutoff, btype=btype, fs=fs, output="sos")
 
 
+@functools.lru_cache(maxsize=64)
+def _initial_state(sos_bytes: bytes, sections: int) -> np.ndarray:
+    """scipy.signal.sosfilt_zi of a filter (as its bytes), computed once per filter (it costs about as much as
+    filtering a beat picture's few seconds)."""
+    zi = sps.sosfilt_zi(np.frombuffer(sos_bytes, dtype=np.float64).reshape(sections, 6)).reshape(sections, 2)
+    zi.setflags(write=False)
+    return zi
+
+
 def zero_phase(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
     """scipy.signal.sosfiltfilt(sos, x) of a 1-D signal (odd padding, default length), the same numbers with
     one full-length temporary fewer: the padded input is dropped once the forward pass has copied it
@@ -141,7 +150,7 @@ def zero_phase(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
     if x.ndim != 1 or x.size <= edge:
         return sps.sosfiltfilt(sos, x)
     ext = np.concatenate((2 * x[:1] - x[edge:0:-1], x, 2 * x[-1:] - x[-2:-(edge + 2):-1]))
-    zi = sps.sosfilt_zi(sos).reshape(sos.shape[0], 2)
+    zi = _initial_state(np.ascontiguousarray(sos, dtype=np.float64).tobytes(), sos.shape[0])
     y, _ = sps.sosfilt(sos, ext, zi=zi * ext[:1])
     del ext
     y, _ = sps.sosfilt(sos, y[::-1], zi=zi * y[-1:])
