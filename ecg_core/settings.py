@@ -6,6 +6,8 @@ with the old settings are refused instead of silently mis-predicting.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 PREPROCESSING_VERSION = "1"
 
 WORKING_FS = 360  # Hz; every signal is resampled to this rate before beats are cut
@@ -39,3 +41,5 @@ TEMPLATE_INTENSITY = 175  # about half of the beat's brightness once normalised 
 TEMPLATE_REPRESENTATIONS = frozenset({"overlay", "twolead_overlay"})
 REPRESENTATIONS: tuple[str, ...] = ("waveform", "spectral", "twolead", "overlay", "twolead_overlay")
 LEADS_PER_REPRESENTATION = {"waveform": 1, "spectral": 1, "twolead": 2, "overlay": 1, "twolead_overlay": 2}
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # the shipped models, their cards and results

@@ -12,7 +12,7 @@ import numpy as np
 from ecg_core.classes import CLASS_KEYS
 from ecg_core.model.calibration import blend, with_temperature
 from ecg_core.picture.imaging import load_image, to_model_input
-from ecg_core.settings import IMAGE_SIZE, PREPROCESSING_VERSION
+from ecg_core.settings import IMAGE_SIZE, MODELS_DIR, PREPROCESSING_VERSION
 from ecg_core.signal.features import (
     FEATURES_VERSION,
     N_FEATURES,
@@ -22,7 +22,6 @@ from ecg_core.signal.features import (
     without_patient_rr,
 )
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 PREDICT_BATCH = 256
 
 

@@ -13,14 +13,14 @@ bundle-branch block's wide QRS pulls it long), the presets do not.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from scipy import signal as sps
 
 from ecg_core.model import trees as treelib
+from ecg_core.settings import MODELS_DIR
 
-MODEL_PATH = Path(__file__).resolve().parent.parent.parent / "models" / "lone_beat_span.npz"
+MODEL_PATH = MODELS_DIR / "lone_beat_span.npz"
 POINTS = 256  # the trace resampled to this many points across the picture
 SPAN_RANGE_S = (0.5, 2.4)  # what the estimator answers within (a lone beat: under the pipeline's 2.5 s)
 # the beat pictures people have: a single beat of about 0.8 s, this project's 1.6 s picture; an estimate within
