@@ -112,5 +112,10 @@ CLASS_BY_KEY: dict[str, EcgClass] = {c.key: c for c in CLASSES}
 # MIT-BIH beat annotation symbol -> class key. Other symbols (paced, fusion, escape...) are not used.
 SYMBOL_TO_KEY: dict[str, str] = {s: c.key for c in CLASSES for s in c.symbols}
 
+# Every MIT-BIH annotation code that marks a beat (the others mark rhythm changes, noise, comments);
+# '!' marks each wave of ventricular flutter, which the VF class reads from rhythm episodes instead.
+BEAT_SYMBOLS: frozenset[str] = frozenset("NLRBAaJSVrFejnE/fQ?!")
+FLUTTER_WAVE = "!"
+
 # Rhythm annotations (aux notes) whose episodes are cut into ventricular flutter/fibrillation windows.
 VF_RHYTHMS: frozenset[str] = frozenset({"(VF", "(VFL", "(VFIB"})

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_core.classes import BEAT_SYMBOLS
 from ecg_core.io import signal_io
-from ecg_core.pipeline.record_mode import BEAT_SYMBOLS, match_beats
+from ecg_core.pipeline.record_mode import match_beats
 from ecg_core.settings import WORKING_FS
 from ecg_core.signal import signals
 from ecg_core.signal.peaks import detect_beats

@@ -53,7 +53,7 @@ def test_rr_local_ratio_marks_premature_beats(v_and_n):
 def test_rr_from_detected_peaks_matches_annotations(rec208):
     """With the detector's peaks instead of every annotated beat (208 also holds fusion beats), RR before
     each classified beat is within 30 ms of the annotation-based value for >= 95 % of beats."""
-    from ecg_core.pipeline.record_mode import BEAT_SYMBOLS
+    from ecg_core.classes import BEAT_SYMBOLS
 
     a = rec208.annotations
     every = a.sample[np.isin(a.symbol.astype(str), list(BEAT_SYMBOLS))]

@@ -9,7 +9,7 @@ import wfdb
 from conftest import MITDB, ROOT, VFDB
 from scipy import signal as sps
 
-from ecg_core.classes import CLASS_KEYS
+from ecg_core.classes import BEAT_SYMBOLS, CLASS_KEYS
 from ecg_core.figures import record_figures
 from ecg_core.io import signal_io
 from ecg_core.pipeline import record_mode
@@ -38,7 +38,7 @@ def results(clf) -> dict[str, record_mode.RecordResult]:
 
 def reference_beats(sig: signal_io.SignalInput) -> np.ndarray:
     ref = sig.reference
-    return ref.sample[np.array([s in record_mode.BEAT_SYMBOLS for s in ref.symbol])]
+    return ref.sample[np.array([s in BEAT_SYMBOLS for s in ref.symbol])]
 
 
 # ---------------------------------------------------------------- beat detection (no model involved)

@@ -14,7 +14,7 @@ from PIL import Image
 from ecg_core.data.dataset import DS2
 from ecg_core.picture import synth
 from ecg_core.picture.synth import (
-    BEAT_SYMBOLS,
+    DRAWN_BEAT_SYMBOLS,
     DS2_RECORDS,
     PAPER_STYLES,
     STYLES,
@@ -323,10 +323,10 @@ def test_excerpts_carry_their_annotations():
     for e in got:
         assert e.fs == 360 and e.signal.size == e.second.size == 8 * 360
         assert ((e.r_peaks >= 0) & (e.r_peaks < e.signal.size)).all() and e.r_peaks.size >= 5
-        assert set(e.symbols) <= BEAT_SYMBOLS and e.symbols.size == e.r_peaks.size
+        assert set(e.symbols) <= DRAWN_BEAT_SYMBOLS and e.symbols.size == e.r_peaks.size
         ann = wfdb.rdann(str(MITDB / e.record), "atr")
         beats = [(s - e.start, y) for s, y in zip(ann.sample, ann.symbol)
-                 if y in BEAT_SYMBOLS and e.start <= s < e.start + e.signal.size]
+                 if y in DRAWN_BEAT_SYMBOLS and e.start <= s < e.start + e.signal.size]
         assert [int(b[0]) for b in beats] == e.r_peaks.tolist() and [b[1] for b in beats] == e.symbols.tolist()
         rec = wfdb.rdrecord(str(MITDB / e.record), sampfrom=e.start, sampto=e.start + e.signal.size)
         np.testing.assert_array_equal(e.signal, rec.p_signal[:, rec.sig_name.index("MLII")])

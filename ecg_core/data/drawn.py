@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")  # MIT-BIH beat labels; the rest mark rhythm, noise...
+from ecg_core.classes import BEAT_SYMBOLS, FLUTTER_WAVE
+
+# the beats a picture draws one by one: a flutter wave is not one
+DRAWN_BEAT_SYMBOLS = BEAT_SYMBOLS - {FLUTTER_WAVE}
 
 
 @dataclass
@@ -32,5 +35,5 @@ def read_record(mitdb: str | Path, name: str) -> RecordData:
     sig = np.nan_to_num(rec.p_signal[:, k].astype(np.float64)) * scale
     ann = wfdb.rdann(path, "atr")
     samples, symbols = np.asarray(ann.sample, np.int64), np.asarray(ann.symbol, dtype=object)
-    keep = np.isin(symbols, sorted(BEAT_SYMBOLS)) & (samples >= 0) & (samples < sig.size)
+    keep = np.isin(symbols, sorted(DRAWN_BEAT_SYMBOLS)) & (samples >= 0) & (samples < sig.size)
     return RecordData(name, float(rec.fs), sig, names[k], samples[keep], symbols[keep])

@@ -18,6 +18,7 @@ import numpy as np
 from wfdb.io import annotation as wfdb_ann
 from wfdb.io.header import parse_header_content, rx_record, rx_signal
 
+from ecg_core.classes import BEAT_SYMBOLS
 from ecg_core.io.base import (
     DEFAULT_ADC_GAIN,
     UNIT_TO_MV,
@@ -39,8 +40,6 @@ DEFAULT_FS = 250.0  # WFDB's rate when the header gives none
 WFDB_FORMATS = ("212", "16", "61", "80", "160")
 _INVALID_SAMPLE = {"212": -(2**11), "16": -(2**15), "61": -(2**15), "80": -(2**7), "160": -(2**15)}
 ANNOTATION_EXTENSIONS = ("atr",)
-# MIT-BIH beat codes, as ecg_core.pipeline.record_mode compares them: the reference check uses these only
-BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?!")
 
 _RATE = re.compile(r"^(?P<fs>[^/(]+)(?:/(?P<counter>[^(]*)(?:\((?P<base>[^)]*)\))?)?$")
 _GAIN = re.compile(r"^(?P<gain>[^(/]*)(?:\((?P<baseline>[^)]*)\))?(?:/(?P<units>.*))?$")

@@ -30,7 +30,7 @@ import wfdb
 from PIL import Image, ImageDraw, ImageFont
 
 from ecg_core.data.dataset import DS2
-from ecg_core.data.drawn import BEAT_SYMBOLS
+from ecg_core.data.drawn import DRAWN_BEAT_SYMBOLS
 
 STYLES: tuple[str, ...] = ("paper_red", "paper_pink", "paper_green", "paper_grey", "no_grid", "monitor",
                            "plot_axes", "seed_thin", "jpeg", "rotated", "photo")
@@ -746,7 +746,7 @@ def _excerpt(path: str, rec: str, start: int, n: int) -> Excerpt:
     ann = wfdb.rdann(path, "atr", sampfrom=start, sampto=start + n - 1)
     samples = np.asarray(ann.sample, dtype=np.int64) - start
     symbols = np.asarray(ann.symbol, dtype=object)
-    keep = (samples >= 0) & (samples < n) & np.isin(symbols, sorted(BEAT_SYMBOLS))
+    keep = (samples >= 0) & (samples < n) & np.isin(symbols, sorted(DRAWN_BEAT_SYMBOLS))
     return Excerpt(rec, start, float(record.fs), sig[:, lead], samples[keep], symbols[keep], sig[:, other],
                    names[other], names[lead])
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg_core.classes import CLASS_INDEX, CLASS_KEYS, SYMBOL_TO_KEY, VF_RHYTHMS
+from ecg_core.classes import BEAT_SYMBOLS, CLASS_INDEX, CLASS_KEYS, SYMBOL_TO_KEY, VF_RHYTHMS
 from ecg_core.io.signal_io import SignalInput, SignalInputError, read_path, require_quality
 from ecg_core.picture.imaging import normalise_batch
 from ecg_core.picture.render import render
@@ -54,7 +54,6 @@ Progress = Callable[[float, str], None]
 
 CHUNK = 512  # beats rendered, normalised and predicted per step (bounds memory for 24-hour recordings)
 MATCH_TOLERANCE_S = 0.15
-BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?!")  # MIT-BIH beat annotation codes
 BEAT_COLUMNS = ["sample", "time_s", "predicted", "confidence", *CLASS_KEYS]
 EPISODE_COLUMNS = ["start_s", "end_s", "kind"]  # kind: 'VF/flutter' or 'VT' (which dominates the episode)
 # uncertain: a classified beat whose top probability is below the model's threshold (its card's
