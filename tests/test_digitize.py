@@ -468,3 +468,14 @@ def test_text_beside_the_start_of_a_trace_is_left_out_but_a_calibration_pulse_is
     pulsed[40:50] = 80.0
     assert without_stray_ends(path(pulsed)).y.size == 1000
     assert without_stray_ends(path(ecg)).y.size == 1000
+
+
+@pytest.mark.parametrize("width", [2, 4])
+def test_a_trace_carries_its_line_width(width):
+    img = np.full((200, 800), 255, np.uint8)
+    xs = np.arange(20, 780, dtype=float)
+    ys = 100 + 40 * np.sin(xs / 60.0)  # a slow wave: long level stretches at its tops and troughs
+    cv2.polylines(img, [np.round(np.stack([xs, ys], 1)).astype(np.int32)], False, 0, width)
+    drawn = int((img[:, 94] < 128).sum())  # the ink of a column at a crest (x / 60 = pi / 2)
+    tr = digitize(png(img), span_s=4.0).traces[0]
+    assert drawn >= width and tr.ink_width == pytest.approx(drawn, abs=0.75)

@@ -98,6 +98,7 @@ class Trace:
     path_t: np.ndarray  # the time of each path point from the picture's left edge, as calibrated
     quality: float  # 0..1: coverage x smoothness of the followed path
     thickness: float
+    ink_width: float = 0.0  # the line's width in pixels where it runs level (anti-aliasing included); 0: unknown
 
     @property
     def duration_s(self) -> float:
@@ -516,7 +517,8 @@ def digitize(data: bytes, span_s: float | None = None, expect: str = "auto",
         label = ("II (rhythm strip)" if layout == "twelve_lead" and k == primary
                  else f"strip {k + 1}" if layout != "strip" else "picture trace")
         t0 = float(cal.seconds(np.array([p.sample_x[np.isfinite(p.sample_y)][0]]))[0])
-        tr = Trace(label, sig, float(WORKING_FS), t0, px, py, path_t, float(p.coverage * p.smoothness), p.thickness)
+        tr = Trace(label, sig, float(WORKING_FS), t0, px, py, path_t, float(p.coverage * p.smoothness), p.thickness,
+                   p.ink_width)
         traces.append(tr)
         if k == primary:
             primary_index = len(traces) - 1
