@@ -113,7 +113,7 @@ CLASS_BY_KEY: dict[str, EcgClass] = {c.key: c for c in CLASSES}
 SYMBOL_TO_KEY: dict[str, str] = {s: c.key for c in CLASSES for s in c.symbols}
 
 # Every MIT-BIH annotation code that marks a beat (the others mark rhythm changes, noise, comments);
-# '!' marks each wave of ventricular flutter, which the VF class reads from rhythm episodes instead.
+# '!' marks each wave of ventricular flutter (the VF class's beats in mitdb).
 BEAT_SYMBOLS: frozenset[str] = frozenset("NLRBAaJSVrFejnE/fQ?!")
 FLUTTER_WAVE = "!"
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ecg_core.classes import BEAT_SYMBOLS, FLUTTER_WAVE
 
-# the beats a picture draws one by one: a flutter wave is not one
+# the beats drawn pictures are scored on, one by one: flutter waves are left out (they occur only in 207)
 DRAWN_BEAT_SYMBOLS = BEAT_SYMBOLS - {FLUTTER_WAVE}
 
 
