@@ -12,8 +12,8 @@ once more with its QRS widths narrowed by the widening its line predicts (--narr
     PYTHONPATH=. python scripts/measure_picture_widths.py --styles monitor --line-px 1 2 3 --px-per-mm 4 7 \
         --records 101 106 112 115 116 119 122 201 205 209 215 220 223 230 --training-records
 
---line-px and --px-per-mm fix the generator's trace width and resolution (a drawing experiment); with
---training-records the records may be DS1 ones.
+--line-px and --px-per-mm fix the generator's trace width and resolution, --glow the monitor's halo (drawing
+experiments); with --training-records the records may be DS1 ones.
 """
 
 from __future__ import annotations
@@ -57,14 +57,16 @@ def main() -> None:
     ap.add_argument("--narrow", nargs=2, type=float, default=(0.29, -2.87), metavar=("A", "B"))
     ap.add_argument("--line-px", nargs="+", type=float, default=[None])
     ap.add_argument("--px-per-mm", nargs="+", type=float, default=[None])
+    ap.add_argument("--glow", type=float, default=None, help="the monitor's phosphor halo for every strip (0: none; "
+                    "the generator draws 0.35 on half of them)")
     a = ap.parse_args()
     if not a.training_records and set(a.records) - set(DS2):
         raise SystemExit("the benchmark's pictures come from DS2 records; add --training-records for others")
     clf = predict.load(None)
     draw_ink = synth._ink
     line_px: list[float | None] = [None]
-    synth._ink = lambda img, lines, width, colour, glow=0.0: draw_ink(img, lines, line_px[0] or width, colour,
-                                                                      glow)
+    synth._ink = lambda img, lines, width, colour, glow=0.0: draw_ink(
+        img, lines, line_px[0] or width, colour, glow if a.glow is None or style != "monitor" else a.glow)
     for style, lp, ppm in itertools.product(a.styles, a.line_px, a.px_per_mm):
         line_px[0] = lp
         rows = []
