@@ -13,7 +13,11 @@ once more with its QRS widths narrowed by the widening its line predicts (--narr
         --records 101 106 112 115 116 119 122 201 205 209 215 220 223 230 --training-records
 
 --line-px and --px-per-mm fix the generator's trace width and resolution, --glow the monitor's halo (drawing
-experiments); with --training-records the records may be DS1 ones.
+experiments); --weak sets the trace mask's weak hysteresis threshold (a digitizer experiment); with
+--training-records the records may be DS1 ones. --by-record adds each record's agreement with the true signal
+(calibrated / relative). --line-model S also reads the true signal as the drawn line would give it (`drawn_line`:
+the generator's line, S times its width, swept along the curve and read at each column's ink centre), to see how
+much of the picture's change that geometry explains.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import itertools
 from collections import Counter
 
 import numpy as np
+from scipy import ndimage
 
 from ecg_core import bench_pictures as bp
 from ecg_core.classes import CLASS_KEYS
@@ -30,6 +35,7 @@ from ecg_core.data.dataset import DS2
 from ecg_core.data.drawn import read_record
 from ecg_core.model import predict
 from ecg_core.picture import synth
+from ecg_core.picture import trace as tracelib
 from ecg_core.picture.digitize import UNRELATIVE_RANGE_MV, DigitizeError
 from ecg_core.pipeline.picture import _classify_once, classify_picture
 from ecg_core.settings import WORKING_FS
@@ -47,6 +53,22 @@ def true_reading(signal: np.ndarray, fs: float, lead: str, clf) -> tuple[np.ndar
                                                                             probs.argmax(axis=1)]
 
 
+def drawn_line(x: np.ndarray, fs: float, px_per_s: float, px_per_mv: float, width_px: float,
+               sub: int = 8) -> np.ndarray:
+    """x as a column-wise ink-centre reading gives it back when drawn as a line width_px wide: a disc swept along
+    the curve (grey dilation and erosion by the disc's half-heights), each column read at its ink's middle."""
+    t = np.arange(x.size) / fs
+    cols = np.arange(0.0, t[-1] * px_per_s, 1.0 / sub)
+    y = np.interp(cols / px_per_s, t, x) * px_per_mv
+    r = width_px / 2.0
+    dx = np.arange(-int(np.ceil(r * sub)), int(np.ceil(r * sub)) + 1) / sub
+    half = np.sqrt(np.clip(r * r - dx * dx, 0.0, None))
+    footprint = np.ones(dx.size, dtype=bool)
+    top = ndimage.grey_dilation(y, footprint=footprint, structure=half, mode="nearest")
+    bottom = ndimage.grey_erosion(y, footprint=footprint, structure=half, mode="nearest")
+    return np.interp(t, cols / px_per_s, (top + bottom) / (2.0 * px_per_mv))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mitdb", default="../shared/data/mitdb")
@@ -59,14 +81,25 @@ def main() -> None:
     ap.add_argument("--px-per-mm", nargs="+", type=float, default=[None])
     ap.add_argument("--glow", type=float, default=None, help="the monitor's phosphor halo for every strip (0: none; "
                     "the generator draws 0.35 on half of them)")
+    ap.add_argument("--weak", type=float, default=None, help=f"trace mask's weak threshold (default {tracelib.WEAK})")
+    ap.add_argument("--by-record", action="store_true", help="each record's agreement with the true signal")
+    ap.add_argument("--line-model", type=float, default=None, metavar="S",
+                    help="also read the true signal through the drawn-line model at S x the drawn width")
     a = ap.parse_args()
+    if a.weak is not None:
+        tracelib.WEAK = a.weak
     if not a.training_records and set(a.records) - set(DS2):
         raise SystemExit("the benchmark's pictures come from DS2 records; add --training-records for others")
     clf = predict.load(None)
     draw_ink = synth._ink
     line_px: list[float | None] = [None]
-    synth._ink = lambda img, lines, width, colour, glow=0.0: draw_ink(
-        img, lines, line_px[0] or width, colour, glow if a.glow is None or style != "monitor" else a.glow)
+    drawn_px: list[float] = [0.0]  # the width the generator drew the last picture's trace with
+
+    def ink(img, lines, width, colour, glow=0.0):
+        drawn_px[0] = line_px[0] or width
+        return draw_ink(img, lines, drawn_px[0], colour, glow if a.glow is None or style != "monitor" else a.glow)
+
+    synth._ink = ink
     for style, lp, ppm in itertools.product(a.styles, a.line_px, a.px_per_mm):
         line_px[0] = lp
         rows = []
@@ -102,21 +135,32 @@ def main() -> None:
                                                clf)
                 on_true = bp.match_times(d.r_peaks / d.fs, t_true).ref_to_det
                 on_rel = bp.match_times(d.r_peaks / d.fs, t_rel).ref_to_det
+                l_line: list[str] = []
+                on_line: dict[int, int] = {}
+                if a.line_model is not None:
+                    line = drawn_line(d.signal, d.fs, d.px_per_s, d.px_per_mv, a.line_model * drawn_px[0])
+                    if res.digitized.calibration.px_per_mv is None:  # read at the relative scale as the picture is
+                        lo_l, hi_l = np.percentile(line, [1, 99])
+                        line = line * UNRELATIVE_RANGE_MV / max(hi_l - lo_l, 1e-6)
+                    t_line, _, l_line = true_reading(line, d.fs, d.lead, clf)
+                    on_line = bp.match_times(d.r_peaks / d.fs, t_line).ref_to_det
                 ends = bp.picture_times(res.trace, cols[[0, -1]])
                 ref_pic = bp.picture_times(res.trace, cols[d.r_peaks])
                 for k in range(d.r_peaks.size):
                     key = bp._key(d.symbols[k])
                     if (key not in bp.F1_CLASSES or k not in on_picture or k not in on_true or k not in on_rel
+                            or (a.line_model is not None and k not in on_line)
                             or not ends[0] + bp.EXCLUDE_EDGE_S <= ref_pic[k] <= ends[1] - bp.EXCLUDE_EDGE_S):
                         continue
                     j = on_picture[k]
                     rows.append((name, key, str(res.beats["predicted"].iloc[j]), CLASS_KEYS[int(p_narrow[j])],
                                  l_true[on_true[k]], l_rel[on_rel[k]], width_ms,
-                                 f_pic[j] - f_true[on_true[k]]))
-        report(style, lp, ppm, rows)
+                                 f_pic[j] - f_true[on_true[k]],
+                                 l_line[on_line[k]] if a.line_model is not None else None))
+        report(style, lp, ppm, rows, a.by_record)
 
 
-def report(style: str, lp: float | None, ppm: float | None, rows: list) -> None:
+def report(style: str, lp: float | None, ppm: float | None, rows: list, by_record: bool = False) -> None:
     if not rows:
         print(f"{style}: no beat read")
         return
@@ -132,6 +176,18 @@ def report(style: str, lp: float | None, ppm: float | None, rows: list) -> None:
           f"QRS width picture - true: median {np.median(dq):+.1f} ms, mean {np.mean(np.clip(dq, -30, 30)):+.1f}, "
           f"90th percentile of |d| {np.percentile(np.abs(dq), 90):.1f}; commonest changes (true, relative true, "
           f"picture): {flips.most_common(4)}", flush=True)
+    if rows[0][8] is not None:
+        line = [r[8] for r in rows]
+        agree = {name: np.mean([p == s for p, s in zip(line, other)])
+                 for name, other in (("true", true), ("relative", rel), ("picture", pic))}
+        print(f"  drawn-line model: macro F1 {bp.macro_f1(truth, line):.3f}; agreement with the true signal "
+              f"{agree['true']:.3f} (relative {agree['relative']:.3f}), with the picture {agree['picture']:.3f}",
+              flush=True)
+    if by_record:
+        names = sorted({r[0] for r in rows})
+        cells = [f"{n} {np.mean([r[2] == r[4] for r in rows if r[0] == n]):.2f}/"
+                 f"{np.mean([r[2] == r[5] for r in rows if r[0] == n]):.2f}" for n in names]
+        print("  agreement by record (true / relative true):", ", ".join(cells), flush=True)
 
 
 if __name__ == "__main__":
