@@ -1,12 +1,11 @@
 """What digitizing a single-beat picture costs, step by step: the span, the amplitude scale and the waveform.
 
-The benchmark's beat pictures (`bench-pictures`: the same DS2 records, drawing seeds, beats and spans) are read
-by the default model five ways: the picture path; the picture path with the true span stated (`span_s`, as a
-user can state it); the picture path's lone-beat pipeline on the true signal the picture shows (the benchmark's
-`sig`); the same on the true signal scaled as an uncalibrated trace is (its 1-99 % range to UNRELATIVE_RANGE_MV);
-and the same on the picture's own digitized trace where the span was stated (what the picture's waveform gives
-once span and scale are those of the picture). Agreement between neighbours in that chain says which step
-changes the labels.
+The benchmark's beat pictures (`bench-pictures`: the same DS2 records, drawing seeds, beats and spans, redrawn
+as its run draws them) are read by a model four ways: the picture path; the picture path with the true span
+stated (`span_s`, as a user can state it); the picture path's lone-beat pipeline on the true signal scaled as an
+uncalibrated trace is (its 1-99 % range to UNRELATIVE_RANGE_MV); and the same on the true signal itself (the
+benchmark's `sig`). Agreement between neighbours in that chain says which step changes the labels: the span,
+the waveform, the amplitude scale.
 
     PYTHONPATH=. python scripts/measure_beat_pictures.py --styles monitor plot_axes no_grid paper_red
     PYTHONPATH=. python scripts/measure_beat_pictures.py --styles monitor plot_axes \
